@@ -1,0 +1,7 @@
+"""Rule extract: unpack ``snakemake`` and call :func:`radsurv.stages.extraction`."""
+from radsurv import stages
+from radsurv.logutil import setup_logging
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+setup_logging(sm.log[0])
+stages.extraction(sm.input[0], sm.output[0], dict(sm.params.extraction))

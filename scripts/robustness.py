@@ -1,0 +1,8 @@
+"""Rule robustness: unpack ``snakemake`` and call :func:`radsurv.stages.robustness`."""
+from radsurv import stages
+from radsurv.logutil import setup_logging
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+setup_logging(sm.log[0])
+stages.robustness(sm.input.features, sm.input.scans, dict(sm.params.settings), sm.output.icc,
+                  sm.output.robust, sm.output.plot, sm.output.summary)

@@ -1,0 +1,20 @@
+"""Errors that mark one case (patient or scan) as unprocessable.
+
+A :class:`CaseError` never stops the cohort: the rule adapter catches it and
+records the case in the QC table with its stage and reason.
+"""
+
+from __future__ import annotations
+
+
+class CaseError(Exception):
+    """A single case cannot be processed at ``stage`` for ``reason``.
+
+    ``reason`` must be written for a physicist: it names the file or series
+    and the problem, and never contains patient-identifying DICOM values.
+    """
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"[{stage}] {reason}")
+        self.stage = stage
+        self.reason = reason

@@ -1,0 +1,59 @@
+rule preprocess:
+    input:
+        "results/scans/{scan}/converted",
+    output:
+        directory("results/scans/{scan}/preprocessed"),
+    params:
+        settings=config["preprocessing"],
+    log:
+        "results/logs/preprocess/{scan}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{scan}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/preprocess.py"
+
+
+rule extract:
+    input:
+        "results/scans/{scan}/preprocessed",
+    output:
+        "results/features/scans/{scan}.json",
+    params:
+        extraction=config["extraction"],
+    log:
+        "results/logs/extract/{scan}.log",
+    benchmark:
+        "results/benchmarks/extract/{scan}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/extract.py"
+
+
+rule assemble_features:
+    input:
+        scan_feature_files,
+    output:
+        features="results/features/features.tsv",
+        diagnostics="results/features/diagnostics.tsv",
+        qc="results/qc/extraction.tsv",
+    log:
+        "results/logs/assemble_features.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/assemble_features.py"

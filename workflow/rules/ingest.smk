@@ -1,0 +1,62 @@
+checkpoint discover:
+    input:
+        dicom=config["cohort"]["dicom_dir"],
+    output:
+        scans="results/ingest/scans.tsv",
+        manifests=directory("results/ingest/manifests"),
+        qc="results/qc/discovery.tsv",
+    log:
+        "results/logs/discover.log",
+    benchmark:
+        "results/benchmarks/discover.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/ingest.yaml"
+    script:
+        "../../scripts/discover.py"
+
+
+rule convert:
+    input:
+        manifest="results/ingest/manifests/{scan}.json",
+    output:
+        directory("results/scans/{scan}/converted"),
+    params:
+        roi_pattern=config["cohort"]["roi_pattern"],
+        roi_policy=config["cohort"].get("roi_policy", "first"),
+    log:
+        "results/logs/convert/{scan}.log",
+    benchmark:
+        "results/benchmarks/convert/{scan}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/ingest.yaml"
+    script:
+        "../../scripts/convert.py"
+
+
+rule clinical:
+    input:
+        table=config["cohort"]["clinical_table"],
+        scans="results/ingest/scans.tsv",
+    output:
+        table="results/clinical/clinical.tsv",
+        qc="results/qc/clinical.tsv",
+    params:
+        columns=config["cohort"]["columns"],
+    log:
+        "results/logs/clinical.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/modelling.yaml"
+    script:
+        "../../scripts/clinical.py"
