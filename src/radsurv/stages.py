@@ -201,12 +201,29 @@ def modelling(features_tsv: str | Path, robust_txt: str | Path, clinical_tsv: st
     mc = ModelConfig(seed=seed, **fields)
     res = run_modelling(X, clin[["patient_id", "time", "event"]], candidates, mc)
     res.predictions.to_csv(predictions_tsv, sep="\t", index=False)
-    Path(metrics_json).write_text(json.dumps(res.metrics, indent=2, sort_keys=True, default=float))
+    Path(metrics_json).write_text(json.dumps(_json_safe(res.metrics), indent=2, sort_keys=True, allow_nan=False))
     res.coefficients.to_csv(coefficients_tsv, sep="\t", index=False)
     Path(signature_json).write_text(res.signature.to_json())
     sel = res.selection_log if isinstance(res.selection_log, pd.DataFrame) else pd.DataFrame(
         [{"step": k, "n_features": v} for k, v in dict(res.selection_log).items()])
     sel.to_csv(selection_tsv, sep="\t", index=False)
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: NaN/inf become null (``json`` would write the invalid token NaN)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
 
 
 def km_figure(predictions_tsv: str | Path, out_png: str | Path, subset: str, time_unit: str) -> None:

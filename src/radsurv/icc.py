@@ -1,0 +1,605 @@
+"""Intraclass correlation (ICC) for test-retest robustness, vectorised over features.
+
+A radiomics cohort yields thousands of features per scan. To keep only features
+that are reproducible under re-scanning (test-retest) or under perturbation of
+the image / segmentation, each feature's reliability is measured with an ICC
+over subjects (patients) x raters (scans, perturbations). This module computes
+the two-way ANOVA mean squares for *all* features at once with numpy array
+reductions (no Python loop over features) and derives every Shrout & Fleiss
+(1979) ICC form, its F test and its F-distribution confidence interval.
+
+Data layout
+-----------
+``data`` has shape ``(n_features, n_subjects, k_raters)``; ``k = 2`` for a
+test-retest pair, more for perturbation series. A 2-D array
+``(n_subjects, k_raters)`` is accepted as a single feature.
+
+Forms and names
+---------------
+Shrout & Fleiss (1979) names are canonical; McGraw & Wong (1996) names (also
+used by pingouin and Koo & Li 2016) are accepted as aliases, as are the
+``psych``-style names (``ICC1``, ``ICC2k`` ...) and, for the average forms, the
+Shrout & Fleiss spelling with the actual number of raters (``ICC(3,4)`` when
+``k = 4``).
+
+=============  ======================  =====================================================
+Shrout-Fleiss  McGraw & Wong           Model / definition
+=============  ======================  =====================================================
+ICC(1,1)       ICC(1)                  one-way random effects, single measurement
+ICC(2,1)       ICC(A,1)                two-way random effects, absolute agreement, single
+ICC(3,1)       ICC(C,1)                two-way mixed effects, consistency, single
+ICC(1,k)       ICC(k)                  one-way random effects, mean of k measurements
+ICC(2,k)       ICC(A,k)                two-way random effects, absolute agreement, mean of k
+ICC(3,k)       ICC(C,k)                two-way mixed effects, consistency, mean of k
+=============  ======================  =====================================================
+
+McGraw & Wong (1996) distinguish "random" from "mixed" (fixed raters) for the
+absolute-agreement and consistency coefficients, but the *estimators* do not
+depend on that choice: their ICC(A,1) formula is the same whether the raters
+factor is random or fixed (likewise ICC(C,1)); only the interpretation / the
+population the coefficient generalises to changes. Hence one name per formula.
+
+Formulas
+--------
+With n subjects, k raters, ``MSR`` (between subjects, ``n-1`` df), ``MSC``
+(between raters, ``k-1`` df), ``MSE`` (residual, ``(n-1)(k-1)`` df) and
+``MSW = (SSC + SSE) / (n(k-1))`` (within subjects, one-way model)
+[Shrout & Fleiss 1979, Table 1; McGraw & Wong 1996, Tables 4 and 5]::
+
+    ICC(1,1) = (MSR - MSW) / (MSR + (k-1) MSW)
+    ICC(2,1) = (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n)
+    ICC(3,1) = (MSR - MSE) / (MSR + (k-1) MSE)
+    ICC(1,k) = (MSR - MSW) / MSR
+    ICC(2,k) = (MSR - MSE) / (MSR + (MSC - MSE) / n)
+    ICC(3,k) = (MSR - MSE) / MSR
+
+F tests (H0: ICC = 0): ``F = MSR/MSW`` on ``(n-1, n(k-1))`` df for the one-way
+forms, ``F = MSR/MSE`` on ``(n-1, (n-1)(k-1))`` df for the two-way forms
+(``p = P(F_{df1,df2} > F)``).
+
+Confidence intervals at level ``1 - alpha`` are exactly those of
+``pingouin.intraclass_corr`` (0.7.0), which follow Shrout & Fleiss (1979,
+eqs. for Cases 1-3) and McGraw & Wong (1996, Tables 7-8):
+
+* ICC(1,*) / ICC(3,*): ``FL = F / F_{1-a/2}(df1, df2)``,
+  ``FU = F * F_{1-a/2}(df2, df1)``; single: ``(FL-1)/(FL+k-1)`` ..
+  ``(FU-1)/(FU+k-1)``; average: ``1 - 1/FL`` .. ``1 - 1/FU``.
+* ICC(2,1): Satterthwaite df
+  ``v = (n-1)(k-1) (k r Fj + n(1+(k-1) r) - k r)^2 /
+  ((n-1) k^2 r^2 Fj^2 + (n(1+(k-1) r) - k r)^2)`` with ``r = ICC(2,1)``,
+  ``Fj = MSC/MSE``; ``F* = F_{1-a/2}(n-1, v)``, ``F_* = F_{1-a/2}(v, n-1)``;
+  ``L = n(MSR - F* MSE) / (F* (k MSC + (kn-k-n) MSE) + n MSR)``,
+  ``U = n(F_* MSR - MSE) / (k MSC + (kn-k-n) MSE + n F_* MSR)``.
+* ICC(2,k): Spearman-Brown of the ICC(2,1) bounds, ``kL/(1+(k-1)L)`` (this is
+  algebraically McGraw & Wong's ICC(A,k) interval).
+
+The single-measure bounds are evaluated in the algebraically identical form
+``1 - k/(F+k-1)`` so that they stay finite (-> 1) when the error mean square is
+0 (perfect agreement); pingouin returns NaN there.
+
+Degenerate features
+-------------------
+* A feature whose values are all equal (zero total variance) gives NaN for the
+  ICC, its CI, F and p (not an exception); :func:`robust_mask` treats NaN as
+  not robust.
+* Other 0/0 cases (e.g. every subject has the same mean *and* zero residual,
+  only the raters differ) also give NaN for the affected forms; no warning is
+  emitted.
+* Perfect agreement (all raters identical, subjects differ) gives ICC = 1 with
+  CI [1, 1] for ICC(1,*) and ICC(3,*), and an ICC(2,*) interval in the limit.
+
+Missing data
+------------
+Only complete, balanced designs are supported (the ANOVA estimators above
+require them). Any NaN/inf raises ``ValueError`` naming how many features and
+subjects are affected; drop or impute beforehand.
+
+Interpretation (Koo & Li 2016): < 0.5 poor, 0.5-0.75 moderate, 0.75-0.9 good,
+> 0.9 excellent; judge on the 95 % CI, see :func:`robust_mask`.
+
+References
+----------
+Shrout PE, Fleiss JL (1979). Intraclass correlations: uses in assessing rater
+reliability. Psychological Bulletin 86(2):420-428.
+McGraw KO, Wong SP (1996). Forming inferences about some intraclass correlation
+coefficients. Psychological Methods 1(1):30-46.
+Koo TK, Li MY (2016). A guideline of selecting and reporting intraclass
+correlation coefficients for reliability research. J Chiropr Med 15(2):155-163.
+Lin LI-K (1989). A concordance correlation coefficient to evaluate
+reproducibility. Biometrics 45(1):255-268.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "FORMS",
+    "ICCResult",
+    "canonical_form",
+    "icc",
+    "icc_frame",
+    "icc_long",
+    "lins_ccc",
+    "robust_mask",
+]
+
+#: Canonical (Shrout & Fleiss) form names, in the order of their paper.
+FORMS: tuple[str, ...] = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)")
+
+# Aliases, keyed by the upper-cased name with whitespace removed.
+_ALIASES: dict[str, str] = {
+    # Shrout & Fleiss
+    "ICC(1,1)": "ICC(1,1)",
+    "ICC(2,1)": "ICC(2,1)",
+    "ICC(3,1)": "ICC(3,1)",
+    "ICC(1,K)": "ICC(1,k)",
+    "ICC(2,K)": "ICC(2,k)",
+    "ICC(3,K)": "ICC(3,k)",
+    # McGraw & Wong (and pingouin's labels)
+    "ICC(1)": "ICC(1,1)",
+    "ICC(A,1)": "ICC(2,1)",
+    "ICC(C,1)": "ICC(3,1)",
+    "ICC(K)": "ICC(1,k)",
+    "ICC(A,K)": "ICC(2,k)",
+    "ICC(C,K)": "ICC(3,k)",
+    # R psych::ICC labels
+    "ICC1": "ICC(1,1)",
+    "ICC2": "ICC(2,1)",
+    "ICC3": "ICC(3,1)",
+    "ICC1K": "ICC(1,k)",
+    "ICC2K": "ICC(2,k)",
+    "ICC3K": "ICC(3,k)",
+}
+
+_NUMERIC_K = re.compile(r"^ICC\(([123AC]),(\d+)\)$")
+
+
+def canonical_form(form: str, k: int | None = None) -> str:
+    """Return the Shrout & Fleiss name for ``form`` (see the module table).
+
+    ``ICC(3,4)``-style names (the number of raters spelled out) are accepted
+    when ``k`` is given and equals that number.
+
+    Raises
+    ------
+    ValueError
+        Unknown form name.
+    """
+    key = re.sub(r"\s+", "", str(form)).upper()
+    if key in _ALIASES:
+        return _ALIASES[key]
+    m = _NUMERIC_K.match(key)
+    if m and k is not None and int(m.group(2)) == k and k > 1:
+        return _ALIASES[f"ICC({m.group(1)},K)"]
+    known = ", ".join(FORMS) + "; aliases: " + ", ".join(a for a in _ALIASES if a not in FORMS)
+    raise ValueError(f"unknown ICC form {form!r} (k={k}); known: {known}")
+
+
+@dataclass(frozen=True)
+class ICCResult:
+    """ICC of one form for each feature; every array has length ``n_features``.
+
+    Attributes
+    ----------
+    icc, ci_low, ci_high
+        Point estimate and ``1 - alpha`` F-distribution confidence bounds.
+        NaN for zero-variance features (see the module docstring).
+    f_value, df1, df2, p_value
+        F test of H0: ICC = 0 (``df2`` may differ between forms, not between
+        features).
+    form
+        Canonical Shrout & Fleiss name, e.g. ``"ICC(3,1)"``.
+    n_subjects, k
+        Design size.
+    alpha
+        Significance level used for the CI.
+    """
+
+    icc: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    f_value: np.ndarray
+    df1: np.ndarray
+    df2: np.ndarray
+    p_value: np.ndarray
+    form: str
+    n_subjects: int
+    k: int
+    alpha: float = 0.05
+
+    def __len__(self) -> int:
+        return int(self.icc.shape[0])
+
+
+@dataclass(frozen=True)
+class _MeanSquares:
+    msr: np.ndarray  # between subjects (rows), df n-1
+    msc: np.ndarray  # between raters (columns), df k-1
+    mse: np.ndarray  # residual, df (n-1)(k-1)
+    msw: np.ndarray  # within subjects (one-way), df n(k-1)
+    constant: np.ndarray  # bool: all values of the feature equal
+    n: int
+    k: int
+
+
+def _validate(data: np.ndarray | Sequence) -> np.ndarray:
+    arr = np.asarray(data, dtype=float)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3:
+        raise ValueError(
+            "data must have shape (n_features, n_subjects, k_raters) "
+            f"or (n_subjects, k_raters); got shape {arr.shape}"
+        )
+    n_features, n, k = arr.shape
+    if n_features < 1:
+        raise ValueError("data has no features (n_features = 0)")
+    if n < 2:
+        raise ValueError(f"the ICC needs at least 2 subjects; got {n}")
+    if k < 2:
+        raise ValueError(f"the ICC needs at least 2 raters/scans; got {k}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        n_feat_bad = int(bad.any(axis=(1, 2)).sum())
+        n_subj_bad = int(bad.any(axis=(0, 2)).sum())
+        n_nan = int(np.isnan(arr).sum())
+        raise ValueError(
+            f"missing or non-finite values: {n_nan} NaN and {int(bad.sum()) - n_nan} inf cells "
+            f"in {n_feat_bad} of {n_features} features and {n_subj_bad} of {n} subjects; "
+            "the ICC needs a complete design: drop or impute them first"
+        )
+    return arr
+
+
+def _mean_squares(arr: np.ndarray) -> _MeanSquares:
+    """Two-way ANOVA (subjects x raters, one observation per cell) per feature.
+
+    Sums of squares are computed from deviations (two-pass) rather than by
+    subtraction of raw sums, for accuracy [Shrout & Fleiss 1979, Table 1].
+    """
+    _, n, k = arr.shape
+    grand = arr.mean(axis=(1, 2), keepdims=True)  # (F,1,1)
+    row = arr.mean(axis=2, keepdims=True)  # (F,n,1) subject means
+    col = arr.mean(axis=1, keepdims=True)  # (F,1,k) rater means
+    ssr = k * np.square(row - grand).sum(axis=(1, 2))
+    ssc = n * np.square(col - grand).sum(axis=(1, 2))
+    sse = np.square(arr - row - col + grand).sum(axis=(1, 2))
+    ssw = np.square(arr - row).sum(axis=(1, 2))  # = SSC + SSE
+    flat = arr.reshape(arr.shape[0], -1)
+    constant = flat.max(axis=1) == flat.min(axis=1)
+    return _MeanSquares(
+        msr=ssr / (n - 1),
+        msc=ssc / (k - 1),
+        mse=sse / ((n - 1) * (k - 1)),
+        msw=ssw / (n * (k - 1)),
+        constant=constant,
+        n=n,
+        k=k,
+    )
+
+
+def _single_bounds(f_low: np.ndarray, f_up: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # (F-1)/(F+k-1) written as 1 - k/(F+k-1): identical, but -> 1 for F = inf.
+    return 1.0 - k / (f_low + k - 1), 1.0 - k / (f_up + k - 1)
+
+
+def _from_mean_squares(ms: _MeanSquares, form: str, alpha: float) -> ICCResult:
+    n, k = ms.n, ms.k
+    msr, msc, mse, msw = ms.msr, ms.msc, ms.mse, ms.msw
+    q = 1.0 - alpha / 2.0
+    df1 = float(n - 1)
+    one_way = form in ("ICC(1,1)", "ICC(1,k)")
+    df2 = float(n * (k - 1)) if one_way else float((n - 1) * (k - 1))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        f_value = msr / msw if one_way else msr / mse
+        p_value = stats.f.sf(f_value, df1, df2)
+        if form == "ICC(2,1)" or form == "ICC(2,k)":
+            r = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+            fj = msc / mse
+            a = n * (1 + (k - 1) * r) - k * r
+            vn = df2 * (k * r * fj + a) ** 2
+            vd = df1 * k**2 * r**2 * fj**2 + a**2
+            v = vn / vd
+            # Limits of v: Fj -> inf (MSE = 0 < MSC) gives (n-1)(k-1)/(n-1) = k-1;
+            # MSE = MSC = 0 makes the bounds below 1 whatever v, so any finite v.
+            v = np.where(np.isinf(fj), k - 1.0, v)
+            v = np.where((mse == 0) & (msc == 0), df2, v)
+            f_star = stats.f.ppf(q, df1, v)
+            f_star_low = stats.f.ppf(q, v, df1)
+            c = k * msc + (k * n - k - n) * mse
+            low = n * (msr - f_star * mse) / (f_star * c + n * msr)
+            high = n * (f_star_low * msr - mse) / (c + n * f_star_low * msr)
+            if form == "ICC(2,1)":
+                est = r
+            else:
+                est = (msr - mse) / (msr + (msc - mse) / n)
+                low = k * low / (1 + (k - 1) * low)
+                high = k * high / (1 + (k - 1) * high)
+        else:
+            within = msw if one_way else mse
+            f_low = f_value / stats.f.ppf(q, df1, df2)
+            f_up = f_value * stats.f.ppf(q, df2, df1)
+            if form in ("ICC(1,1)", "ICC(3,1)"):
+                est = (msr - within) / (msr + (k - 1) * within)
+                low, high = _single_bounds(f_low, f_up, k)
+            else:  # ICC(1,k), ICC(3,k)
+                est = (msr - within) / msr
+                low, high = 1.0 - 1.0 / f_low, 1.0 - 1.0 / f_up
+
+    out = [np.array(x, dtype=float, copy=True) for x in (est, low, high, f_value, p_value)]
+    for x in out:
+        x[ms.constant] = np.nan
+    est, low, high, f_value, p_value = out
+    n_feat = est.shape[0]
+    return ICCResult(
+        icc=est,
+        ci_low=low,
+        ci_high=high,
+        f_value=f_value,
+        df1=np.full(n_feat, df1),
+        df2=np.full(n_feat, df2),
+        p_value=p_value,
+        form=form,
+        n_subjects=n,
+        k=k,
+        alpha=alpha,
+    )
+
+
+def icc(data: np.ndarray, form: str = "ICC(3,1)", alpha: float = 0.05) -> ICCResult:
+    """Intraclass correlation of every feature, vectorised.
+
+    Parameters
+    ----------
+    data
+        Array ``(n_features, n_subjects, k_raters)`` (or ``(n_subjects, k)``
+        for one feature). Complete design: no NaN/inf.
+    form
+        One of :data:`FORMS` or an alias (module table); default ICC(3,1),
+        two-way mixed consistency single measurement (Koo & Li 2016's usual
+        choice for test-retest with the same scanner/protocol).
+    alpha
+        The CI has level ``1 - alpha`` (default 95 %).
+
+    Returns
+    -------
+    ICCResult
+        Arrays of length ``n_features``; NaN for zero-variance features.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, fewer than 2 subjects or raters, NaN/inf present, unknown
+        form, alpha outside (0, 1).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    arr = _validate(data)
+    canon = canonical_form(form, k=arr.shape[2])
+    return _from_mean_squares(_mean_squares(arr), canon, alpha)
+
+
+def _result_frame(features: Sequence, res: ICCResult) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "feature": list(features),
+            "icc": res.icc,
+            "ci_low": res.ci_low,
+            "ci_high": res.ci_high,
+            "form": res.form,
+            "n": res.n_subjects,
+            "k": res.k,
+        }
+    )
+
+
+def _numeric_block(frame: pd.DataFrame, name: str) -> np.ndarray:
+    non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise ValueError(f"{name} has non-numeric feature columns: {non_numeric[:10]}")
+    return frame.to_numpy(dtype=float)
+
+
+def icc_frame(
+    test: pd.DataFrame,
+    retest: pd.DataFrame,
+    form: str = "ICC(3,1)",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """ICC of each feature between a test and a retest feature table.
+
+    Both frames are indexed by subject with one column per feature. They are
+    aligned on the subjects and features present in *both* (in ``test``'s
+    order); subjects or features present in only one frame are dropped with a
+    :class:`UserWarning` saying how many.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature: ``feature, icc, ci_low, ci_high, form, n, k``
+        (``k = 2``).
+
+    Raises
+    ------
+    ValueError
+        No (or fewer than 2) common subjects, no common features, duplicated
+        subject labels, non-numeric features, NaN values, or the errors of
+        :func:`icc`.
+    """
+    for name, fr in (("test", test), ("retest", retest)):
+        if fr.index.has_duplicates:
+            dup = fr.index[fr.index.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"{name} has duplicated subject labels, e.g. {dup}")
+        if fr.columns.has_duplicates:
+            raise ValueError(f"{name} has duplicated feature columns")
+    subjects = test.index[test.index.isin(retest.index)]
+    features = test.columns[test.columns.isin(retest.columns)]
+    if len(subjects) == 0:
+        raise ValueError(
+            "test and retest share no subjects (index labels); "
+            f"test has e.g. {test.index[:3].tolist()}, retest has e.g. {retest.index[:3].tolist()}"
+        )
+    if len(features) == 0:
+        raise ValueError(
+            "test and retest share no feature columns; "
+            f"test has e.g. {test.columns[:3].tolist()}, retest has e.g. {retest.columns[:3].tolist()}"
+        )
+    if len(subjects) < 2:
+        raise ValueError(f"test and retest share only {len(subjects)} subject; the ICC needs at least 2")
+    dropped_s = len(test.index) + len(retest.index) - 2 * len(subjects)
+    dropped_f = len(test.columns) + len(retest.columns) - 2 * len(features)
+    if dropped_s or dropped_f:
+        warnings.warn(
+            f"icc_frame: using the {len(subjects)} subjects and {len(features)} features common to "
+            f"test and retest ({dropped_s} subject rows and {dropped_f} feature columns present in "
+            "only one frame were dropped)",
+            UserWarning,
+            stacklevel=2,
+        )
+    a = _numeric_block(test.loc[subjects, features], "test")
+    b = _numeric_block(retest.loc[subjects, features], "retest")
+    arr = np.stack([a.T, b.T], axis=2)  # (features, subjects, 2)
+    return _result_frame(features, icc(arr, form=form, alpha=alpha))
+
+
+def icc_long(
+    df: pd.DataFrame,
+    subject: str,
+    rater: str,
+    features: Sequence[str] | None = None,
+    form: str = "ICC(3,1)",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """ICC of each feature from a long table (one row per subject x rater).
+
+    For k >= 2 raters (scans, perturbations). ``features`` defaults to every
+    column other than ``subject`` and ``rater``. Every subject must have
+    exactly one row per rater (complete, balanced design).
+
+    Returns the same frame as :func:`icc_frame` (``n`` subjects, ``k`` raters).
+
+    Raises
+    ------
+    ValueError
+        Missing columns, duplicated (subject, rater) rows, an unbalanced design
+        (reported as missing values), or the errors of :func:`icc`.
+    """
+    missing = [c for c in (subject, rater) if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns not in df: {missing}")
+    if features is None:
+        features = [c for c in df.columns if c not in (subject, rater)]
+    features = list(features)
+    absent = [c for c in features if c not in df.columns]
+    if absent:
+        raise ValueError(f"feature columns not in df: {absent[:10]}")
+    if not features:
+        raise ValueError("no feature columns")
+    keyed = df.set_index([subject, rater])[features]
+    if keyed.index.has_duplicates:
+        dup = keyed.index[keyed.index.duplicated()][:5].tolist()
+        raise ValueError(f"duplicated ({subject}, {rater}) rows, e.g. {dup}")
+    _numeric_block(keyed, "df")
+    wide = keyed.unstack(rater)  # rows: subjects; columns: (feature, rater)
+    raters = wide.columns.get_level_values(1).unique()
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([features, raters]))
+    n = wide.shape[0]
+    arr = wide.to_numpy(dtype=float).reshape(n, len(features), len(raters)).transpose(1, 0, 2)
+    absent_cells = int(wide.isna().sum().sum() - keyed.isna().sum().sum())
+    if absent_cells:
+        raise ValueError(
+            f"unbalanced design: {absent_cells} (subject, rater, feature) cells have no row in df "
+            f"({n} subjects x {len(raters)} raters); the ICC needs every subject rated by every rater"
+        )
+    return _result_frame(features, icc(arr, form=form, alpha=alpha))
+
+
+def robust_mask(
+    result_or_frame: ICCResult | pd.DataFrame,
+    threshold: float = 0.75,
+    use_lower_bound: bool = True,
+) -> np.ndarray | pd.Series:
+    """Which features are reliable: ``ICC > threshold`` judged on the CI.
+
+    By default the *lower* 95 % confidence bound must exceed ``threshold``
+    (0.75, the "good" cut-off of Koo & Li 2016: < 0.5 poor, 0.5-0.75 moderate,
+    0.75-0.9 good, > 0.9 excellent). Koo & Li recommend judging reliability on
+    the 95 % CI rather than the point estimate: with the ~15-30 retest pairs
+    typical in radiomics the CI is wide, so a feature is called robust only when
+    we are confident its ICC exceeds the threshold. ``use_lower_bound=False``
+    uses the point estimate instead. NaN (e.g. zero-variance features) is never
+    robust.
+
+    Parameters
+    ----------
+    result_or_frame
+        An :class:`ICCResult`, or a frame with ``ci_low`` / ``icc`` columns
+        (from :func:`icc_frame` / :func:`icc_long`).
+
+    Returns
+    -------
+    numpy.ndarray of bool for an ICCResult; a boolean Series on the frame's
+    index for a frame.
+    """
+    col = "ci_low" if use_lower_bound else "icc"
+    if isinstance(result_or_frame, ICCResult):
+        values = np.asarray(getattr(result_or_frame, col), dtype=float)
+        with np.errstate(invalid="ignore"):
+            return np.greater(values, threshold) & ~np.isnan(values)
+    if isinstance(result_or_frame, pd.DataFrame):
+        if col not in result_or_frame.columns:
+            raise ValueError(f"frame has no {col!r} column")
+        values = result_or_frame[col].astype(float)
+        return (values > threshold).fillna(False).astype(bool).rename("robust")
+    raise TypeError(f"expected ICCResult or DataFrame, got {type(result_or_frame).__name__}")
+
+
+def lins_ccc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Lin's (1989) concordance correlation coefficient, vectorised.
+
+    ``rho_c = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)`` with the moment
+    (1/n) estimators of Lin (1989, eq. 2/3). Computed along the last axis, so
+    ``x`` and ``y`` of shape ``(n_features, n_subjects)`` give one value per
+    feature; 1-D inputs give a 0-d array.
+
+    Two identical constant vectors give NaN (0/0); two different constants give 0.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatch, fewer than 2 subjects, NaN/inf values.
+    """
+    xa = np.asarray(x, dtype=float)
+    ya = np.asarray(y, dtype=float)
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y must have the same shape; got {xa.shape} and {ya.shape}")
+    if xa.ndim == 0 or xa.shape[-1] < 2:
+        raise ValueError("Lin's CCC needs at least 2 subjects along the last axis")
+    bad = ~(np.isfinite(xa) & np.isfinite(ya))
+    if bad.any():
+        rows = int(bad.reshape(-1, xa.shape[-1]).any(axis=1).sum())
+        raise ValueError(f"missing or non-finite values in {int(bad.sum())} pairs ({rows} features)")
+    mx = xa.mean(axis=-1, keepdims=True)
+    my = ya.mean(axis=-1, keepdims=True)
+    dx = xa - mx
+    dy = ya - my
+    sxy = (dx * dy).mean(axis=-1)
+    sxx = np.square(dx).mean(axis=-1)
+    syy = np.square(dy).mean(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ccc = np.asarray(2.0 * sxy / (sxx + syy + np.square(mx - my)[..., 0]), dtype=float)
+    # Exact constants (rounding in the mean could otherwise leave tiny spurious deviations).
+    const_x = xa.max(axis=-1) == xa.min(axis=-1)
+    const_y = ya.max(axis=-1) == ya.min(axis=-1)
+    both = const_x & const_y
+    same = both & (xa[..., 0] == ya[..., 0])
+    ccc = np.where(both, 0.0, ccc)
+    return np.where(same, np.nan, ccc)

@@ -1,0 +1,590 @@
+"""Tests of radsurv.dicomio: discovery, geometry checks, rasterisation, SEG and PHI hygiene."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from radsurv.dicomio import (
+    Discovery,
+    ScanRecord,
+    convert_scan,
+    discover,
+    physical_to_continuous_index,
+    read_manifest,
+    safe,
+    write_discovery,
+)
+from radsurv.errors import CaseError
+from radsurv.qc import read_qc
+
+CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
+RTSTRUCT_SOP = "1.2.840.10008.5.1.4.1.1.481.3"
+
+# geometry of the synthetic CT: 32x32 pixels of 1 mm, origin (-16, -16), 2 mm slices from z=0
+NPIX = 32
+ORIGIN_XY = (-16.0, -16.0)
+DZ = 2.0
+
+
+# ---------------------------------------------------------------------------
+# builders
+# ---------------------------------------------------------------------------
+
+
+def _base(sop_class: str, sop_uid: str, modality: str, patient_id: str, study_uid: str,
+          series_uid: str, study_date: str, study_time: str, phi: dict[str, str] | None) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
+    ds.PatientID = patient_id
+    ds.PatientName = (phi or {}).get("name", "Anon^Synthetic")
+    ds.PatientBirthDate = (phi or {}).get("birth", "")
+    ds.AccessionNumber = (phi or {}).get("accession", "")
+    ds.InstitutionName = (phi or {}).get("institution", "")
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyDate = study_date
+    ds.StudyTime = study_time
+    ds.Manufacturer = "SynthCo"
+    ds.ManufacturerModelName = "Synth-1"
+    return ds
+
+
+def make_ct(
+    folder: Path,
+    *,
+    patient_id: str = "P001",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    frame_uid: str | None = None,
+    study_date: str = "20200101",
+    study_time: str = "120000",
+    n_slices: int = 10,
+    skip: tuple[int, ...] = (),
+    dz: float = DZ,
+    z0: float = 0.0,
+    image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    phi: dict[str, str] | None = None,
+    names: str = "ct_{k:03d}.dcm",
+    series_number: int = 1,
+) -> dict[str, object]:
+    """A tiny CT series; stored value = 1024 + 10*k + row, RescaleIntercept = -1024."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid = study_uid or generate_uid()
+    series_uid = series_uid or generate_uid()
+    frame_uid = frame_uid or generate_uid()
+    sops: list[str] = []
+    files: list[Path] = []
+    for k in range(n_slices):
+        if k in skip:
+            continue
+        sop = generate_uid()
+        ds = _base(CT_SOP, sop, "CT", patient_id, study_uid, series_uid, study_date, study_time, phi)
+        ds.ImageType = list(image_type)
+        ds.FrameOfReferenceUID = frame_uid
+        ds.SeriesNumber = series_number
+        ds.InstanceNumber = k + 1
+        ds.AcquisitionTime = study_time
+        ds.ImagePositionPatient = [ORIGIN_XY[0], ORIGIN_XY[1], z0 + k * dz]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = [1.0, 1.0]
+        ds.SliceThickness = dz
+        ds.ConvolutionKernel = "B30f"
+        ds.Rows = NPIX
+        ds.Columns = NPIX
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 0
+        ds.RescaleIntercept = -1024
+        ds.RescaleSlope = 1
+        arr = (1024 + 10 * k + np.arange(NPIX)[:, None] + np.zeros((1, NPIX))).astype(np.uint16)
+        ds.PixelData = arr.tobytes()
+        path = folder / names.format(k=k)
+        ds.save_as(path, enforce_file_format=True)
+        sops.append(sop)
+        files.append(path)
+    return {"study_uid": study_uid, "series_uid": series_uid, "frame_uid": frame_uid, "sops": sops, "files": files}
+
+
+def square(x0: float, x1: float, y0: float, y1: float, z: float) -> np.ndarray:
+    return np.array([[x0, y0, z], [x1, y0, z], [x1, y1, z], [x0, y1, z]], dtype=float)
+
+
+def circle(cx: float, cy: float, r: float, z: float, n: int = 720) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t), np.full(n, z)])
+
+
+def make_rtstruct(
+    path: Path,
+    ct: dict[str, object] | None,
+    rois: list[tuple[int, str, list[np.ndarray]]],
+    *,
+    patient_id: str = "P001",
+    ss_date: str = "20200102",
+    ss_time: str = "090000",
+    ref_series: bool = True,
+    ref_images: bool = True,
+    series_uid_override: str | None = None,
+    phi: dict[str, str] | None = None,
+) -> Path:
+    sop = generate_uid()
+    study_uid = str(ct["study_uid"]) if ct else generate_uid()
+    ds = _base(RTSTRUCT_SOP, sop, "RTSTRUCT", patient_id, study_uid, generate_uid(), "20200101", "120000", phi)
+    ds.StructureSetLabel = "synthetic"
+    ds.StructureSetDate = ss_date
+    ds.StructureSetTime = ss_time
+    frame = Dataset()
+    frame.FrameOfReferenceUID = str(ct["frame_uid"]) if ct else generate_uid()
+    if ref_series:
+        study = Dataset()
+        study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        study.ReferencedSOPInstanceUID = study_uid
+        ser = Dataset()
+        ser.SeriesInstanceUID = series_uid_override or (str(ct["series_uid"]) if ct else generate_uid())
+        if ref_images and ct:
+            items = []
+            for s in ct["sops"]:  # type: ignore[union-attr]
+                it = Dataset()
+                it.ReferencedSOPClassUID = CT_SOP
+                it.ReferencedSOPInstanceUID = s
+                items.append(it)
+            ser.ContourImageSequence = Sequence(items)
+        study.RTReferencedSeriesSequence = Sequence([ser])
+        frame.RTReferencedStudySequence = Sequence([study])
+    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
+    ss_rois, roi_contours = [], []
+    for number, name, polys in rois:
+        r = Dataset()
+        r.ROINumber = number
+        r.ReferencedFrameOfReferenceUID = frame.FrameOfReferenceUID
+        r.ROIName = name
+        r.ROIGenerationAlgorithm = "MANUAL"
+        ss_rois.append(r)
+        rc = Dataset()
+        rc.ReferencedROINumber = number
+        rc.ROIDisplayColor = [255, 0, 0]
+        cs = []
+        for poly in polys:
+            c = Dataset()
+            c.ContourGeometricType = "CLOSED_PLANAR"
+            c.NumberOfContourPoints = len(poly)
+            c.ContourData = [f"{v:.6f}" for v in poly.ravel()]
+            cs.append(c)
+        rc.ContourSequence = Sequence(cs)
+        roi_contours.append(rc)
+    ds.StructureSetROISequence = Sequence(ss_rois)
+    ds.ROIContourSequence = Sequence(roi_contours)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def scan_for(ct: dict[str, object], rs: Path, modality: str = "CT") -> ScanRecord:
+    files = [str(f) for f in ct["files"]]  # type: ignore[union-attr]
+    return ScanRecord("P001_S1", "P001", 1, 0, modality, str(ct["series_uid"]), str(ct["study_uid"]),
+                      len(files), files, str(rs), "RTSTRUCT")
+
+
+def z_of(k: int) -> float:
+    return k * DZ
+
+
+def reasons(disc: Discovery) -> str:
+    return "\n".join(f"{q['status']}: {q['reason']}" for q in disc.qc)
+
+
+# ---------------------------------------------------------------------------
+# IBSI CT phantom
+# ---------------------------------------------------------------------------
+
+
+def test_ibsi_phantom_matches_reference_nifti(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "ibsi" / "ct_phantom"
+    disc = discover(root)
+    assert len(disc.scans) == 1, reasons(disc)
+    scan = disc.scans[0]
+    assert scan.contour_type == "RTSTRUCT" and scan.modality == "CT" and scan.n_images == 60
+    assert not [q for q in disc.qc if q["status"] == "excluded"]
+
+    prov = convert_scan(scan, r"^gtv-1$", tmp_path / "img.nii.gz", tmp_path / "mask.nii.gz")
+    img = sitk.ReadImage(str(tmp_path / "img.nii.gz"))
+    ref = sitk.ReadImage(str(root / "nifti" / "image" / "phantom.nii.gz"))
+    assert img.GetSize() == ref.GetSize()
+    np.testing.assert_allclose(img.GetOrigin(), ref.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(img.GetSpacing(), ref.GetSpacing(), atol=1e-3)
+    np.testing.assert_allclose(img.GetDirection(), ref.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(ref))
+    assert img.GetPixelID() == sitk.sitkInt16  # HU, rescale applied
+
+    mask = sitk.ReadImage(str(tmp_path / "mask.nii.gz"))
+    ref_mask = sitk.ReadImage(str(root / "nifti" / "mask" / "mask.nii.gz"))
+    assert mask.GetPixelID() == sitk.sitkUInt8
+    np.testing.assert_allclose(mask.GetOrigin(), img.GetOrigin(), atol=1e-6)
+    np.testing.assert_allclose(mask.GetSpacing(), img.GetSpacing(), atol=1e-6)
+    a = sitk.GetArrayFromImage(mask) > 0
+    b = sitk.GetArrayFromImage(ref_mask) > 0
+    dice = 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+    print(f"IBSI CT phantom GTV-1: Dice={dice:.5f}, voxels ours={a.sum()} IBSI={b.sum()}")
+    assert dice >= 0.98
+    assert abs(int(a.sum()) - int(b.sum())) <= 0.01 * b.sum()
+    assert prov["voxel_count"] == int(a.sum())
+    assert prov["roi_name"] == "GTV-1" and prov["roi_names_available"] == ["GTV-1"]
+    assert prov["n_slices"] == 60 and prov["size"] == [204, 201, 60]
+
+
+# ---------------------------------------------------------------------------
+# public sample data with broken references
+# ---------------------------------------------------------------------------
+
+
+def test_dicom_samples_broken_references(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "dicom-samples"
+    disc = discover(root)  # must not raise
+    text = reasons(disc)
+    # rt-utils: wrong image references and missing series reference
+    assert "invalid_reference_rt.dcm references 5 images" in text
+    assert "non_existent_reference_rt.dcm references 3 images" in text
+    # pydicom: structure set on a series that is not there
+    assert "rtstruct.dcm references series 1.2.826.0.1.3680043.8.498.2010020400001.2.1.1 which is not in the input folder" in text
+    # dicompyler: 97 of 98 slices are missing
+    assert "97 of which are not in the input folder" in text
+    # non-DICOM files ignored (one summary row)
+    assert "non-DICOM file(s) ignored" in text and "LICENSE" in text
+    # the valid rt-utils structure set is paired with its two-slice CT
+    by_file = {Path(s.contour_file).name: s for s in disc.scans}
+    assert "rt.dcm" in by_file
+    assert by_file["rt.dcm"].series_uid == "2.16.840.1.114362.1.11940992.23790159890.563423471.893.88"
+    assert by_file["rt.dcm"].scan_id == "PHANTOM-EXAMPLE_S1"
+    for q in disc.qc:
+        assert q["stage"] == "discovery" and q["status"] in ("excluded", "warning")
+
+
+def test_empty_rtstruct_reason(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "in" / "ct")
+    make_rtstruct(tmp_path / "in" / "rs_empty.dcm", ct, [(1, "GTV", [])])
+    disc = discover(tmp_path / "in")
+    assert disc.scans == []
+    text = reasons(disc)
+    assert "excluded: RTSTRUCT rs_empty.dcm is empty: 1 ROIs defined but no contour data" in text
+    assert "has no RTSTRUCT or SEG referencing it: not analysable" in text
+
+
+def test_seg_dcmqi_liver(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "dicom-samples" / "dcmqi" / "segmentations"
+    disc = discover(root)
+    assert len(disc.scans) == 1
+    scan = disc.scans[0]
+    assert scan.contour_type == "SEG" and scan.n_images == 3
+    assert "2 contour objects" in reasons(disc)
+    liver = ScanRecord(**{**asdict(scan), "contour_file": str(root / "liver.dcm")})
+    prov = convert_scan(liver, "liver", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    ours = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "m.nii.gz"))) > 0
+    ref_img = sitk.ReadImage(str(root / "liver_seg.nrrd"))
+    ref = sitk.GetArrayFromImage(ref_img) > 0
+    assert prov["voxel_count"] == int(ref.sum())
+    np.testing.assert_array_equal(ours, ref)
+    with pytest.raises(CaseError, match="available: 'Liver'"):
+        convert_scan(liver, "spleen", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+
+
+# ---------------------------------------------------------------------------
+# synthetic rasterisation
+# ---------------------------------------------------------------------------
+
+
+def test_exact_voxel_counts(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "ct")
+    # edges on half-pixel positions: pixel centres are at integer mm
+    sq = [square(-5.5, 4.5, -5.5, 4.5, z_of(k)) for k in (2, 3, 4)]  # 10x10 on 3 slices
+    hole = [square(-5.5, 4.5, -5.5, 4.5, z_of(6)), square(-2.5, 1.5, -2.5, 1.5, z_of(6))]  # 100-16
+    two = [square(-10.5, -7.5, -10.5, -7.5, z_of(8)), square(5.5, 7.5, 5.5, 7.5, z_of(8))]  # 9+4
+    circ = [circle(0.0, 0.0, 5.3, z_of(1))]
+    tiny = [square(-0.5, 1.5, -0.5, 1.5, z_of(5))]  # exactly 2x2 pixel centres: no rim allowed
+    rs = make_rtstruct(
+        tmp_path / "rs.dcm",
+        ct,
+        [(1, "GTV-square", sq), (2, "GTV-hole", hole), (3, "GTV-two", two), (4, "GTV-circle", circ),
+         (5, "GTV-tiny", tiny)],
+    )
+    scan = scan_for(ct, rs)
+    a, b = np.meshgrid(np.arange(-16, 16), np.arange(-16, 16))
+    circle_count = int((a**2 + b**2 < 5.3**2).sum())
+    expected = {"square": 300, "hole": 84, "two": 13, "circle": circle_count, "tiny": 4}
+    for name, count in expected.items():
+        prov = convert_scan(scan, f"gtv-{name}$", tmp_path / "i.nii.gz", tmp_path / f"m_{name}.nii.gz")
+        assert prov["voxel_count"] == count, name
+        m = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"m_{name}.nii.gz")))
+        assert int(m.sum()) == count
+    # hole: the centre pixel (x=0,y=0 -> index 16,16) of slice 6 is empty, the ring is full
+    m = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "m_hole.nii.gz")))
+    assert m[6, 16, 16] == 0 and m[6, 16 - 4, 16] == 1
+    # geometry of the mask equals the image and HU are applied
+    img = sitk.ReadImage(str(tmp_path / "i.nii.gz"))
+    mask = sitk.ReadImage(str(tmp_path / "m_hole.nii.gz"))
+    assert mask.GetOrigin() == img.GetOrigin() and mask.GetSpacing() == img.GetSpacing()
+    assert mask.GetDirection() == img.GetDirection()
+    arr = sitk.GetArrayFromImage(img)
+    assert arr.dtype == np.int16
+    assert arr[3, 5, 0] == 10 * 3 + 5  # stored 1024 + 10k + row, intercept -1024
+    np.testing.assert_allclose(img.GetOrigin(), (-16, -16, 0))
+    np.testing.assert_allclose(img.GetSpacing(), (1, 1, DZ))
+    assert prov["kernel"] == "B30f" and prov["manufacturer"] == "SynthCo"
+
+
+def test_contour_slightly_off_plane_and_outside_fov(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "ct")
+    polys = [square(-5.5, 4.5, -5.5, 4.5, z_of(3) + 0.3)]  # 0.15 slice off-plane: accepted
+    outside = [square(-5.5, 4.5, -5.5, 4.5, z_of(30))]  # beyond the last slice
+    rs = make_rtstruct(tmp_path / "rs.dcm", ct, [(1, "GTV", polys), (2, "Far", outside)])
+    prov = convert_scan(scan_for(ct, rs), "^gtv$", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    assert prov["voxel_count"] == 100
+    with pytest.raises(CaseError, match="outside the image field of view"):
+        convert_scan(scan_for(ct, rs), "far", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+
+
+def test_roi_policies_and_not_found(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "ct")
+    small = [square(-1.5, 1.5, -1.5, 1.5, z_of(2))]  # 9
+    big = [square(-5.5, 4.5, -5.5, 4.5, z_of(4))]  # 100
+    rs = make_rtstruct(tmp_path / "rs.dcm", ct, [(1, "GTVp", small), (2, "GTVn", big), (3, "Body", big)])
+    scan = scan_for(ct, rs)
+    out = (tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    assert convert_scan(scan, "gtv", *out, roi_policy="first")["voxel_count"] == 9
+    prov = convert_scan(scan, "gtv", *out, roi_policy="largest")
+    assert prov["voxel_count"] == 100 and prov["roi_name"] == "GTVn"
+    prov = convert_scan(scan, "gtv", *out, roi_policy="union")
+    assert prov["voxel_count"] == 109 and prov["roi_name"] == "GTVp+GTVn"
+    with pytest.raises(CaseError, match="'GTVp', 'GTVn'"):
+        convert_scan(scan, "gtv", *out, roi_policy="error")
+    with pytest.raises(CaseError) as err:
+        convert_scan(scan, "^PTV", *out)
+    assert err.value.stage == "conversion"
+    assert "'GTVp', 'GTVn', 'Body'" in err.value.reason
+
+
+def test_missing_slice_is_a_gap(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "ct", skip=(5,))
+    rs = make_rtstruct(tmp_path / "rs.dcm", ct, [(1, "GTV", [square(-5.5, 4.5, -5.5, 4.5, z_of(3))])])
+    with pytest.raises(CaseError) as err:
+        convert_scan(scan_for(ct, rs), "gtv", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    reason = err.value.reason
+    assert "gap between slice positions z=8.00 and z=12.00" in reason
+    assert "spacing 4.0 mm where 2.0 expected" in reason and "a slice is missing" in reason
+    assert not (tmp_path / "i.nii.gz").exists()
+
+
+def test_duplicate_slice_position(tmp_path: Path) -> None:
+    ct = make_ct(tmp_path / "ct", n_slices=4)
+    extra = make_ct(tmp_path / "dup", n_slices=1, series_uid=str(ct["series_uid"]), study_uid=str(ct["study_uid"]))
+    scan = scan_for(ct, tmp_path / "none.dcm")
+    scan.image_files.append(str(extra["files"][0]))  # type: ignore[index]
+    with pytest.raises(CaseError, match="same slice position"):
+        convert_scan(scan, "gtv", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+
+
+def test_index_mapping_matches_simpleitk_oblique() -> None:
+    img = sitk.Image(5, 6, 7, sitk.sitkUInt8)
+    img.SetSpacing((0.7, 0.9, 2.5))
+    img.SetOrigin((-10.0, 3.0, 7.0))
+    c, s = np.cos(0.3), np.sin(0.3)
+    img.SetDirection((c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c))
+    pts = np.array([[1.0, 2.0, 3.0], [-4.0, 7.5, 20.0], [0.0, 0.0, 0.0]])
+    ours = physical_to_continuous_index(img, pts)
+    ref = np.array([img.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in pts])
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# discovery on a messy tree
+# ---------------------------------------------------------------------------
+
+
+def test_discovery_picks_referenced_series_and_orders_sessions(tmp_path: Path) -> None:
+    root = tmp_path / "cohort"
+    # patient P/1: baseline study (plus decoys), follow-up 35 days later
+    study1 = generate_uid()
+    base = make_ct(root / "a" / "b" / "c", patient_id="P/1", study_uid=study1, study_date="20210110",
+                   study_time="101500", names="IMG{k}", series_number=2)
+    make_ct(root / "a" / "decoy_recon", patient_id="P/1", study_uid=study1, frame_uid=str(base["frame_uid"]),
+            study_date="20210110", study_time="101500", dz=1.0, n_slices=6, series_number=3)
+    make_ct(root / "scout", patient_id="P/1", study_uid=study1, frame_uid=str(base["frame_uid"]),
+            study_date="20210110", study_time="101500", n_slices=1, series_number=1,
+            image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    follow = make_ct(root / "zz_follow", patient_id="P/1", study_date="20210214", study_time="080000")
+    gtv = [square(-5.5, 4.5, -5.5, 4.5, z_of(3))]
+    # files are walked in name order: the follow-up RTSTRUCT comes first on disk
+    make_rtstruct(root / "0_rs_follow", follow, [(1, "GTV", gtv)], patient_id="P/1")
+    make_rtstruct(root / "a" / "rs_base.dcm", base, [(1, "GTV", gtv)], patient_id="P/1", ss_date="20210111")
+    # an older structure set on the same baseline series: must not become a second scan
+    make_rtstruct(root / "a" / "rs_base_old.dcm", base, [(1, "GTV", gtv)], patient_id="P/1", ss_date="20210110")
+    # a structure set matched only through its contour image UIDs
+    other = make_ct(root / "q", patient_id="Q2")
+    make_rtstruct(root / "q_rs.dcm", other, [(1, "GTV", gtv)], patient_id="Q2", ref_series=False)
+    rs_q = pydicom.dcmread(root / "q_rs.dcm")
+    for c in rs_q.ROIContourSequence[0].ContourSequence:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT_SOP
+        item.ReferencedSOPInstanceUID = other["sops"][3]  # type: ignore[index]
+        c.ContourImageSequence = Sequence([item])
+    rs_q.save_as(root / "q_rs.dcm")
+    # RTSTRUCT referencing a series that is not there
+    make_rtstruct(root / "orphan.dcm", None, [(1, "GTV", gtv)], patient_id="R3")
+    # junk
+    (root / "notes.txt").write_text("hello")
+    (root / "empty.dcm").write_bytes(b"")
+    raw = Path(str(base["files"][0])).read_bytes()  # type: ignore[index]
+    (root / "a" / "truncated.dcm").write_bytes(raw[:300])
+    (root / "a" / "cut_pixels.dcm").write_bytes(raw[:-500])
+    dicomdir = Dataset()
+    dicomdir.file_meta = FileMetaDataset()
+    dicomdir.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    dicomdir.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dicomdir.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dicomdir.FileSetID = "SET"
+    dicomdir.DirectoryRecordSequence = Sequence([])
+    dicomdir.save_as(root / "DICOMDIR", enforce_file_format=True)
+    dicomdir.save_as(root / "a" / "index_file", enforce_file_format=True)
+
+    disc = discover(root)
+    text = reasons(disc)
+    scans = {s.scan_id: s for s in disc.scans}
+    assert set(scans) == {"P-1_S1", "P-1_S2", "Q2_S1"}, text
+    s1, s2 = scans["P-1_S1"], scans["P-1_S2"]
+    assert s1.series_uid == base["series_uid"] and s1.session == 1 and s1.days_from_first == 0
+    assert s2.series_uid == follow["series_uid"] and s2.session == 2 and s2.days_from_first == 35
+    assert Path(s1.contour_file).name == "rs_base.dcm"  # the most recent structure set
+    assert s1.n_images == 10 and all(Path(f).is_absolute() for f in s1.image_files)
+    assert scans["Q2_S1"].series_uid == other["series_uid"]
+    assert "matched to series" in text
+    assert "has 2 contour objects" in text and "rs_base_old.dcm" in text
+    assert "orphan.dcm references series" in text and "which is not in the input folder" in text
+    assert "empty.dcm is empty" in text
+    assert "a/truncated.dcm has a DICOM preamble but its header is truncated" in text
+    assert "a/cut_pixels.dcm" in text and "is truncated" in text
+    assert "localizer series" in text and "not analysable" in text
+    assert "1 non-DICOM file(s) ignored: notes.txt" in text
+    assert "DICOMDIR" not in text and "index_file" not in text
+    warn_rows = [q for q in disc.qc if "contour objects" in q["reason"]]
+    assert warn_rows[0]["scan_id"] == "P-1_S1" and warn_rows[0]["patient_id"] == "P/1"
+
+    out = tmp_path / "out"
+    write_discovery(disc, out / "scans.tsv", out / "manifests", out / "qc.tsv")
+    back = read_manifest(out / "manifests" / "P-1_S2.json")
+    assert back == s2
+    header = (out / "scans.tsv").read_text().splitlines()[0].split("\t")
+    assert "image_files" not in header and "scan_id" in header
+    assert len(read_qc(out / "qc.tsv")) == len(disc.qc)
+
+
+def test_write_discovery_empty(tmp_path: Path) -> None:
+    write_discovery(Discovery(), tmp_path / "s.tsv", tmp_path / "m", tmp_path / "qc.tsv")
+    assert (tmp_path / "qc.tsv").read_text().startswith("patient_id\tscan_id\tstage\tstatus\treason")
+    assert (tmp_path / "s.tsv").read_text().startswith("scan_id\t")
+
+
+def test_safe() -> None:
+    assert safe("LUNG1-001") == "LUNG1-001"
+    assert safe("HN_01/a b") == "HN-01-a-b"
+
+
+# ---------------------------------------------------------------------------
+# PHI
+# ---------------------------------------------------------------------------
+
+
+def _all_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data += gzip.decompress(data)
+    return data
+
+
+def test_no_phi_in_outputs_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    phi = {"name": "Zyxmarker^Qwopname", "birth": "19230517", "accession": "ACCZQ98765",
+           "institution": "Hospmarker Inst"}
+    markers = ["Zyxmarker", "Qwopname", "19230517", "ACCZQ98765", "Hospmarker", "20190303", "20190407"]
+    root = tmp_path / "in"
+    ct = make_ct(root / "ct", patient_id="PHI01", phi=phi, study_date="20190303")
+    ct2 = make_ct(root / "ct2", patient_id="PHI01", phi=phi, study_date="20190407")
+    gtv = [square(-5.5, 4.5, -5.5, 4.5, z_of(3))]
+    make_rtstruct(root / "rs.dcm", ct, [(1, "GTV", gtv)], patient_id="PHI01", phi=phi)
+    make_rtstruct(root / "rs2.dcm", ct2, [(1, "GTV", gtv)], patient_id="PHI01", phi=phi)
+    make_ct(root / "decoy", patient_id="PHI01", phi=phi, study_date="20190303")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.DEBUG):
+        disc = discover(root)
+        assert [s.scan_id for s in disc.scans] == ["PHI01_S1", "PHI01_S2"]
+        assert disc.scans[1].days_from_first == 35
+        write_discovery(disc, out / "scans.tsv", out / "manifests", out / "qc.tsv")
+        provs = []
+        for scan in disc.scans:
+            provs.append(convert_scan(scan, "gtv", out / f"{scan.scan_id}_img.nii.gz",
+                                      out / f"{scan.scan_id}_mask.nii.gz"))
+        try:
+            convert_scan(disc.scans[0], "nothing", out / "x.nii.gz", out / "y.nii.gz")
+        except CaseError as exc:
+            logging.getLogger("radsurv.test").error("%s", exc)
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) >= 7
+    for path in written:
+        data = _all_bytes(path)
+        for m in markers:
+            assert m.encode() not in data, f"{m} found in {path.name}"
+    log_text = caplog.text + repr(provs)
+    for m in markers:
+        assert m not in log_text
+
+
+def test_phi_free_after_copying_ibsi_headers(shared_data: Path, tmp_path: Path) -> None:
+    """The IBSI phantom carries a PatientName ('PAT1'); it must not reach the NIfTI files."""
+    src = shared_data / "ibsi" / "ct_phantom" / "dicom"
+    root = tmp_path / "in"
+    shutil.copytree(src, root)
+    disc = discover(root)
+    convert_scan(disc.scans[0], "gtv", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    for p in (tmp_path / "i.nii.gz", tmp_path / "m.nii.gz"):
+        assert b"PAT1" not in _all_bytes(p)
+
+
+def test_per_slice_rescale_pet(tmp_path: Path) -> None:
+    """GDCM applies each file's RescaleSlope (PET slopes differ per slice); output is float32."""
+    ct = make_ct(tmp_path / "pt")
+    for k, f in enumerate(ct["files"]):  # type: ignore[arg-type]
+        ds = pydicom.dcmread(f)
+        ds.Modality = "PT"
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+        ds.RescaleSlope = f"{0.5 + 0.37 * k:.4f}"
+        ds.RescaleIntercept = 0
+        ds.save_as(f)
+    rs = make_rtstruct(tmp_path / "rs.dcm", ct, [(1, "GTV", [square(-5.5, 4.5, -5.5, 4.5, z_of(3))])])
+    disc = discover(tmp_path)
+    assert disc.scans[0].modality == "PT"
+    prov = convert_scan(disc.scans[0], "gtv", tmp_path / "i.nii.gz", tmp_path / "m.nii.gz")
+    assert prov["modality"] == "PT" and prov["pixel_type"] == "32-bit float"
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "i.nii.gz")))
+    for k in (0, 5, 9):
+        ds = pydicom.dcmread(ct["files"][k])  # type: ignore[index]
+        assert arr[k, 3, 0] == pytest.approx(float(ds.pixel_array[3, 0]) * float(ds.RescaleSlope), rel=1e-6)
+    assert Path(disc.scans[0].contour_file) == rs.resolve()

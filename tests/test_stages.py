@@ -1,0 +1,58 @@
+"""Bad scans never stop the cohort: each failure reaches the QC table with its stage and reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+
+from radsurv import stages
+from radsurv.demo import generate_demo_cohort
+
+
+def test_faulty_scans_are_reported_and_the_rest_completes(tmp_path):
+    generate_demo_cohort(tmp_path / "demo", n_patients=4, n_retest=0, seed=3)
+    dicom = tmp_path / "demo" / "dicom"
+    ingest = tmp_path / "ingest"
+    stages.discovery(dicom, ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc0.tsv")
+    before = pd.read_csv(ingest / "scans.tsv", sep="\t")
+    first, second = before.scan_id[0], before.scan_id[1]
+    # Fault 1: a middle slice of the first CT is missing (the RTSTRUCT references it).
+    m1 = json.loads((ingest / "manifests" / f"{first}.json").read_text())
+    Path(sorted(m1["image_files"])[len(m1["image_files"]) // 2]).unlink()
+    # Fault 2: the second patient's GTV was named differently, so no ROI matches '^GTV'.
+    m2 = json.loads((ingest / "manifests" / f"{second}.json").read_text())
+    rs = pydicom.dcmread(m2["contour_file"])
+    for roi in rs.StructureSetROISequence:
+        roi.ROIName = roi.ROIName.replace("GTV", "Tumour")
+    rs.save_as(m2["contour_file"])
+
+    ingest2 = tmp_path / "ingest2"
+    stages.discovery(dicom, ingest2 / "scans.tsv", ingest2 / "manifests", tmp_path / "qc_disc.tsv")
+    scans = pd.read_csv(ingest2 / "scans.tsv", sep="\t")
+    assert first not in set(scans.scan_id) and len(scans) == 3
+    outs = []
+    for sid in scans["scan_id"]:
+        conv, prep = tmp_path / "scans" / sid / "converted", tmp_path / "scans" / sid / "preprocessed"
+        stages.conversion(ingest2 / "manifests" / f"{sid}.json", conv, "^GTV", "first")
+        stages.preprocessing(conv, prep, {"spacing_mm": [2.0, 2.0, 2.0]})
+        out = tmp_path / "features" / f"{sid}.json"
+        stages.extraction(prep, out, {"bin_width": 25, "feature_classes": ["shape", "firstorder"]})
+        outs.append(out)
+    stages.assembly(outs, tmp_path / "f.tsv", tmp_path / "d.tsv", tmp_path / "qc_ext.tsv")
+    stages.qc_table([tmp_path / "qc_disc.tsv", tmp_path / "qc_ext.tsv"], tmp_path / "qc.tsv")
+
+    feats = pd.read_csv(tmp_path / "f.tsv", sep="\t", index_col="scan_id")
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert sorted(feats.index) == sorted(set(before.scan_id) - {first, second})
+    excluded = qc[qc["status"] == "excluded"]
+    r1 = excluded[(excluded["stage"] == "discovery") & excluded["reason"].str.contains("RTSTRUCT")]
+    assert len(r1) == 1 and r1.iloc[0]["patient_id"] == before.patient_id[0]
+    r2 = excluded[excluded["scan_id"] == second]
+    assert len(r2) == 1 and r2.iloc[0]["stage"] == "conversion"
+    assert "Tumour-1" in r2.iloc[0]["reason"]  # names the ROIs that do exist
+    # the failed scan wrote only its status, no images, in every later stage
+    assert not (tmp_path / "scans" / second / "preprocessed" / "image.nii.gz").exists()
+    assert json.loads((tmp_path / "scans" / second / "preprocessed" / "status.json").read_text())["ok"] is False

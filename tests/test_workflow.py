@@ -1,0 +1,162 @@
+"""The Snakemake workflow: DAG, lint, and one real run on a tiny generated cohort."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+N_PATIENTS, N_RETEST = 10, 5
+
+
+def _snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _tiny_config(workdir: Path) -> None:
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["demo"] = {"patients": N_PATIENTS, "retest": N_RETEST}
+    cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
+    cfg["robustness"]["min_pairs"] = 3
+    cfg["modelling"]["bootstrap"] = 50
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_dry_run_lists_the_dag(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    res = _snakemake(tmp_path, "-n", "--cores", "2")
+    assert res.returncode == 0, res.stderr
+    for rule in ("demo_cohort", "discover", "assemble_features", "robustness", "model", "km_plot", "report"):
+        assert re.search(rf"^{rule}\s+\d+$", res.stdout, re.M), f"{rule} missing from the DAG"
+
+
+def test_lint_reports_no_problems(tmp_path):
+    res = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Congratulations" in res.stdout + res.stderr
+
+
+def test_invalid_config_stops_with_a_readable_message(tmp_path):
+    _tiny_config(tmp_path)
+    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    cfg["cohort"]["roi_policy"] = "biggest"
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    res = _snakemake(tmp_path, "-n", "--cores", "1")
+    assert res.returncode != 0
+    assert "cohort -> roi_policy: 'biggest' is not allowed" in res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    _tiny_config(workdir)
+    res = _snakemake(workdir, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return workdir / "results"
+
+
+@pytest.mark.e2e
+def test_one_feature_row_per_scan(tiny_run):
+    scans = pd.read_csv(tiny_run / "ingest" / "scans.tsv", sep="\t")
+    feats = pd.read_csv(tiny_run / "features" / "features.tsv", sep="\t", index_col="scan_id")
+    assert len(scans) == N_PATIENTS + N_RETEST
+    assert sorted(feats.index) == sorted(scans["scan_id"])
+    assert feats["original_shape_MeshVolume"].gt(0).all()
+    assert feats.shape[1] > 100  # all pyradiomics classes of the original image
+    for rule in ("convert", "preprocess", "extract"):
+        assert len(list((tiny_run / "benchmarks" / rule).glob("*.tsv"))) == len(scans)
+
+
+@pytest.mark.e2e
+def test_icc_values_are_valid_and_shape_is_robust(tiny_run):
+    icc = pd.read_csv(tiny_run / "robustness" / "icc.tsv", sep="\t")
+    vals = icc["icc"].dropna()
+    assert len(vals) > 50 and vals.between(-1, 1).all()
+    assert (icc["ci_low"].dropna() <= icc["ci_high"].dropna()).all()
+    robust = (tiny_run / "robustness" / "robust_features.txt").read_text().split()
+    assert robust and set(robust) <= set(icc["feature"])
+    assert "original_shape_MeshVolume" in robust
+
+
+@pytest.mark.e2e
+def test_every_held_out_patient_has_a_risk_group(tiny_run):
+    pred = pd.read_csv(tiny_run / "model" / "predictions.tsv", sep="\t")
+    assert pred["patient_id"].nunique() == N_PATIENTS
+    test = pred[pred["set"] == "test"]
+    assert len(test) >= 2 and test["risk_group"].isin(["low", "high"]).all()
+    metrics = json.loads((tiny_run / "model" / "metrics.json").read_text())  # strict JSON
+    assert metrics["n_test"] == len(test)
+    sig = json.loads((tiny_run / "model" / "signature.json").read_text())
+    assert sig["features"]
+
+
+@pytest.mark.e2e
+def test_km_figures_are_real_pngs(tiny_run):
+    for subset in ("test", "train"):
+        data = (tiny_run / "model" / f"km_{subset}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.imgs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+
+
+@pytest.mark.e2e
+def test_report_links_to_everything_and_embeds_figures(tiny_run):
+    report = tiny_run / "report" / "report.html"
+    parser = _Links()
+    parser.feed(report.read_text())
+    files = [h for h in parser.hrefs if not h.startswith("#")]
+    anchors = [h[1:] for h in parser.hrefs if h.startswith("#")]
+    for h in files:
+        assert (report.parent / h).resolve().is_file(), f"broken link {h}"
+    linked = {Path(h).name for h in files}
+    for name in ("qc.tsv", "features.tsv", "icc.tsv", "predictions.tsv", "coefficients.tsv", "km_test.png"):
+        assert name in linked
+    html = report.read_text()
+    for a in anchors:
+        assert f'id="{a}"' in html
+    assert len(parser.imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in parser.imgs)
+    assert "Harrell" in html or "c_index_test" in html
+
+
+@pytest.mark.e2e
+def test_no_fake_phi_reaches_any_output_or_log(tiny_run):
+    phi = json.loads((tiny_run / "demo" / "phi_values.json").read_text())
+    values = [v for v in (phi if isinstance(phi, list) else phi.values()) if isinstance(v, str) and len(v) >= 6]
+    assert len(values) >= 8
+    needles = [v.encode() for v in values]
+    checked = 0
+    for path in [*tiny_run.rglob("*"), *(tiny_run.parent / ".snakemake" / "log").rglob("*")]:
+        if not path.is_file() or (tiny_run / "demo") in path.parents or path == tiny_run / "demo":
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        for n in needles:
+            assert n not in data, f"{n!r} leaked into {path}"
+        checked += 1
+    assert checked > 50
