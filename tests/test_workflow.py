@@ -160,3 +160,15 @@ def test_no_fake_phi_reaches_any_output_or_log(tiny_run):
             assert n not in data, f"{n!r} leaked into {path}"
         checked += 1
     assert checked > 50
+
+
+def test_report_headline_states_held_out_results():
+    from radsurv.report import headline
+
+    text = headline({"c_index_test": 0.7812, "c_index_test_ci_low": 0.61, "c_index_test_ci_high": 0.9,
+                     "n_test": 16, "events_test": 10, "c_index_volume_test": 0.66, "logrank_p_test": 0.012,
+                     "hr_high_vs_low_test": 3.1, "hr_ci_low_test": 1.2, "hr_ci_high_test": 8.0,
+                     "c_index_train": 0.85})
+    assert "Harrell's C-index on 16 held-out patients (10 events): 0.781 (95% bootstrap CI 0.61-0.90)" in text
+    assert "tumour volume alone: 0.660" in text and "hazard ratio high vs low risk: 3.10 (95% CI 1.20-8.00)" in text
+    assert headline({}) == "No model metrics could be computed."

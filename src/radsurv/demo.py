@@ -604,8 +604,8 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
     ``seed`` is the cohort seed (it selects the noise realisation).
     """
     sx, sy, sz = scan.shift_mm
-    xs = geometry.x() + sx
-    ys = geometry.y() + sy
+    xs = geometry.x() - sx
+    ys = geometry.y() - sy
     zs = geometry.z() - sz
     dx = dy = geometry.dx
     dz = geometry.dz

@@ -124,6 +124,37 @@ def cohort_summary(scans: pd.DataFrame, features: pd.DataFrame, clinical: pd.Dat
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
+def _num(metrics: Mapping[str, Any], key: str) -> float | None:
+    v = metrics.get(key)
+    return None if v is None or (isinstance(v, float) and v != v) else float(v)
+
+
+def headline(metrics: Mapping[str, Any]) -> str:
+    """The model's main results in one sentence (held-out data first)."""
+    parts = []
+    c = _num(metrics, "c_index_test")
+    if c is not None:
+        lo, hi = _num(metrics, "c_index_test_ci_low"), _num(metrics, "c_index_test_ci_high")
+        ci = f" (95% bootstrap CI {lo:.2f}-{hi:.2f})" if lo is not None and hi is not None else ""
+        parts.append(f"Harrell's C-index on {metrics.get('n_test', '?')} held-out patients "
+                     f"({metrics.get('events_test', '?')} events): {c:.3f}{ci}")
+    cv = _num(metrics, "c_index_volume_test")
+    if cv is not None:
+        parts.append(f"tumour volume alone: {cv:.3f}")
+    p = _num(metrics, "logrank_p_test")
+    if p is not None:
+        parts.append(f"log-rank p between held-out risk groups: {p:.3g}")
+    hr = _num(metrics, "hr_high_vs_low_test")
+    if hr is not None:
+        lo, hi = _num(metrics, "hr_ci_low_test"), _num(metrics, "hr_ci_high_test")
+        ci = f" (95% CI {lo:.2f}-{hi:.2f})" if lo is not None and hi is not None else ""
+        parts.append(f"hazard ratio high vs low risk: {hr:.2f}{ci}")
+    ct = _num(metrics, "c_index_train")
+    if ct is not None:
+        parts.append(f"training C-index (optimistic, for reference): {ct:.3f}")
+    return "; ".join(parts) + "." if parts else "No model metrics could be computed."
+
+
 def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path: str | Path) -> None:
     """Write ``results/report/report.html`` from the workflow's result files."""
     out = Path(out_path)
@@ -193,6 +224,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     add("<p>Every data-dependent step (standardisation, redundancy reduction, univariate screen, "
         "penalised Cox fit and the risk cut-off) was fitted on the training patients only and "
         "applied unchanged to the held-out patients.</p>")
+    add(f'<p class="ok">{_esc(headline(metrics))}</p>')
     mrows = [(k, v) for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list))]
     add(_table(pd.DataFrame(mrows, columns=["metric", "value"])))
     add("<h3>Feature selection (training patients)</h3>")
