@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+#: Size of the tiny cohort of the shared end-to-end run.
+N_PATIENTS, N_RETEST = 10, 5
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +21,35 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"reference data not found at {SHARED} (../shared is absent on this machine)")
     return SHARED
+
+
+def snakemake_run(cwd: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with ``cwd`` as working directory."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_config(workdir: Path) -> Path:
+    """``config/config.yaml`` of a tiny, fast demo run (no filters) under ``workdir``."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["demo"] = {"patients": N_PATIENTS, "retest": N_RETEST}
+    cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
+    cfg["robustness"]["min_pairs"] = 3
+    cfg["modelling"]["bootstrap"] = 50
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One real Snakemake run of the whole workflow on a tiny demo cohort; its ``results/``.
+
+    Shared by every end-to-end assertion in the suite (it takes about a minute).
+    """
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    tiny_config(workdir)
+    res = snakemake_run(workdir, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return workdir / "results"

@@ -6,7 +6,6 @@ import gzip
 import json
 import re
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,24 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-N_PATIENTS, N_RETEST = 10, 5
-
-
-def _snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def _tiny_config(workdir: Path) -> None:
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["demo"] = {"patients": N_PATIENTS, "retest": N_RETEST}
-    cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
-    cfg["robustness"]["min_pairs"] = 3
-    cfg["modelling"]["bootstrap"] = 50
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+from conftest import N_PATIENTS, N_RETEST, REPO, SNAKEMAKE, snakemake_run as _snakemake, tiny_config as _tiny_config
 
 
 def test_dry_run_lists_the_dag(tmp_path):
@@ -57,15 +39,6 @@ def test_invalid_config_stops_with_a_readable_message(tmp_path):
     res = _snakemake(tmp_path, "-n", "--cores", "1")
     assert res.returncode != 0
     assert "cohort -> roi_policy: 'biggest' is not allowed" in res.stdout + res.stderr
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    _tiny_config(workdir)
-    res = _snakemake(workdir, "--cores", "2")
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return workdir / "results"
 
 
 @pytest.mark.e2e
