@@ -4,4 +4,4 @@ from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.extraction(sm.input[0], sm.output[0], dict(sm.params.extraction))
+stages.extraction(sm.input[0], sm.output[0], dict(sm.params.extraction), dict(sm.params.preprocessing))

@@ -4,4 +4,5 @@ from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.km_figure(sm.input.predictions, sm.output[0], sm.wildcards.subset, sm.params.time_unit)
+stages.km_figure(sm.input.predictions, sm.input.final_predictions, sm.output[0], sm.wildcards.subset,
+                 sm.params.time_unit)

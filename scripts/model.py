@@ -4,6 +4,6 @@ from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.modelling(sm.input.features, sm.input.robust, sm.input.clinical, dict(sm.params.modelling),
-                 sm.params.seed, sm.output.predictions, sm.output.metrics, sm.output.coefficients,
-                 sm.output.signature, sm.output.selection)
+stages.modelling(sm.input.features, sm.input.clinical, None if sm.params.from_table else sm.input.robust,
+                 dict(sm.params.modelling), sm.params.seed, dict(sm.params.columns), sm.params.out_dir,
+                 threads=sm.threads)

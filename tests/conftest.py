@@ -35,7 +35,11 @@ def tiny_config(workdir: Path) -> Path:
     cfg["demo"] = {"patients": N_PATIENTS, "retest": N_RETEST}
     cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
     cfg["robustness"]["min_pairs"] = 3
-    cfg["modelling"]["bootstrap"] = 50
+    cfg["robustness"]["method"] = "both"
+    cfg["robustness"]["perturbation"] = {**cfg["robustness"].get("perturbation", {}), "n": 3}
+    cfg["robustness"]["discretisation"] = {"enabled": True, "bin_widths": [25], "bin_counts": [16]}
+    cfg["modelling"].update(bootstrap=20, cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2],
+                            penalizer=[10.0], horizons=[12.0])  # 10 patients: one small, untuned CV
     path = workdir / "config" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

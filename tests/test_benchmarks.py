@@ -15,3 +15,96 @@ def test_summarise_groups_per_rule(tmp_path):
     assert t.loc["extract", "peak_rss_mb"] == 500.0 and t.loc["model", "cpu_s"] == 9.5
     assert list(t.index) == ["model", "extract"]
     assert summarise(tmp_path / "none").empty
+
+
+# ----------------------------------------------------------------- bare extraction, ratios
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from radsurv import benchmarks as rb  # noqa: E402
+
+PARAMS = {"setting": {"label": 1, "binWidth": 25.0, "resampledPixelSpacing": None},
+          "imageType": {"Original": {}}, "featureClass": {"firstorder": [], "shape": []}}
+
+
+def _case(root, scan_id, seed):
+    import SimpleITK as sitk
+
+    d = root / "scans" / scan_id / "preprocessed"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:24, :24, :24]
+    mask = ((z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 <= 49).astype(np.uint8)
+    img = sitk.GetImageFromArray((rng.normal(0, 30, mask.shape) + 40 * mask).astype(np.int16))
+    m = sitk.GetImageFromArray(mask)
+    for im in (img, m):
+        im.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(img, str(d / "image.nii.gz"))
+    sitk.WriteImage(m, str(d / "mask.nii.gz"))
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_cases")
+    for i, sid in enumerate(["P1_S1", "P2_S1"]):
+        _case(root, sid, i)
+    (root / "scans" / "P3_S1" / "preprocessed").mkdir(parents=True)  # failed scan: no image
+    return rb.preprocessed_cases(root)
+
+
+def test_preprocessed_cases_skip_scans_without_images(cases):
+    assert [c[0] for c in cases] == ["P1_S1", "P2_S1"]
+
+
+def test_bare_extraction_times_every_case(cases):
+    bare = rb.bare_extraction(cases, PARAMS)
+    assert list(bare["scan_id"]) == ["P1_S1", "P2_S1"]
+    assert (bare["wall_s"] > 0).all() and (bare["cpu_s"] >= 0).all()
+    # firstorder (18) + shape (14 in 3-D) features
+    assert (bare["n_features"] == 32).all()
+
+
+def test_pyradiomics_cli_batch_runs_the_same_cases(cases, tmp_path):
+    out = rb.pyradiomics_batch(cases, PARAMS, tmp_path, jobs=1)
+    assert out["rows"] == out["cases"] == 2 and out["wall_s"] > 0
+    header = (tmp_path / "features.csv").read_text().splitlines()[0]
+    assert "original_firstorder_Mean" in header and "original_shape_MeshVolume" in header
+
+
+def test_overhead_ratios_and_table(tmp_path):
+    (tmp_path / "extract").mkdir()
+    for i, s in enumerate([3.0, 5.0]):
+        (tmp_path / "extract" / f"S{i}.tsv").write_text(HEADER + f"{s}\t0\t200\t1\t1\t1\t0\t0\t90\t{s - 1}\n")
+    (tmp_path / "convert.tsv").write_text(HEADER + "2.0\t0\t1900.0\t1\t1\t1\t0\t0\t90\t1.5\n")
+    summary = summarise(tmp_path)
+    import pandas as pd
+
+    bare = pd.DataFrame({"scan_id": ["S0", "S1"], "wall_s": [1.0, 3.0], "cpu_s": [1.0, 3.0], "n_features": 5})
+    row = rb.overhead(summary, pipeline_wall_s=6.0, bare=bare, n_patients=2, n_scans=2, cores=2,
+                      batch_wall_s=3.0, dag_s=0.5)
+    assert row["ratio_total_vs_bare"] == pytest.approx(6.0 / 4.0)
+    assert row["ratio_total_vs_bare_per_core"] == pytest.approx(6.0 / 2.0)
+    assert row["ratio_extract_vs_bare"] == pytest.approx(8.0 / 4.0)
+    assert row["ratio_total_vs_pyradiomics_batch"] == pytest.approx(2.0)
+    assert row["peak_rss_mb"] == 1900.0 and row["s_per_patient"] == 3.0
+    assert row["jobs_cpu_s"] == pytest.approx(2.0 + 4.0 + 1.5)
+    json.dumps(row)  # serialisable for results.json
+    table = rb.markdown_table([row, {**row, "pyradiomics_batch_s": None}]).splitlines()
+    assert len(table) == 4 and table[0].count("|") == len(rb.TABLE) + 1
+    assert "| 1.50 |" in table[2] and table[3].split("|")[9].strip() == "-"
+    md = rb.stage_markdown(summary).splitlines()
+    assert md[2].startswith("| extract | 2 | 8.0 |")
+
+
+def test_startup_costs_share(tmp_path):
+    import pandas as pd
+
+    summary = pd.DataFrame({"rule": ["extract", "model"], "jobs": [4, 1], "total_s": [8.0, 1.0],
+                            "mean_s": [2.0, 1.0], "max_s": [2.0, 1.0], "cpu_s": [1.0, 1.0],
+                            "peak_rss_mb": [1.0, 1.0]})
+    t = rb.startup_costs(summary, repeats=1)
+    assert list(t["rule"]) == ["extract"] and t.loc[0, "jobs"] == 4
+    assert t.loc[0, "startup_s"] == pytest.approx(4 * t.loc[0, "startup_s_per_job"])
+    assert 0 < t.loc[0, "share_of_rule"] == pytest.approx(t.loc[0, "startup_s"] / 8.0)

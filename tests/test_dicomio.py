@@ -577,6 +577,7 @@ def test_per_slice_rescale_pet(tmp_path: Path) -> None:
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
         ds.RescaleSlope = f"{0.5 + 0.37 * k:.4f}"
         ds.RescaleIntercept = 0
+        ds.Units = "GML"  # already SUVbw: values pass unchanged (SUV conversion: test_ingest_images.py)
         ds.save_as(f)
     rs = make_rtstruct(tmp_path / "rs.dcm", ct, [(1, "GTV", [square(-5.5, 4.5, -5.5, 4.5, z_of(3))])])
     disc = discover(tmp_path)

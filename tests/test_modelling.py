@@ -351,16 +351,15 @@ def test_config_validation():
     assert ModelConfig.from_dict({"n_screen": 10}).n_screen == 10
 
 
-def test_pipeline_config_keys_are_model_config_fields():
-    """Every key of the ``modelling`` block of config/config.yaml maps onto ModelConfig.
-
-    ``stages.modelling`` keeps only keys that are ModelConfig fields, so a renamed
-    field would otherwise be dropped silently.
-    """
+def test_pipeline_config_keys_are_study_config_fields():
+    """Every key of the ``modelling`` block of config/config.yaml maps onto StudyConfig
+    (``StudyConfig.from_dict`` raises on unknown keys, so a rename cannot be dropped silently)."""
     yaml = pytest.importorskip("yaml")
+    from radsurv.validation import StudyConfig
+
     cfg_path = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
     if not cfg_path.is_file():
         pytest.skip("config/config.yaml not present")
     block = yaml.safe_load(cfg_path.read_text())["modelling"]
-    mc = ModelConfig.from_dict(block)  # raises on unknown keys
-    assert mc.bootstrap == block.get("bootstrap", 500)
+    sc = StudyConfig.from_dict(block)
+    assert sc.bootstrap == block.get("bootstrap", 500)

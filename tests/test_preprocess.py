@@ -93,3 +93,166 @@ def test_empty_mask_is_a_case_error():
     image, mask, _ = _phantom()
     with pytest.raises(CaseError, match="empty"):
         preprocess(image, mask * 0, PreprocessSettings())
+
+
+# ------------------------------------------------------------ re-segmentation
+def _img(arr, spacing=(2.0, 2.0, 2.0)):
+    im = sitk.GetImageFromArray(np.asarray(arr, np.float32))
+    im.SetSpacing(spacing)
+    return im
+
+
+def test_range_then_outlier_resegmentation_of_the_intensity_mask_only():
+    rng = np.random.default_rng(0)
+    arr = rng.normal(0, 20, (12, 12, 12)).round()
+    arr[6, 6, 6] = 2000.0   # out of range
+    arr[5, 5, 5] = 150.0    # in range, but an outlier once 2000 is gone
+    image = _img(arr)
+    morph = _img(np.ones_like(arr))
+    morph = sitk.Cast(morph, sitk.sitkUInt8)
+    from radsurv.preprocess import resegment
+
+    inten = sitk.GetArrayFromImage(resegment(image, morph, (-1000, 400), 3.0)).astype(bool)
+    kept = (arr >= -1000) & (arr <= 400)
+    mu, sd = arr[kept].mean(), arr[kept].std()
+    expected = kept & (np.abs(arr - mu) <= 3 * sd)
+    np.testing.assert_array_equal(inten, expected)
+    assert not inten[6, 6, 6] and not inten[5, 5, 5]
+    # outlier statistics on the whole ROI (range not first) would keep the 150 voxel: the order matters
+    whole = np.abs(arr - arr.mean()) <= 3 * arr.std()
+    assert whole[5, 5, 5]
+    # open bounds
+    only_low = sitk.GetArrayFromImage(resegment(image, morph, (0, None), None)).astype(bool)
+    np.testing.assert_array_equal(only_low, arr >= 0)
+
+
+def test_preprocess_all_keeps_the_morphological_mask():
+    image, mask, _ = _phantom()
+    s = PreprocessSettings(spacing_mm=(2.0, 2.0, 2.0), resegment_range=(0.0, 400.0))
+    from radsurv.preprocess import preprocess_all
+
+    img, morph, inten = preprocess_all(image, mask, s)
+    _, morph_plain = preprocess(image, mask, PreprocessSettings(spacing_mm=(2.0, 2.0, 2.0)))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(morph), sitk.GetArrayFromImage(morph_plain))
+    a, m, i = (sitk.GetArrayFromImage(x) for x in (img, morph, inten))
+    assert i.sum() < m.sum() and not (i & ~m).any()
+    assert a[i > 0].min() >= 0 and a[(m > 0) & (i == 0)].max() < 0
+
+
+def test_everything_resegmented_away_is_a_case_error():
+    image, mask, _ = _phantom()
+    from radsurv.preprocess import preprocess_all
+
+    with pytest.raises(CaseError, match="re-segmentation"):
+        preprocess_all(image, mask, PreprocessSettings(resegment_range=(1000.0, 2000.0)))
+
+
+def test_null_axis_keeps_that_spacing_for_2d_work():
+    image, mask, _ = _phantom()
+    img, m = preprocess(image, mask, PreprocessSettings(spacing_mm=(2.0, 2.0, None)))
+    assert img.GetSpacing() == (2.0, 2.0, 2.5)
+    size, origin = centred_grid(image, (2.0, 2.0, None))
+    assert size[2] == image.GetSize()[2] and origin[2] == pytest.approx(image.GetOrigin()[2])
+
+
+def test_nearest_mask_interpolation_differs_from_linear():
+    image, mask, _ = _phantom()
+    _, lin = preprocess(image, mask, PreprocessSettings(spacing_mm=(1.7, 1.7, 1.7)))
+    _, nn = preprocess(image, mask, PreprocessSettings(spacing_mm=(1.7, 1.7, 1.7), mask_interpolator="nearest"))
+    assert not np.array_equal(sitk.GetArrayFromImage(lin), sitk.GetArrayFromImage(nn))
+
+
+def test_settings_reject_nonsense():
+    with pytest.raises(ValueError, match="low bound"):
+        PreprocessSettings(resegment_range=(400.0, -1000.0))
+    with pytest.raises(ValueError, match="modality"):
+        PreprocessSettings(modality="XR")
+    s = PreprocessSettings.from_config({"spacing_mm": [2, 2, None], "resegment_range": [0, None], "outlier_sigma": 3})
+    assert s.spacing_mm == (2.0, 2.0, None) and s.resegment_range == (0.0, None) and s.outlier_sigma == 3.0
+
+
+# ----------------------------------------------------------------- MR and PET
+def _mr_phantom():
+    """A head-like ellipsoid with tissue contrast, a smooth multiplicative bias field and noise."""
+    rng = np.random.default_rng(5)
+    z, y, x = np.indices((40, 64, 64)).astype(float)
+    head = ((x - 32) / 28) ** 2 + ((y - 32) / 28) ** 2 + ((z - 20) / 18) ** 2 < 1
+    tumour = ((x - 40) ** 2 + (y - 30) ** 2 + (z - 20) ** 2) < 36
+    tissue = np.where(head, 400.0, 0.0) + np.where(tumour, 200.0, 0.0)
+    bias = 1.0 + 0.4 * (x - 32) / 32
+    arr = tissue * bias + rng.normal(0, 5, tissue.shape) + 10
+    img = _img(arr, (1.0, 1.0, 1.0))
+    mask = sitk.Cast(_img(tumour.astype(np.uint8), (1.0, 1.0, 1.0)), sitk.sitkUInt8)
+    return img, mask, head & ~tumour
+
+
+def test_mr_n4_removes_bias_and_zscore_normalises_the_foreground():
+    from radsurv.preprocess import foreground_mask, n4_correct, normalise
+
+    img, _, brain = _mr_phantom()
+    fg = foreground_mask(img)
+    overlap = (sitk.GetArrayFromImage(fg) > 0) & brain
+    assert overlap.sum() > 0.95 * brain.sum()
+    before = sitk.GetArrayFromImage(img)[brain]
+    after = sitk.GetArrayFromImage(n4_correct(img, fg))[brain]
+    cv = lambda v: v.std() / v.mean()  # noqa: E731
+    assert cv(after) < 0.5 * cv(before)
+    z = sitk.GetArrayFromImage(normalise(img, fg, "zscore"))[sitk.GetArrayFromImage(fg) > 0]
+    assert z.mean() == pytest.approx(0, abs=1e-4) and z.std() == pytest.approx(1, abs=1e-4)
+    p = sitk.GetArrayFromImage(normalise(img, fg, "percentile", (1, 99)))[sitk.GetArrayFromImage(fg) > 0]
+    assert np.percentile(p, 1) == pytest.approx(0, abs=1e-4) and np.percentile(p, 99) == pytest.approx(1, abs=1e-4)
+
+
+def test_brain_mr_preset_runs_end_to_end():
+    from radsurv.config import load_site
+    from radsurv.preprocess import preprocess_all
+
+    img, mask, _ = _mr_phantom()
+    s = PreprocessSettings.from_config(load_site("brain_mr")["preprocessing"])
+    out, morph, inten = preprocess_all(img, mask, s)
+    vals = sitk.GetArrayFromImage(out)[sitk.GetArrayFromImage(inten) > 0]
+    assert 0 < vals.mean() < 10  # tumour brighter than the head average, in SD units
+    assert sitk.GetArrayFromImage(inten).sum() <= sitk.GetArrayFromImage(morph).sum()
+
+
+def test_pet_not_in_suv_is_a_case_error():
+    image, mask, _ = _phantom()
+    bq = image * 0 + 15000.0  # Bq/ml-like values
+    with pytest.raises(CaseError, match="SUV"):
+        preprocess(bq, mask, PreprocessSettings(modality="PET", round_intensities=False, suv_max_plausible=100.0))
+    suv = image * 0 + 8.0
+    preprocess(suv, mask, PreprocessSettings(modality="PET", round_intensities=False, suv_max_plausible=100.0))
+
+
+# ------------------------------------------------------------------ site presets
+def test_site_presets_validate_and_merge():
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from radsurv.config import SITES_DIR, apply_site, load_schema, problems
+
+    repo = Path(__file__).resolve().parents[1]
+    schema = load_schema(repo / "workflow" / "schemas" / "config.schema.yaml")
+    base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    sites = sorted(p.stem for p in SITES_DIR.glob("*.yaml"))
+    assert {"lung_ct", "hn_ct", "brain_mr", "fdg_pet", "ibsi_a", "ibsi_e", "ibsi_digital_phantom"} <= set(sites)
+    for site in sites:
+        cfg = copy.deepcopy(base)
+        cfg["site"] = site
+        cfg.pop("extraction", None)
+        apply_site(cfg)
+        assert problems(cfg, schema) == [], site
+        PreprocessSettings.from_config(cfg["preprocessing"])  # the library accepts it too
+    # the study config's keys override the preset's one by one
+    cfg = {"site": "lung_ct", "extraction": {"bin_width": 10}, "preprocessing": {"spacing_mm": [1, 1, 1]}}
+    apply_site(cfg)
+    assert cfg["extraction"]["bin_width"] == 10 and cfg["extraction"]["feature_classes"]
+    assert cfg["preprocessing"]["spacing_mm"] == [1, 1, 1] and cfg["preprocessing"]["resegment_range"] == [-1000, 400]
+    # legacy place of the range
+    legacy = {"preprocessing": {}, "extraction": {"resegment_range": [-500, 400]}}
+    apply_site(legacy)
+    assert legacy["preprocessing"]["resegment_range"] == [-500, 400] and "resegment_range" not in legacy["extraction"]
+    with pytest.raises(ValueError, match="shipped sites"):
+        apply_site({"site": "lung_mri"})

@@ -72,8 +72,13 @@ def test_every_held_out_patient_has_a_risk_group(tiny_run):
     assert len(test) >= 2 and test["risk_group"].isin(["low", "high"]).all()
     metrics = json.loads((tiny_run / "model" / "metrics.json").read_text())  # strict JSON
     assert metrics["n_test"] == len(test)
+    assert set(metrics["by_model"]) == {"radiomics", "volume", "clinical", "combined"}
     sig = json.loads((tiny_run / "model" / "signature.json").read_text())
-    assert sig["features"]
+    assert sig["features"] and set(sig["models"]) == set(metrics["by_model"])
+    perf = pd.read_csv(tiny_run / "model" / "performance.tsv", sep="\t")
+    assert {"harrell_c", "uno_c", "ibs"} <= set(perf["metric"])
+    allp = pd.read_csv(tiny_run / "model" / "predictions_all.tsv", sep="\t")
+    assert len(allp) == N_PATIENTS * 4  # every patient held out once per model
 
 
 @pytest.mark.e2e

@@ -1,17 +1,42 @@
-"""Per-rule cost of a run, from Snakemake's ``benchmark:`` files."""
+"""The cost of a run: per-rule summary of Snakemake's ``benchmark:`` files, and the
+bare pyradiomics extraction it is compared against.
+
+* :func:`summarise` reads ``results/benchmarks`` (one TSV per job) into one row per
+  rule: jobs, wall, CPU and peak memory.
+* :func:`bare_extraction` times pyradiomics alone, in one already-warm process, on the
+  preprocessed cases of a run: the irreducible cost of the features themselves.
+* :func:`pyradiomics_batch` times pyradiomics' own command line (batch mode,
+  ``--jobs N``) on the same cases: the peer a user would otherwise run.
+* :func:`overhead` puts a run's numbers together as ratios measured in one run, and
+  :func:`markdown_table` formats them for the README.
+
+``python -m radsurv.benchmarks [results/benchmarks]`` prints the per-rule table.
+"""
 
 from __future__ import annotations
 
+import csv
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+SUMMARY_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "cpu_s", "peak_rss_mb"]
 
 
 def summarise(bench_dir: str | Path) -> pd.DataFrame:
     """One row per rule: jobs, total / mean / max wall seconds, CPU seconds, peak RSS (MB).
 
     Benchmark files are ``<bench_dir>/<rule>.tsv`` (one job) or
-    ``<bench_dir>/<rule>/<wildcards>.tsv`` (one file per job).
+    ``<bench_dir>/<rule>/<wildcards>.tsv`` (one file per job). Snakemake writes
+    ``max_rss`` in MB and ``cpu_time`` in seconds (user + system of the job's
+    process tree); ``NA`` (a job too short to sample) counts as 0.
     """
     root = Path(bench_dir)
     rows = []
@@ -22,7 +47,7 @@ def summarise(bench_dir: str | Path) -> pd.DataFrame:
                      "cpu_time": float(pd.to_numeric(b["cpu_time"], errors="coerce").fillna(0).iloc[0]),
                      "max_rss": float(pd.to_numeric(b["max_rss"], errors="coerce").fillna(0).iloc[0])})
     if not rows:
-        return pd.DataFrame(columns=["rule", "jobs", "total_s", "mean_s", "max_s", "cpu_s", "peak_rss_mb"])
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
     df = pd.DataFrame(rows)
     g = df.groupby("rule", sort=False)
     out = pd.DataFrame({
@@ -36,13 +61,205 @@ def summarise(bench_dir: str | Path) -> pd.DataFrame:
     return out.sort_values("total_s", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m radsurv.benchmarks [results/benchmarks]``: print the per-rule table."""
-    import sys
+def preprocessed_cases(results: str | Path) -> list[tuple[str, Path, Path]]:
+    """``(scan_id, image, mask)`` of every scan a run preprocessed successfully."""
+    cases = []
+    for d in sorted(Path(results, "scans").glob("*/preprocessed")):
+        img, mask = d / "image.nii.gz", d / "mask.nii.gz"
+        if img.is_file() and mask.is_file():
+            cases.append((d.parent.name, img, mask))
+    return cases
 
+
+def bare_extraction(cases: Sequence[tuple[str, Path, Path]], params: Mapping[str, Any]) -> pd.DataFrame:
+    """Time pyradiomics alone on each case, in this process, one case at a time.
+
+    The import of pyradiomics and a first warm-up call are outside the timers, so
+    the result is the feature computation itself (reading the two NIfTI files
+    included, as pyradiomics does it). One row per case: ``scan_id``, ``wall_s``,
+    ``cpu_s`` (this process's user + system time), ``n_features``.
+    """
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = RadiomicsFeatureExtractor(dict(params))
+    if cases:  # warm-up: first-call costs (C extension set-up, caches) are not per case
+        extractor.execute(str(cases[0][1]), str(cases[0][2]), label=1)
+    rows = []
+    for scan_id, img, mask in cases:
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = extractor.execute(str(img), str(mask), label=1)
+        rows.append({"scan_id": scan_id, "wall_s": time.perf_counter() - t0,
+                     "cpu_s": time.process_time() - c0,
+                     "n_features": sum(not k.startswith("diagnostics_") for k in result)})
+    return pd.DataFrame(rows, columns=["scan_id", "wall_s", "cpu_s", "n_features"])
+
+
+def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[str, Any],
+                      workdir: str | Path, jobs: int = 2, timeout: float = 24 * 3600) -> dict[str, Any]:
+    """Run pyradiomics' own CLI in batch mode (``--jobs``) on ``cases``; its wall time.
+
+    Writes ``batch.csv`` (columns Image, Mask), ``params.yaml`` and ``features.csv``
+    under ``workdir``. Returns ``wall_s``, ``cases`` and the number of rows written.
+    """
+    import yaml
+
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    batch = work / "batch.csv"
+    with batch.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ID", "Image", "Mask"])
+        for scan_id, img, mask in cases:
+            w.writerow([scan_id, str(Path(img).resolve()), str(Path(mask).resolve())])
+    param_file = work / "params.yaml"
+    param_file.write_text(yaml.safe_dump(_plain(params), sort_keys=False))
+    out = work / "features.csv"
+    exe = Path(sys.executable).parent / "pyradiomics"
+    cmd = [str(exe), str(batch), "--param", str(param_file), "-o", str(out), "-f", "csv",
+           "--jobs", str(jobs), "--verbosity", "1"]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"pyradiomics batch failed ({res.returncode}): {res.stderr[-2000:]}")
+    with out.open() as fh:
+        n_rows = sum(1 for _ in csv.DictReader(fh))
+    return {"wall_s": wall, "cases": len(cases), "rows": n_rows, "jobs": jobs}
+
+
+#: What a per-scan job's fresh Python process imports before its first line of work:
+#: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
+STARTUP_IMPORTS = {
+    "convert": "import snakemake.script, radsurv.stages, radsurv.dicomio",
+    "preprocess": "import snakemake.script, radsurv.stages, radsurv.preprocess",
+    "extract": "import snakemake.script, radsurv.stages, radiomics.featureextractor",
+}
+
+
+def startup_seconds(imports: str, repeats: int = 3) -> float:
+    """Median wall time of a fresh ``python -c "<imports>"``: a job's fixed start-up cost."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", imports], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def startup_costs(summary: pd.DataFrame, repeats: int = 3) -> pd.DataFrame:
+    """Per per-scan rule: start-up seconds per job, jobs, and start-up's share of the rule's time."""
+    rules = summary.set_index("rule")
+    rows = []
+    for rule, imports in STARTUP_IMPORTS.items():
+        if rule not in rules.index:
+            continue
+        per_job = startup_seconds(imports, repeats)
+        jobs, total = int(rules.loc[rule, "jobs"]), float(rules.loc[rule, "total_s"])
+        rows.append({"rule": rule, "startup_s_per_job": per_job, "jobs": jobs,
+                     "startup_s": per_job * jobs, "share_of_rule": per_job * jobs / total if total else float("nan")})
+    return pd.DataFrame(rows, columns=["rule", "startup_s_per_job", "jobs", "startup_s", "share_of_rule"])
+
+
+def _plain(obj: Any) -> Any:
+    """Mappings/sequences to plain dict/list (for YAML)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, n_patients: int,
+             n_scans: int, cores: int, batch_wall_s: float | None = None,
+             dag_s: float | None = None) -> dict[str, Any]:
+    """The run's cost as ratios measured in one run.
+
+    * ``ratio_total_vs_bare``: the pipeline's wall time (all stages, ``cores`` cores)
+      over the summed bare pyradiomics time of the same cases (one core): how much
+      more than the feature computation the whole pipeline costs.
+    * ``ratio_total_vs_bare_per_core``: the same with the bare time divided by
+      ``cores`` (perfect parallel extraction) — the stricter reading.
+    * ``ratio_extract_vs_bare``: the ``extract`` rule's summed job time over the bare
+      time: the per-job cost of a Snakemake job (process start, imports, I/O).
+    * ``ratio_total_vs_pyradiomics_batch``: pipeline wall over pyradiomics' own
+      batch CLI with the same number of jobs.
+    """
+    rules = summary.set_index("rule") if len(summary) else pd.DataFrame(columns=SUMMARY_COLUMNS).set_index("rule")
+    bare_s = float(bare["wall_s"].sum()) if len(bare) else float("nan")
+    extract_s = float(rules["total_s"].get("extract", float("nan")))
+    out: dict[str, Any] = {
+        "n_patients": n_patients,
+        "n_scans": n_scans,
+        "cores": cores,
+        "pipeline_wall_s": pipeline_wall_s,
+        "jobs_cpu_s": float(rules["cpu_s"].sum()) if len(rules) else 0.0,
+        "jobs_wall_s": float(rules["total_s"].sum()) if len(rules) else 0.0,
+        "bare_extraction_s": bare_s,
+        "extract_rule_s": extract_s,
+        "peak_rss_mb": float(rules["peak_rss_mb"].max()) if len(rules) else float("nan"),
+        "s_per_patient": pipeline_wall_s / n_patients if n_patients else float("nan"),
+        "ratio_total_vs_bare": pipeline_wall_s / bare_s if bare_s else float("nan"),
+        "ratio_total_vs_bare_per_core": pipeline_wall_s / (bare_s / cores) if bare_s else float("nan"),
+        "ratio_extract_vs_bare": extract_s / bare_s if bare_s else float("nan"),
+        "dag_s": dag_s,
+        "pyradiomics_batch_s": batch_wall_s,
+        "ratio_total_vs_pyradiomics_batch": (pipeline_wall_s / batch_wall_s) if batch_wall_s else None,
+    }
+    return out
+
+
+#: Columns of the README table: (key of :func:`overhead`, header, format).
+TABLE = [
+    ("n_patients", "N patients", "{:d}"),
+    ("n_scans", "scans", "{:d}"),
+    ("pipeline_wall_s", "pipeline wall (s)", "{:.0f}"),
+    ("s_per_patient", "s / patient", "{:.2f}"),
+    ("bare_extraction_s", "bare pyradiomics, sum (s)", "{:.0f}"),
+    ("ratio_total_vs_bare", "pipeline / bare sum", "{:.2f}"),
+    ("ratio_total_vs_bare_per_core", "pipeline / (bare sum / cores)", "{:.2f}"),
+    ("ratio_extract_vs_bare", "extract jobs / bare", "{:.2f}"),
+    ("pyradiomics_batch_s", "pyradiomics CLI --jobs 2 (s)", "{:.0f}"),
+    ("ratio_total_vs_pyradiomics_batch", "pipeline / CLI", "{:.2f}"),
+    ("dag_s", "DAG build (s)", "{:.1f}"),
+    ("peak_rss_mb", "peak RSS per job (MB)", "{:.0f}"),
+]
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The README's benchmark table, one row per run (missing values as ``-``)."""
+    lines = ["| " + " | ".join(h for _, h, _ in TABLE) + " |",
+             "|" + "|".join("---:" for _ in TABLE) + "|"]
+    for row in rows:
+        cells = []
+        for key, _, fmt in TABLE:
+            v = row.get(key)
+            cells.append("-" if v is None or (isinstance(v, float) and v != v) else fmt.format(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stage_markdown(summary: pd.DataFrame) -> str:
+    """Per-stage markdown table (jobs, wall, CPU, peak memory) of :func:`summarise`."""
+    lines = ["| stage | jobs | wall, sum (s) | wall, mean per job (s) | CPU (s) | peak RSS (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in summary.itertuples(index=False):
+        lines.append(f"| {r.rule} | {r.jobs} | {r.total_s:.1f} | {r.mean_s:.2f} | {r.cpu_s:.1f} | "
+                     f"{r.peak_rss_mb:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m radsurv.benchmarks [results/benchmarks] [--markdown]``: per-rule table."""
     args = sys.argv[1:] if argv is None else argv
-    table = summarise(args[0] if args else "results/benchmarks")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    md = "--markdown" in args
+    paths = [a for a in args if a != "--markdown"]
+    table = summarise(paths[0] if paths else "results/benchmarks")
+    if md:
+        print(stage_markdown(table))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":

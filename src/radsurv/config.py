@@ -62,3 +62,65 @@ def explain(config: Mapping[str, Any], schema_path: str | Path) -> str:
         return "The configuration is valid."
     lines = [f"The configuration has {len(found)} problem(s):"] + [f"  - {p}" for p in found]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ site presets
+#: Where the shipped site presets live (``config/sites/<name>.yaml``).
+SITES_DIR = Path(__file__).resolve().parents[2] / "config" / "sites"
+SITE_BLOCKS = ("preprocessing", "extraction")
+
+
+def site_path(site: str, sites_dir: str | Path | None = None) -> Path:
+    """The preset file of ``site``: a name in ``sites_dir`` or a path to a YAML file."""
+    if site.endswith((".yaml", ".yml")) or "/" in site or "\\" in site:
+        path = Path(site)
+    else:
+        path = Path(sites_dir or SITES_DIR) / f"{site}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(sites_dir or SITES_DIR).glob("*.yaml"))
+        raise ValueError(f"site '{site}': no preset file {path}; shipped sites: {', '.join(known)}")
+    return path
+
+
+def load_site(site: str, sites_dir: str | Path | None = None) -> dict[str, Any]:
+    """A site preset: a mapping with ``preprocessing`` and ``extraction`` blocks."""
+    data = yaml.safe_load(site_path(site, sites_dir).read_text()) or {}
+    unknown = sorted(set(data) - {*SITE_BLOCKS, "description"})
+    if unknown:
+        raise ValueError(f"site '{site}': unexpected top-level keys {unknown}; a site has only "
+                         "description, preprocessing and extraction")
+    return data
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_site(config: dict[str, Any], sites_dir: str | Path | None = None) -> dict[str, Any]:
+    """Merge the config's ``site`` preset into it, in place, and return it.
+
+    The preset gives the ``preprocessing`` and ``extraction`` blocks; keys the
+    config itself sets in those blocks win (key by key; lists are replaced).
+    A legacy ``extraction.resegment_range`` is moved to
+    ``preprocessing.resegment_range``, where re-segmentation now happens.
+    """
+    if config.get("site"):
+        preset = load_site(str(config["site"]), sites_dir)
+        for block in SITE_BLOCKS:
+            config[block] = _deep_merge(preset.get(block) or {}, config.get(block) or {})
+    ext = config.get("extraction")
+    if isinstance(ext, dict) and ext.get("resegment_range") is not None:
+        pre = config.setdefault("preprocessing", {})
+        if pre.get("resegment_range") is None:
+            pre["resegment_range"] = ext["resegment_range"]
+        elif list(pre["resegment_range"]) != list(ext["resegment_range"]):
+            raise ValueError("extraction.resegment_range and preprocessing.resegment_range disagree; "
+                             "keep only preprocessing.resegment_range")
+        del ext["resegment_range"]
+    return config

@@ -67,6 +67,9 @@ SCAN_COLUMNS = [
     "patient_id",
     "session",
     "days_from_first",
+    "hours_from_first",
+    "study_number",
+    "label",
     "modality",
     "series_uid",
     "study_uid",
@@ -95,7 +98,15 @@ class ScanRecord:
     n_images: int
     image_files: list[str]
     contour_file: str
-    contour_type: str  # "RTSTRUCT" | "SEG"
+    contour_type: str  # "RTSTRUCT" | "SEG" | "MASK" (pre-converted image sheet)
+    #: hours between the first scan's and this scan's acquisition (0.0 when undated)
+    hours_from_first: float = 0.0
+    #: the patient's study (visit) this scan belongs to, 1 = first study in time
+    study_number: int = 1
+    #: ``baseline`` | ``retest`` | ``follow-up`` | ``repeat`` | ``undated`` (see :func:`scan_label`)
+    label: str = "baseline"
+    #: image sheet only: the mask label value of the ROI (0 = every non-zero voxel)
+    mask_label: int = 0
 
 
 @dataclass
@@ -115,6 +126,7 @@ class _Instance:
     orientation: tuple[float, ...] | None
     instance_number: int | None
     acquisition_time: str
+    acquisition_date: str
     multiframe: bool
 
 
@@ -128,6 +140,7 @@ class _Series:
     time: str  # HHMMSS.ffffff or ""
     series_number: int | None
     localizer: bool
+    series_time: str = ""
     instances: list[_Instance] = field(default_factory=list)
 
 
@@ -327,12 +340,16 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset | None, int]:
     return ds, offset
 
 
-def discover(root: Path) -> Discovery:
+def discover(root: Path, retest_max_days: int = 30) -> Discovery:
     """Find all analysable (image series, contour object) pairs below ``root``.
 
     Any depth and any file names are accepted. Non-DICOM files and DICOMDIR are
     ignored; empty, truncated or unreadable DICOM files become QC warnings.
-    Scans are numbered per PatientID in StudyDate/StudyTime order.
+    Scans are numbered per PatientID in acquisition date/time order; each gets
+    its study (visit) number, days and hours from the patient's first scan and a
+    label (``baseline``, ``retest`` within ``retest_max_days``, ``follow-up``;
+    see :func:`scan_label`). A patient with images but no analysable scan gets
+    one ``excluded`` row.
     """
     root = Path(root)
     disc = Discovery()
@@ -340,6 +357,7 @@ def discover(root: Path) -> Discovery:
     contours: list[_Contour] = []
     non_dicom: list[str] = []
     seen_sops: dict[str, str] = {}
+    ignored_sops: dict[str, str] = {}  # SOP UID -> file ignored as truncated
 
     def add_qc(pid: str, sid: str, status: str, reason: str) -> None:
         disc.qc.append(qc_row(pid, sid, STAGE_DISCOVERY, status, reason))
@@ -423,6 +441,8 @@ def discover(root: Path) -> Discovery:
                 f"image file {rel} of series {_s(ds, 'SeriesInstanceUID')} is truncated "
                 f"({size} bytes, but the pixel data alone needs {expected}); the file is ignored",
             )
+            if sop_uid:
+                ignored_sops[sop_uid] = rel
             continue
         series_uid = _s(ds, "SeriesInstanceUID")
         if not series_uid:
@@ -452,6 +472,7 @@ def discover(root: Path) -> Discovery:
                 time=_s(ds, "StudyTime") or _s(ds, "SeriesTime"),
                 series_number=_int_or_none(ds.get("SeriesNumber")),
                 localizer="LOCALIZER" in image_type,
+                series_time=_s(ds, "SeriesTime"),
             )
             series[series_uid] = ser
         ser.instances.append(
@@ -463,6 +484,7 @@ def discover(root: Path) -> Discovery:
                 orientation=_floats(ds.get("ImageOrientationPatient")),
                 instance_number=_int_or_none(ds.get("InstanceNumber")),
                 acquisition_time=_s(ds, "AcquisitionTime"),
+                acquisition_date=_s(ds, "AcquisitionDate"),
                 multiframe=(_int_or_none(ds.get("NumberOfFrames")) or 1) > 1,
             )
         )
@@ -551,7 +573,12 @@ def discover(root: Path) -> Discovery:
                 "excluded",
                 f"{kind} {con.rel} references {len(con.ref_sops)} images of series {chosen}, "
                 f"{len(missing)} of which are not in the input folder (series incomplete or "
-                f"wrong references, e.g. {missing[0]})",
+                f"wrong references, e.g. {missing[0]})"
+                + (
+                    f"; {sum(m in ignored_sops for m in missing)} of them are in file(s) ignored as "
+                    f"truncated (e.g. {next(ignored_sops[m] for m in missing if m in ignored_sops)})"
+                    if any(m in ignored_sops for m in missing) else ""
+                ),
             )
             continue
         if any(i.multiframe for i in ser.instances):
@@ -592,6 +619,8 @@ def discover(root: Path) -> Discovery:
             )
 
     for uid, ser in sorted(series.items()):
+        if uid in rejected_refs:
+            continue  # its contour object's exclusion row already names this series
         if uid not in selected and uid not in pending:
             kind = " localizer" if ser.localizer else ""
             why = (
@@ -629,27 +658,21 @@ def discover(root: Path) -> Discovery:
             continue
         used_ids[spid] = pid
 
-        def order_key(uid: str) -> tuple[Any, ...]:
-            ser = series[uid]
-            acq = min((i.acquisition_time for i in ser.instances if i.acquisition_time), default="")
-            return (
-                ser.date == "",
-                ser.date,
-                _norm_time(ser.time),
-                _norm_time(acq) if acq else "",
-                ser.series_number if ser.series_number is not None else 1 << 30,
-                uid,
-            )
-
-        uids = sorted(per_patient[pid], key=order_key)
-        first_date = _parse_date(series[uids[0]].date)
-        undated = [u for u in uids if _parse_date(series[u].date) is None]
+        uids = sorted(per_patient[pid], key=lambda u: _series_when(series[u]))
+        whens = {u: _series_when(series[u]) for u in uids}
+        first_dt = whens[uids[0]][1]
+        undated = [u for u in uids if whens[u][1] is None]
+        study_numbers: dict[str, int] = {}
+        for uid in uids:  # studies numbered by their first scan in time
+            study_numbers.setdefault(series[uid].study_uid or uid, len(study_numbers) + 1)
         for n, uid in enumerate(uids, start=1):
             ser = series[uid]
             con = selected[uid]
             scan_id = f"{spid}_S{n}"
-            day = _parse_date(ser.date)
-            days = (day - first_date).days if (day is not None and first_date is not None) else 0
+            when = whens[uid][1]
+            dated = when is not None and first_dt is not None
+            days = (when.date() - first_dt.date()).days if dated else 0
+            hours = round((when - first_dt).total_seconds() / 3600.0, 2) if dated else 0.0
             insts = sorted(ser.instances, key=_instance_sort_key)
             disc.scans.append(
                 ScanRecord(
@@ -664,6 +687,9 @@ def discover(root: Path) -> Discovery:
                     image_files=[str(i.path) for i in insts],
                     contour_file=str(con.path.resolve()),
                     contour_type=con.kind,
+                    hours_from_first=float(hours),
+                    study_number=study_numbers[ser.study_uid or uid],
+                    label=scan_label(n, int(days), retest_max_days, dated or n == 1),
                 )
             )
             if undated and len(uids) > 1 and uid in undated:
@@ -671,13 +697,83 @@ def discover(root: Path) -> Discovery:
                     pid,
                     scan_id,
                     "warning",
-                    f"series {uid} has no StudyDate: session order and days_from_first "
-                    f"(set to 0) are uncertain",
+                    f"series {uid} has no study or acquisition date: session order, "
+                    f"days_from_first (set to 0) and the retest/follow-up label are uncertain",
                 )
             for status, reason in pending.get(uid, []):
                 add_qc(pid, scan_id, status, reason)
         log.info("patient %s: %d scan(s)", pid, len(uids))
+
+    # -- a patient with images but no analysable scan is excluded (once) -------------
+    excluded_pids = {q["patient_id"] for q in disc.qc if q["status"] == "excluded"}
+    with_scans = {sc.patient_id for sc in disc.scans}
+    by_pid: dict[str, list[_Series]] = defaultdict(list)
+    for ser in series.values():
+        by_pid[ser.patient_id].append(ser)
+    for pid in sorted(by_pid):
+        if not pid or pid in with_scans or pid in excluded_pids:
+            continue
+        sers = sorted(by_pid[pid], key=lambda x: x.series_uid)
+        listing = "; ".join(
+            f"{x.modality}{' localizer' if x.localizer else ''} series {x.series_uid} "
+            f"({len(x.instances)} images)" for x in sers
+        )
+        add_qc(pid, "", "excluded",
+               f"patient {pid} has no analysable scan: no RTSTRUCT or SEG in the input folder "
+               f"references any of its {len(sers)} image series ({listing})")
     return disc
+
+
+def scan_label(session: int, days_from_first: int, retest_max_days: int, dated: bool = True) -> str:
+    """What a patient's scan is, in words: ``baseline``, ``retest``, ``repeat``, ``follow-up``.
+
+    The first scan (session 1) is the ``baseline``. The second scan is a ``retest``
+    when it was acquired at most ``retest_max_days`` days after the first (the
+    same rule as the test-retest pairing of the robustness stage), else a
+    ``follow-up`` (a later time point). Third and later scans are ``repeat``
+    within that window (not paired) or ``follow-up``. A scan without a date
+    is ``undated``.
+    """
+    if session <= 1:
+        return "baseline"
+    if not dated:
+        return "undated"
+    if days_from_first <= retest_max_days:
+        return "retest" if session == 2 else "repeat"
+    return "follow-up"
+
+
+def _when(date: str, time: str) -> _dt.datetime | None:
+    day = _parse_date(date)
+    if day is None:
+        return None
+    t = _norm_time(time) if time else "000000.000000"
+    try:
+        clock = _dt.datetime.strptime(t[:13], "%H%M%S.%f").time()
+    except ValueError:
+        clock = _dt.time()
+    return _dt.datetime.combine(day, clock)
+
+
+def _series_when(ser: _Series) -> tuple[Any, ...]:
+    """Sort key of a series in time: (undated, acquisition datetime, series number, uid).
+
+    The acquisition start (earliest AcquisitionDate/Time of its images) is used
+    when present, else SeriesTime, else StudyDate/StudyTime: two acquisitions of
+    one study (a same-visit repeat) are thereby told apart and ordered.
+    """
+    acq = [(i.acquisition_date or ser.date, i.acquisition_time) for i in ser.instances if i.acquisition_time]
+    when = None
+    if acq:
+        when = min((w for w in (_when(d, t) for d, t in acq) if w is not None), default=None)
+    if when is None:
+        when = _when(ser.date, ser.series_time or ser.time)
+    return (
+        when is None,
+        when or _dt.datetime.min,
+        ser.series_number if ser.series_number is not None else 1 << 30,
+        ser.series_uid,
+    ), when
 
 
 def _instance_sort_key(inst: _Instance) -> tuple[Any, ...]:
@@ -722,6 +818,7 @@ class _Geometry:
     spacing_z: float
     normal: np.ndarray
     first: pydicom.Dataset
+    headers: list[pydicom.Dataset] = field(default_factory=list)  # in slice order
 
 
 def _check_geometry(scan: ScanRecord) -> _Geometry:
@@ -808,7 +905,7 @@ def _check_geometry(scan: ScanRecord) -> _Geometry:
             f"series {uid}: slice positions are not stacked along the slice normal "
             f"(in-plane shift up to {np.abs(inplane).max():.2f} mm; gantry tilt?)",
         )
-    return _Geometry(files, sops, proj, expected, normal, headers[order[0]][1])
+    return _Geometry(files, sops, proj, expected, normal, headers[order[0]][1], [headers[i][1] for i in order])
 
 
 def _verify_rescale(image_arr: np.ndarray, geo: _Geometry, uid: str) -> bool:
@@ -836,7 +933,13 @@ def _verify_rescale(image_arr: np.ndarray, geo: _Geometry, uid: str) -> bool:
     return True
 
 
-def _read_image(scan: ScanRecord, geo: _Geometry) -> tuple[sitk.Image, list[str]]:
+def _read_image(scan: ScanRecord, geo: _Geometry) -> tuple[sitk.Image, list[str], dict[str, Any]]:
+    """The series as a SimpleITK image in physical units, its warnings and unit provenance.
+
+    CT: HU (padding set to air, see :func:`_ct_padding`); PT: SUVbw (see
+    :func:`pet_suv_factors`); MR: the scanner's native units, with the sequence
+    parameters recorded (see :func:`mr_sequence`).
+    """
     warnings: list[str] = []
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(geo.files)
@@ -858,9 +961,25 @@ def _read_image(scan: ScanRecord, geo: _Geometry) -> tuple[sitk.Image, list[str]
     arr = sitk.GetArrayViewFromImage(img)
     if not _verify_rescale(arr, geo, scan.series_uid):
         warnings.append("rescale slope/intercept could not be verified with pydicom (compressed pixel data)")
-    pid = img.GetPixelID()
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise CaseError(STAGE_CONVERSION, f"series {scan.series_uid} is not a greyscale image")
+    info: dict[str, Any]
+    if scan.modality == "PT":
+        factors, info, pet_warn = pet_suv_factors(geo.headers, scan.series_uid)
+        warnings.extend(pet_warn)
+        suv = sitk.GetArrayFromImage(img).astype(np.float64) * factors[:, None, None]
+        out = sitk.GetImageFromArray(suv.astype(np.float32))
+        out.CopyInformation(img)
+        img = out
+    elif scan.modality == "CT":
+        img, info = _ct_padding(img, geo, warnings)
+    else:
+        info = {"units": "native scanner units (MR signal intensity, not quantitative)",
+                "sequence": mr_sequence(geo.first)}
+        if any(0x2005100E in h for h in geo.headers[:1]):
+            warnings.append("Philips private scale slope (2005,100E) present but not applied: "
+                            "values are the displayed (rescaled) values")
+    pid = img.GetPixelID()
     if pid in (sitk.sitkFloat64, sitk.sitkFloat32):
         vals = sitk.GetArrayViewFromImage(img)
         if (
@@ -875,7 +994,200 @@ def _read_image(scan: ScanRecord, geo: _Geometry) -> tuple[sitk.Image, list[str]
     elif scan.modality == "CT" and pid != sitk.sitkInt16:
         vals = sitk.GetArrayViewFromImage(img)
         img = sitk.Cast(img, sitk.sitkInt16 if vals.min() >= -32768 and vals.max() <= 32767 else sitk.sitkFloat32)
-    return img, warnings
+    return img, warnings, info
+
+
+def _ct_padding(img: sitk.Image, geo: _Geometry, warnings: list[str]) -> tuple[sitk.Image, dict[str, Any]]:
+    """Set CT pixel padding (PixelPaddingValue, outside the reconstructed field of view) to air.
+
+    Padding is stored as a sentinel (often -2000 or -3024 HU after rescale) that
+    is not a measurement; it is replaced by -1024 HU and counted
+    (``padding_voxels``) so that a mask reaching it can be reported.
+    """
+    info: dict[str, Any] = {"units": "HU", "padding_voxels": 0}
+    first = geo.first
+    pad = first.get("PixelPaddingValue", None)
+    if pad is None:
+        return img, info
+    slope = float(first.get("RescaleSlope", 1) or 1)
+    intercept = float(first.get("RescaleIntercept", 0) or 0)
+    lim = first.get("PixelPaddingRangeLimit", None)
+    values = [float(pad) * slope + intercept]
+    if lim is not None:
+        values.append(float(lim) * slope + intercept)
+    lo, hi = min(values), max(values)
+    if hi >= -1024:
+        return img, info  # the sentinel is a plausible HU value (e.g. air itself): nothing to replace
+    arr = sitk.GetArrayFromImage(img)
+    padded = (arr >= lo - 1e-3) & (arr <= hi + 1e-3)
+    n = int(padded.sum())
+    if n:
+        arr = arr.copy()
+        arr[padded] = -1024
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(img)
+        img = out
+        warnings.append(f"{n} padding voxels (outside the reconstructed field of view, "
+                        f"{lo:g}..{hi:g} HU) set to -1024 HU")
+    info["padding_voxels"] = n
+    info["_padding_mask"] = padded if n else None
+    return img, info
+
+
+def mr_sequence(ds: pydicom.Dataset) -> dict[str, Any]:
+    """The MR acquisition parameters worth recording (only those present).
+
+    Structured attributes only: free-text descriptions (SeriesDescription,
+    ProtocolName) are left out because sites put names and dates in them.
+    """
+    keys = ["ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName",
+            "RepetitionTime", "EchoTime", "InversionTime", "FlipAngle", "EchoTrainLength",
+            "MagneticFieldStrength", "ImagedNucleus", "PixelBandwidth"]
+    out: dict[str, Any] = {}
+    for k in keys:
+        v = ds.get(k, None)
+        if v is None or str(v).strip() == "":
+            continue
+        if isinstance(v, pydicom.multival.MultiValue):
+            out[k] = "\\".join(str(x) for x in v)
+        else:
+            try:
+                out[k] = float(v) if k in ("RepetitionTime", "EchoTime", "InversionTime", "FlipAngle",
+                                           "MagneticFieldStrength", "PixelBandwidth") else str(v).strip()
+            except (TypeError, ValueError):
+                out[k] = str(v).strip()
+    return out
+
+
+def _dicom_datetime(dt_value: str = "", date: str = "", time: str = "") -> _dt.datetime | None:
+    """A DICOM DT (``YYYYMMDDHHMMSS.ffffff&ZZXX``) or DA + TM as a naive datetime."""
+    if dt_value:
+        text = re.split(r"[+-]", dt_value.strip(), maxsplit=1)[0]
+        return _when(text[:8], text[8:])
+    if date and time:
+        return _when(date, time)
+    return None
+
+
+def pet_suv_factors(headers: list[pydicom.Dataset], series_uid: str) -> tuple[np.ndarray, dict[str, Any], list[str]]:
+    """Per-slice factors turning PET pixel values (after rescale) into SUV body weight.
+
+    Follows the vendor-neutral SUV calculation of the QIBA/UW PET SUV
+    pseudo-code: ``SUVbw = C * weight[g] / (dose * 2**(-t / T_half))`` with C the
+    activity concentration (Units BQML), dose the RadionuclideTotalDose (Bq) and
+    t the time from RadiopharmaceuticalStartDateTime (or SeriesDate +
+    RadiopharmaceuticalStartTime) to the time the image is decay-corrected to:
+
+    * DecayCorrection ``START``: the series start (SeriesDate/Time; the earliest
+      AcquisitionDate/Time instead when the series time lies after it, as after
+      post-processing);
+    * ``ADMIN``: the images are already corrected to the administration time, t = 0;
+    * ``NONE``: each slice's own AcquisitionDate/Time (per-slice factors).
+
+    Units ``GML`` are already SUVbw (factor 1); ``CNTS`` with the Philips SUV scale
+    factor (7053,1000) use that factor. Anything else (no weight, no dose,
+    half-life or start time, other units) raises :class:`CaseError`: a PET scan
+    in uncalibrated units must not enter a radiomics model.
+    """
+    first = headers[0]
+    n = len(headers)
+    units = _s(first, "Units").upper()
+    corr = _s(first, "DecayCorrection").upper()
+    warnings: list[str] = []
+    info: dict[str, Any] = {"units": "SUVbw (g/ml)", "source_units": units or "unknown",
+                            "decay_correction": corr or "unknown"}
+
+    def fail(reason: str) -> CaseError:
+        return CaseError(STAGE_CONVERSION, f"PET series {series_uid}: {reason}; SUV cannot be computed")
+
+    if units == "GML":
+        info["suv_factor"] = 1.0
+        return np.ones(n), info, warnings
+    if units == "CNTS":
+        philips = first.get(0x70531000, None)
+        if philips is not None and philips.value not in (None, ""):
+            try:
+                f = float(philips.value if not isinstance(philips.value, bytes) else philips.value.decode().strip())
+            except ValueError as exc:
+                raise fail("Units are CNTS and the Philips SUV scale factor (7053,1000) is unreadable") from exc
+            info["suv_factor"] = f
+            warnings.append("PET in CNTS converted with the Philips private SUV scale factor (7053,1000)")
+            return np.full(n, f), info, warnings
+        raise fail("Units are CNTS (counts) without a Philips SUV scale factor")
+    if units != "BQML":
+        raise fail(f"Units are {units or 'missing'!r}, not BQML (Bq/ml)")
+    weight = first.get("PatientWeight", None)
+    try:
+        weight_kg = float(weight) if weight not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        weight_kg = 0.0
+    if not weight_kg > 0:
+        raise fail("PatientWeight is missing or zero")
+    rp_seq = first.get("RadiopharmaceuticalInformationSequence", None) or []
+    if not rp_seq:
+        raise fail("the RadiopharmaceuticalInformationSequence is missing")
+    rp = rp_seq[0]
+    try:
+        dose = float(rp.get("RadionuclideTotalDose", 0) or 0)
+        half_life = float(rp.get("RadionuclideHalfLife", 0) or 0)
+    except (TypeError, ValueError):
+        dose = half_life = 0.0
+    if not dose > 0:
+        raise fail("RadionuclideTotalDose is missing or zero")
+    if not half_life > 0:
+        raise fail("RadionuclideHalfLife is missing or zero")
+    start = _dicom_datetime(_s(rp, "RadiopharmaceuticalStartDateTime"))
+    time_only = False
+    if start is None:
+        start = _dicom_datetime("", _s(first, "SeriesDate") or _s(first, "AcquisitionDate"),
+                                _s(rp, "RadiopharmaceuticalStartTime"))
+        time_only = True
+    if start is None:
+        raise fail("the radiopharmaceutical start (injection) time is missing")
+
+    def acq_time(h: pydicom.Dataset) -> _dt.datetime | None:
+        return _dicom_datetime(_s(h, "AcquisitionDateTime"), _s(h, "AcquisitionDate") or _s(h, "SeriesDate"),
+                               _s(h, "AcquisitionTime"))
+
+    if corr == "ADMIN":
+        decay = np.zeros(n)
+    elif corr in ("START", ""):
+        if not corr:
+            warnings.append("DecayCorrection missing; assumed START (decay-corrected to the series start)")
+        ref = _dicom_datetime("", _s(first, "SeriesDate"), _s(first, "SeriesTime"))
+        acqs = [t for t in (acq_time(h) for h in headers) if t is not None]
+        earliest = min(acqs) if acqs else None
+        if ref is None or (earliest is not None and ref > earliest):
+            if earliest is None:
+                raise fail("neither SeriesDate/SeriesTime nor AcquisitionDate/Time is present")
+            if ref is not None:
+                warnings.append("SeriesTime is after the first AcquisitionTime (post-processed series?); "
+                                "decay corrected to the earliest acquisition time")
+            ref = earliest
+        decay = np.full(n, (ref - start).total_seconds())
+    elif corr == "NONE":
+        times = [acq_time(h) for h in headers]
+        if any(t is None for t in times):
+            raise fail("DecayCorrection is NONE but a slice has no AcquisitionTime")
+        decay = np.array([(t - start).total_seconds() for t in times])  # type: ignore[operator]
+        warnings.append("PET not decay-corrected (DecayCorrection NONE): dose decayed to each slice's acquisition time")
+    else:
+        raise fail(f"DecayCorrection {corr!r} is not START, ADMIN or NONE")
+    if time_only and decay.min() < 0 and decay.max() + 86400.0 < 12 * 3600.0:
+        decay = decay + 86400.0  # injected before midnight, scanned after it
+        warnings.append("injection time is later in the day than the scan: assumed the day before")
+    if decay.min() < 0:
+        raise fail(f"the injection time is {-decay.min() / 60:.1f} min after the scan start")
+    if decay.max() > 10 * half_life:
+        raise fail(f"the time from injection to scan ({decay.max() / 3600:.1f} h) exceeds 10 half-lives")
+    decayed = dose * np.power(2.0, -decay / half_life)
+    factors = weight_kg * 1000.0 / decayed
+    info.update({
+        "suv_factor": float(factors[0]) if np.ptp(factors) == 0 else [float(f) for f in factors],
+        "decay_time_s": float(decay[0]) if np.ptp(decay) == 0 else [float(d) for d in decay],
+        "half_life_s": half_life,
+    })
+    return factors, info, warnings
 
 
 # ---------------------------------------------------------------------------
@@ -1157,8 +1469,13 @@ def convert_scan(
     """
     if roi_policy not in ROI_POLICIES:
         raise ValueError(f"roi_policy must be one of {ROI_POLICIES}, got {roi_policy!r}")
+    if scan.contour_type == "MASK":
+        from radsurv.imagesheet import convert_sheet_scan
+
+        return convert_sheet_scan(scan, image_out, mask_out)
     geo = _check_geometry(scan)
-    image, warnings = _read_image(scan, geo)
+    image, warnings, units = _read_image(scan, geo)
+    padding = units.pop("_padding_mask", None)
 
     if scan.contour_type == "RTSTRUCT":
         mask_arr, roi_name, available, mwarn = _mask_from_rtstruct(image, scan, roi_pattern, roi_policy)
@@ -1173,6 +1490,12 @@ def convert_scan(
             STAGE_CONVERSION,
             f"ROI '{roi_name}' gives an empty mask on series {scan.series_uid} "
             f"(contours smaller than a voxel or outside the field of view)",
+        )
+    if padding is not None and bool(np.any(padding & mask_arr)):
+        raise CaseError(
+            STAGE_CONVERSION,
+            f"ROI '{roi_name}' covers {int(np.sum(padding & mask_arr))} padding voxels of series "
+            f"{scan.series_uid} (outside the reconstructed field of view)",
         )
     mask = sitk.GetImageFromArray(mask_arr.astype(np.uint8))
     mask.CopyInformation(image)
@@ -1205,6 +1528,7 @@ def convert_scan(
         "contour_type": scan.contour_type,
         "pixel_type": image.GetPixelIDTypeAsString(),
         "warnings": warnings,
+        **units,
     }
     for w in warnings:
         log.warning("%s: %s", scan.scan_id, w)

@@ -1,21 +1,46 @@
 """Feature extraction with pyradiomics, one scan at a time, and the cohort matrix.
 
-pyradiomics is given an image that radsurv has already resampled
-(:mod:`radsurv.preprocess`), so its own resampling is switched off. Feature
-values and pyradiomics' diagnostics are kept apart: the matrix holds only
-features, with pyradiomics' stable names (``<image type>_<class>_<feature>``).
+pyradiomics is given an image that radsurv has already preprocessed
+(:mod:`radsurv.preprocess`: IBSI grid, interpolation, rounding,
+re-segmentation), so its own resampling and re-segmentation are switched off.
+Two IBSI requirements pyradiomics does not meet on its own are handled here:
+
+* **Two masks.** IBSI computes morphological (shape) features on the
+  morphological mask and everything else on the re-segmented intensity mask.
+  pyradiomics takes one mask, so :func:`extract` runs it twice when the masks
+  differ: ``shape`` (original image only) on the morphological mask, the other
+  classes and filters on the intensity mask; the results are merged.
+* **Fixed-bin-size origin.** pyradiomics counts bins from the multiple of the
+  bin width just below the ROI minimum
+  (``floor(x / w) - floor(min / w) + 1``); IBSI counts them from the lower
+  re-segmentation bound, or the ROI minimum when there is none
+  (``floor((x - x0) / w) + 1``). Features that use grey-level indices (joint
+  average, grey-level emphases, ...) differ unless this is done IBSI's way.
+  pyradiomics has no setting for it, so :func:`install_ibsi_binning` wraps its
+  binning step: the wrapper is active only when the settings carry
+  ``radsurvBinOrigin`` (which only :func:`pyradiomics_params` puts there) and
+  otherwise calls pyradiomics' own code unchanged. Filtered images (LoG,
+  wavelet) count from their own ROI minimum, since a HU bound means nothing for
+  a filter response. Fixed bin number is IBSI-conformant in pyradiomics as is.
+
+Feature values and pyradiomics' diagnostics are kept apart: the matrix holds
+only features, with pyradiomics' stable names (``<image type>_<class>_<feature>``,
+e.g. ``original_firstorder_Kurtosis`` is pyradiomics' Pearson kurtosis; IBSI's
+excess kurtosis is that minus 3).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +49,58 @@ STAGE = "extraction"
 #: The feature classes pyradiomics implements.
 FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
+#: IBSI morphological features that pyradiomics computes only when they are named
+#: (it calls them deprecated because they are monotone functions of sphericity).
+IBSI_SHAPE_EXTRAS = ("Compactness1", "Compactness2", "SphericalDisproportion")
 
-def pyradiomics_params(extraction: Mapping[str, Any]) -> dict[str, Any]:
-    """pyradiomics parameter dictionary from ``config['extraction']``.
+#: pyradiomics setting (added after parameter validation) that switches on IBSI bin counting.
+BIN_ORIGIN_KEY = "radsurvBinOrigin"
+ROI_MIN = "roi_min"
 
-    Resampling, normalisation and mask correction are disabled: the image
-    arriving here is already on the site's grid. ``resegment_range`` (HU for
-    CT) re-segments the *intensity* mask only; shape features keep the
-    morphological mask (pyradiomics' ``resegmentShape: false``).
+_patch_lock = threading.Lock()
+_original_apply_binning: Any = None
+
+
+def _ibsi_apply_binning(self: Any, matrix: np.ndarray) -> np.ndarray:
+    """pyradiomics ``_applyBinning`` with IBSI fixed-bin-size origin (see module doc)."""
+    origin = self.settings.get(BIN_ORIGIN_KEY)
+    if origin is None or self.settings.get("binCount") is not None:
+        return _original_apply_binning(self, matrix)
+    width = float(self.settings.get("binWidth", 25))
+    values = matrix[self.maskArray]
+    x0 = float(values.min()) if origin == ROI_MIN else float(origin)
+    if values.min() < x0:
+        raise ValueError(f"ROI intensities go below the bin origin {x0}; re-segmentation was not applied")
+    binned = np.zeros(matrix.shape, dtype="int")
+    binned[self.maskArray] = np.floor((values - x0) / width).astype(int) + 1
+    self.coefficients["grayLevels"] = np.unique(binned[self.maskArray])
+    self.coefficients["Ng"] = int(np.max(self.coefficients["grayLevels"]))
+    return binned
+
+
+def install_ibsi_binning() -> None:
+    """Wrap pyradiomics' binning once (idempotent; inert without ``radsurvBinOrigin``)."""
+    global _original_apply_binning
+    from radiomics.base import RadiomicsFeaturesBase
+
+    with _patch_lock:
+        if _original_apply_binning is None:
+            _original_apply_binning = RadiomicsFeaturesBase._applyBinning
+            RadiomicsFeaturesBase._applyBinning = _ibsi_apply_binning
+
+
+def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """pyradiomics parameters from a site's ``extraction`` (and ``preprocessing``) blocks.
+
+    Resampling, normalisation, mask correction and re-segmentation are
+    disabled: the image arriving here is already on the site's grid and the
+    intensity mask is already re-segmented (:mod:`radsurv.preprocess`). The
+    lower bound of ``preprocessing.resegment_range`` becomes the origin of
+    fixed-size bins (under the ``radsurv`` key, applied by :func:`extract`).
+    ``extraction.dimensions: 2D`` computes texture slice by slice in the axial
+    plane (pyradiomics ``force2D``).
     """
+    preprocessing = preprocessing or {}
     setting: dict[str, Any] = {
         "label": 1,
         "resampledPixelSpacing": None,
@@ -40,16 +108,15 @@ def pyradiomics_params(extraction: Mapping[str, Any]) -> dict[str, Any]:
         "correctMask": False,
         "geometryTolerance": 1e-3,
         "additionalInfo": True,
-        "force2D": False,
+        "force2D": str(extraction.get("dimensions", "3D")) == "2D",
+        "force2Ddimension": 0,
         "resegmentShape": False,
     }
-    if "bin_width" in extraction and extraction["bin_width"] is not None:
+    bin_count = extraction.get("bin_count")
+    if bin_count:
+        setting["binCount"] = int(bin_count)
+    elif extraction.get("bin_width") is not None:
         setting["binWidth"] = float(extraction["bin_width"])
-    if extraction.get("bin_count"):
-        setting["binCount"] = int(extraction["bin_count"])
-        setting.pop("binWidth", None)
-    if extraction.get("resegment_range"):
-        setting["resegmentRange"] = [float(v) for v in extraction["resegment_range"]]
     image_types: dict[str, dict[str, Any]] = {"Original": {}}
     filters = extraction.get("filters", {}) or {}
     if filters.get("log_sigma_mm"):
@@ -60,10 +127,19 @@ def pyradiomics_params(extraction: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(classes) - set(FEATURE_CLASSES))
     if unknown:
         raise ValueError(f"unknown pyradiomics feature classes {unknown}; use {FEATURE_CLASSES}")
+    feature_class: dict[str, list[str]] = {c: [] for c in classes}
+    if "shape" in feature_class:  # all shape features, plus the IBSI ones pyradiomics only computes by name
+        from radiomics.shape import RadiomicsShape
+
+        current = [n for n, deprecated in RadiomicsShape.getFeatureNames().items() if not deprecated]
+        feature_class["shape"] = sorted({*current, *IBSI_SHAPE_EXTRAS})
+    reseg = preprocessing.get("resegment_range") or extraction.get("resegment_range")
+    low = reseg[0] if reseg else None
     return {
         "setting": setting,
         "imageType": image_types,
-        "featureClass": {c: [] for c in classes},
+        "featureClass": feature_class,
+        "radsurv": {"bin_origin": float(low) if low is not None else ROI_MIN},
     }
 
 
@@ -72,19 +148,76 @@ def _to_float(value: Any) -> float:
     return float(arr.reshape(-1)[0]) if arr.size else float("nan")
 
 
-def extract(image_path: str | Path, mask_path: str | Path, params: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Run pyradiomics on one preprocessed scan; return ``(features, diagnostics)``."""
+def _as_image(obj: str | Path | sitk.Image) -> sitk.Image:
+    return obj if isinstance(obj, sitk.Image) else sitk.ReadImage(str(obj))
+
+
+def _extractor(params: Mapping[str, Any]) -> Any:
+    """A pyradiomics extractor for ``params`` (validated once: construction parses pyradiomics' schema)."""
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    extractor = RadiomicsFeatureExtractor(dict(params))
-    result = extractor.execute(str(image_path), str(mask_path), label=1)
-    features: dict[str, float] = {}
-    diagnostics: dict[str, Any] = {}
+    py = {k: params[k] for k in ("setting", "imageType", "featureClass")}
+    extractor = RadiomicsFeatureExtractor(py)
+    origin = (params.get("radsurv") or {}).get("bin_origin")
+    if origin is not None:  # set after pykwalify validation, which knows no such key
+        extractor.settings[BIN_ORIGIN_KEY] = origin
+        for name, kwargs in extractor.enabledImagetypes.items():
+            if name != "Original":
+                kwargs[BIN_ORIGIN_KEY] = ROI_MIN
+    return extractor
+
+
+def _split(result: Mapping[str, Any], features: dict[str, float], diagnostics: dict[str, Any]) -> None:
     for key, value in result.items():
         if key.startswith("diagnostics_"):
             diagnostics[key] = value if isinstance(value, (str, int, float)) else str(value)
         else:
             features[key] = _to_float(value)
+
+
+def _mask_diagnostics(mask: sitk.Image, prefix: str) -> dict[str, Any]:
+    arr = sitk.GetArrayViewFromImage(mask) > 0
+    nz = np.nonzero(arr)
+    bbox = [int(nz[2].min()), int(nz[1].min()), int(nz[0].min()),
+            int(np.ptp(nz[2]) + 1), int(np.ptp(nz[1]) + 1), int(np.ptp(nz[0]) + 1)] if nz[0].size else []
+    return {f"diagnostics_{prefix}_VoxelNum": int(arr.sum()), f"diagnostics_{prefix}_BoundingBox": str(tuple(bbox))}
+
+
+def extract(image_path: str | Path | sitk.Image, mask_path: str | Path | sitk.Image, params: Mapping[str, Any],
+            intensity_mask_path: str | Path | sitk.Image | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run pyradiomics on one preprocessed scan; return ``(features, diagnostics)``.
+
+    ``mask_path`` is the morphological mask; ``intensity_mask_path`` the
+    re-segmented intensity mask (``None``: the same). Shape features come
+    from the morphological mask, all others from the intensity mask: when the
+    masks differ, one extractor runs twice (its enabled classes and image
+    types switched between the calls).
+    """
+    install_ibsi_binning()
+    image = _as_image(image_path)
+    morph = _as_image(mask_path)
+    intensity = _as_image(intensity_mask_path) if intensity_mask_path is not None else None
+    if intensity is not None and np.array_equal(sitk.GetArrayViewFromImage(intensity),
+                                                sitk.GetArrayViewFromImage(morph)):
+        intensity = None
+    features: dict[str, float] = {}
+    diagnostics: dict[str, Any] = {}
+    ex = _extractor(params)
+    classes = dict(ex.enabledFeatures)
+    if intensity is None or "shape" not in classes:
+        _split(ex.execute(image, intensity if intensity is not None else morph, label=1), features, diagnostics)
+    else:
+        others = {k: v for k, v in classes.items() if k != "shape"}
+        if others:
+            ex.enabledFeatures = others
+            _split(ex.execute(image, intensity, label=1), features, diagnostics)
+        image_types = ex.enabledImagetypes
+        ex.enabledFeatures = {"shape": classes["shape"]}
+        ex.enabledImagetypes = {"Original": dict(image_types.get("Original", {}))}
+        ex.settings["additionalInfo"] = not others  # diagnostics already came with the first call
+        _split(ex.execute(image, morph, label=1), features, diagnostics)
+        if others:
+            diagnostics.update(_mask_diagnostics(morph, "MorphologicalMask-original"))
     log.info("extracted %d features", len(features))
     return features, diagnostics
 
@@ -152,3 +285,34 @@ def feature_class(name: str) -> str:
 def image_type(name: str) -> str:
     """Image type (filter) of a feature name (``wavelet-LLH_glcm_Contrast`` -> ``wavelet-LLH``)."""
     return name.split("_")[0]
+
+
+def volume_correlation(matrix: pd.DataFrame, volume_feature: str = "original_shape_MeshVolume",
+                       threshold: float = 0.9) -> pd.DataFrame:
+    """Spearman correlation of every feature with tumour volume across the cohort.
+
+    ``matrix`` has one row per patient (e.g. each patient's first scan) and
+    feature columns. Many texture features grow or shrink with the number of
+    voxels; one with ``|rho| >= threshold`` carries little beyond volume and is
+    flagged ``volume_surrogate``. Returns one row per feature (the volume
+    feature itself included, rho 1): feature, image_type, feature_class, n,
+    spearman_rho, abs_rho, volume_surrogate; sorted by ``abs_rho`` descending.
+    Constant features get rho NaN and are not flagged.
+    """
+    cols = feature_columns(matrix) if "session" in matrix.columns or "patient_id" in matrix.columns else list(matrix.columns)
+    if volume_feature not in cols:
+        raise ValueError(f"volume feature {volume_feature!r} is not in the feature matrix")
+    data = matrix[cols].apply(pd.to_numeric, errors="coerce")
+    vol = data[volume_feature]
+    rows = []
+    for name in cols:
+        ok = data[name].notna() & vol.notna()
+        x, y = data.loc[ok, name].rank(), vol[ok].rank()  # Spearman = Pearson of ranks (ties averaged)
+        n = int(ok.sum())
+        rho = float(np.corrcoef(x, y)[0, 1]) if n >= 3 and x.std() > 0 and y.std() > 0 else float("nan")
+        rows.append({"feature": name, "image_type": image_type(name), "feature_class": feature_class(name),
+                     "n": n, "spearman_rho": rho})
+    out = pd.DataFrame(rows)
+    out["abs_rho"] = out["spearman_rho"].abs()
+    out["volume_surrogate"] = out["abs_rho"] >= threshold
+    return out.sort_values(["abs_rho", "feature"], ascending=[False, True], na_position="last").reset_index(drop=True)

@@ -47,14 +47,34 @@ def demo_cohort(out_dir: str | Path, patients: int, retest: int, seed: int) -> N
 
 
 # ---------------------------------------------------------------------- ingestion
-def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | Path, qc_tsv: str | Path) -> None:
-    """Find every (image series, contour) pair under ``dicom_dir``."""
+def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | Path, qc_tsv: str | Path,
+              retest_max_days: int = 30) -> None:
+    """Find every (image series, contour) pair under ``dicom_dir``; label repeat scans.
+
+    ``retest_max_days`` (``robustness.retest_max_days``) decides whether a
+    patient's second scan is labelled ``retest`` or ``follow-up`` in scans.tsv.
+    """
     from radsurv.dicomio import discover, write_discovery
 
-    disc = discover(Path(dicom_dir))
+    disc = discover(Path(dicom_dir), retest_max_days=int(retest_max_days))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
     log.info("discovered %d scans, %d QC findings", len(disc.scans), len(disc.qc))
+
+
+def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir: str | Path,
+                    qc_tsv: str | Path, retest_max_days: int = 30) -> None:
+    """Scans of a pre-converted cohort (an image sheet of NIfTI/NRRD image + mask pairs).
+
+    Writes the same scans.tsv, manifests and discovery QC as :func:`discovery`.
+    """
+    from radsurv.dicomio import write_discovery
+    from radsurv.imagesheet import discover_sheet
+
+    disc = discover_sheet(Path(image_sheet), retest_max_days=int(retest_max_days))
+    Path(manifest_dir).mkdir(parents=True, exist_ok=True)
+    write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
+    log.info("image sheet: %d scans, %d QC findings", len(disc.scans), len(disc.qc))
 
 
 def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_policy: str) -> None:
@@ -73,8 +93,13 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
 
 
 def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str, Any]) -> None:
-    """Resample a converted scan onto the site grid (see :mod:`radsurv.preprocess`)."""
-    from radsurv.preprocess import PreprocessSettings, preprocess_files
+    """IBSI preprocessing of a converted scan (see :mod:`radsurv.preprocess`).
+
+    Writes the image, the morphological mask (``mask.nii.gz``) and the
+    re-segmented intensity mask (``mask_intensity.nii.gz``) on the site grid.
+    """
+    from radsurv.preprocess import (IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE, PreprocessSettings,
+                                    preprocess_files)
 
     src, out = Path(in_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,13 +110,22 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
         return
     ps = PreprocessSettings.from_config(dict(settings))
     ok, reason, info = _guard("preprocessing", meta["scan_id"], lambda: preprocess_files(
-        src / "image.nii.gz", src / "mask.nii.gz", out / "image.nii.gz", out / "mask.nii.gz", ps))
+        src / "image.nii.gz", src / "mask.nii.gz", out / IMAGE_FILE, out / MORPH_MASK_FILE, ps,
+        out / INTENSITY_MASK_FILE))
     write_status(out / "status.json", ok, "preprocessing" if ok else info["stage"], reason, **meta,
                  **({"summary": info} if ok else {}))
 
 
-def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping[str, Any]) -> None:
-    """pyradiomics features of one preprocessed scan -> a per-scan JSON."""
+def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping[str, Any],
+               preprocessing_cfg: Mapping[str, Any] | None = None) -> None:
+    """pyradiomics features of one preprocessed scan -> a per-scan JSON.
+
+    Shape features come from the morphological mask, all others from the
+    intensity mask (when preprocessing wrote one); fixed-size bins count from
+    ``preprocessing_cfg['resegment_range'][0]`` (IBSI).
+    """
+    from radsurv.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
+
     src = Path(in_dir)
     status = read_status(src / "status.json")
     meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
@@ -100,11 +134,13 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
         feat.write_scan_features(out_json, **rec)
         _set_stage(out_json, status["stage"])
         return
-    params = feat.pyradiomics_params(extraction_cfg)
+    params = feat.pyradiomics_params(extraction_cfg, preprocessing_cfg)
+    intensity = src / INTENSITY_MASK_FILE
     result: dict[str, Any] = {}
 
     def run() -> dict[str, Any]:
-        f, d = feat.extract(src / "image.nii.gz", src / "mask.nii.gz", params)
+        f, d = feat.extract(src / IMAGE_FILE, src / MORPH_MASK_FILE, params,
+                            intensity if intensity.is_file() else None)
         result.update(features=f, diagnostics=d)
         return {}
 
@@ -112,6 +148,16 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
     feat.write_scan_features(out_json, ok=ok, reason=reason, **meta, **result)
     if not ok:
         _set_stage(out_json, info["stage"])
+
+
+def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,
+                       threshold: float = 0.9) -> None:
+    """Spearman correlation of every feature with tumour volume; flags volume surrogates."""
+    fdf = read_features(features_tsv)
+    table = feat.volume_correlation(modelling_matrix(fdf), volume_feature, threshold)
+    table.to_csv(out_tsv, sep="\t", index=False)
+    log.info("%d of %d features are volume surrogates (|Spearman| >= %g with %s)",
+             int(table["volume_surrogate"].sum()), len(table), threshold, volume_feature)
 
 
 def _set_stage(path: str | Path, stage: str) -> None:
@@ -137,35 +183,193 @@ def read_features(path: str | Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------- robustness
-def robustness(features_tsv: str | Path, scans_tsv: str | Path, settings: Mapping[str, Any],
-               icc_tsv: str | Path, robust_txt: str | Path, plot_png: str | Path,
-               summary_json: str | Path) -> None:
-    """Test-retest ICC per feature and the robust-feature list."""
-    from radsurv.plots import plot_icc_by_class
-    from radsurv.robustness import RobustnessSettings, counts_by_class, retest_pairs, robustness_table
+def _write_tsv(frame: pd.DataFrame, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, sep="\t", index=False)
+
+
+def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: int,
+                       perturbation: Mapping[str, Any], preprocessing: Mapping[str, Any],
+                       extraction: Mapping[str, Any]) -> None:
+    """Features of N perturbed versions of one converted scan -> a per-scan JSON.
+
+    Runs the pipeline's own preprocessing and extraction on each version
+    (:func:`radsurv.perturb.perturbed_features`). A scan that failed upstream,
+    or fails here, is recorded with ``ok: false`` and its reason.
+    """
+    from radsurv.perturb import PerturbationSettings, perturbed_features, write_json
+
+    src = Path(converted_dir)
+    status = read_status(src / "status.json")
+    meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
+    if not status["ok"]:
+        write_json(out_json, {**meta, "ok": False, "reason": status["reason"], "perturbations": []})
+        return
+    ps = PerturbationSettings.from_config(perturbation)
+    ok, reason, info = _guard("perturbation", meta["scan_id"], lambda: perturbed_features(
+        src / "image.nii.gz", src / "mask.nii.gz", meta["scan_id"], seed, ps, preprocessing, extraction,
+        patient_id=meta["patient_id"], session=meta["session"]))
+    write_json(out_json, {**meta, "ok": ok, "reason": reason,
+                          "perturbations": info.get("perturbations", []) if ok else [],
+                          "noise_sd_hu": info.get("noise_sd_hu") if ok else None})
+
+
+def robustness_discretise(preprocessed_dir: str | Path, out_json: str | Path, extraction: Mapping[str, Any],
+                          preprocessing: Mapping[str, Any], discretisation: Mapping[str, Any]) -> None:
+    """Features of one preprocessed scan under every discretisation setting -> JSON."""
+    from radsurv.perturb import write_json
+    from radsurv.robustness import DiscretisationSettings, discretised_features
+
+    src = Path(preprocessed_dir)
+    status = read_status(src / "status.json")
+    meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
+    if not status["ok"]:
+        write_json(out_json, {**meta, "ok": False, "reason": status["reason"], "settings": []})
+        return
+    ds = DiscretisationSettings.from_config(dict(discretisation))
+    result: dict[str, Any] = {}
+
+    def run() -> dict[str, Any]:
+        result["settings"] = discretised_features(src, dict(extraction), dict(preprocessing), ds)
+        return {}
+
+    ok, reason, _ = _guard("discretisation", meta["scan_id"], run)
+    write_json(out_json, {**meta, "ok": ok, "reason": reason, "settings": result.get("settings", [])})
+
+
+def robustness_test_retest(features_tsv: str | Path, scans_tsv: str | Path, settings: Mapping[str, Any],
+                           table_tsv: str | Path, bland_altman_png: str | Path,
+                           summary_json: str | Path) -> None:
+    """Test-retest ICC per feature over the retest pairs (outcome never read)."""
+    from radsurv.plots import plot_bland_altman
+    from radsurv.robustness import RobustnessSettings, retest_pairs, robustness_table
 
     rs = RobustnessSettings.from_config(dict(settings))
     fdf = read_features(features_tsv)
     scans = pd.read_csv(scans_tsv, sep="\t", dtype={"patient_id": str})
     pairs = retest_pairs(scans, rs.retest_max_days)
     table, assessed = robustness_table(fdf, pairs, rs)
-    table.to_csv(icc_tsv, sep="\t", index=False)
-    robust = table.loc[table["robust"], "feature"].tolist()
+    _write_tsv(table, table_tsv)
+    ok = pairs[pairs["test_scan"].isin(fdf.index) & pairs["retest_scan"].isin(fdf.index)]
+    long = pd.concat([
+        fdf.loc[ok["test_scan"]].assign(replicate="test"),
+        fdf.loc[ok["retest_scan"]].assign(replicate="retest"),
+    ]).reset_index()
+    plot_bland_altman(long, table if assessed else table.iloc[0:0], bland_altman_png,
+                      replicate="replicate", title="Test-retest")
+    Path(summary_json).write_text(json.dumps(_json_safe({
+        "analysis": "test-retest", "assessed": assessed, "pairs_found": int(len(pairs)),
+        "n": int(len(ok)), "k": 2, "form": rs.icc_form, "n_features": int(len(table)),
+        "n_robust": int(table["robust"].sum()) if assessed else None}), indent=2))
+
+
+def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[str, Any],
+                            table_tsv: str | Path, long_tsv: str | Path, bland_altman_png: str | Path,
+                            summary_json: str | Path) -> None:
+    """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019)."""
+    from radsurv.perturb import PerturbationSettings
+    from radsurv.plots import plot_bland_altman
+    from radsurv.robustness import RobustnessSettings, perturbation_long, perturbation_table
+
+    rs = RobustnessSettings.from_config(dict(settings))
+    ps = PerturbationSettings.from_config(dict(settings).get("perturbation"))
+    records = [json.loads(Path(f).read_text()) for f in scan_files]
+    long, excluded = perturbation_long(records)
+    table, assessed = perturbation_table(long, rs, form=ps.icc_form)
+    _write_tsv(table, table_tsv)
+    _write_tsv(long, long_tsv)
+    plot_bland_altman(long, table if assessed else table.iloc[0:0], bland_altman_png,
+                      replicate="perturbation", title="Perturbation")
+    noise = [r.get("noise_sd_hu") for r in records if r.get("ok")]
+    for e in excluded:
+        log.warning("perturbation robustness: %s left out: %s", e["scan_id"], e["reason"])
+    Path(summary_json).write_text(json.dumps(_json_safe({
+        "analysis": "perturbation", "assessed": assessed, "n": int(long["patient_id"].nunique()),
+        "k": ps.n, "form": ps.icc_form, "n_features": int(len(table)),
+        "n_robust": int(table["robust"].sum()) if assessed else None,
+        "excluded": excluded, "settings": {k: getattr(ps, k) for k in ps.__dataclass_fields__},
+        "noise_sd_hu_median": float(pd.Series(noise, dtype=float).median()) if noise else None}), indent=2))
+
+
+def robustness_discretisation(scan_files: Sequence[str | Path], settings: Mapping[str, Any],
+                              table_tsv: str | Path, plot_png: str | Path, summary_json: str | Path) -> None:
+    """Which features keep the patients' ranking across discretisation settings (reported only)."""
+    from radsurv.plots import plot_icc_by_class
+    from radsurv.robustness import RobustnessSettings, counts_by_class, discretisation_long, discretisation_table
+
+    rs = RobustnessSettings.from_config(dict(settings))
+    records = [json.loads(Path(f).read_text()) for f in scan_files]
+    long, excluded = discretisation_long(records)
+    table, assessed = discretisation_table(long, rs)
+    _write_tsv(table, table_tsv)
+    plot_icc_by_class({"discretisation": table} if assessed else {}, plot_png, rs.threshold,
+                      rs.use_lower_bound, ylabel="ICC(3,1) of patient ranks across discretisations",
+                      title="Does the feature keep the patients' ranking across discretisations?")
+    Path(summary_json).write_text(json.dumps(_json_safe({
+        "analysis": "discretisation", "assessed": assessed,
+        "n": int(long["patient_id"].nunique()) if len(long) else 0,
+        "settings": list(dict.fromkeys(long["setting"])) if len(long) else [],
+        "n_features": int(len(table)), "n_keep_ranking": int(table["robust"].sum()) if assessed else None,
+        "by_class": counts_by_class(table).to_dict(orient="records") if assessed else [],
+        "excluded": excluded}), indent=2))
+
+
+def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Mapping[str, str | Path],
+               summaries: Mapping[str, str | Path], icc_tsv: str | Path, robust_txt: str | Path,
+               selection_tsv: str | Path, plot_png: str | Path, summary_json: str | Path) -> None:
+    """The robust-feature list modelling uses, from the ICC analyses that ran.
+
+    ``tables`` / ``summaries`` map ``test-retest`` / ``perturbation`` /
+    ``discretisation`` to the files of the analysis rules. ``icc_tsv`` is all
+    ICC analyses in one long table (column ``analysis``); ``selection_tsv`` the
+    per-feature decision.
+    """
+    from radsurv.plots import plot_icc_by_class
+    from radsurv.robustness import RobustnessSettings, agreement, combine, counts_by_class
+
+    rs = RobustnessSettings.from_config(dict(settings))
+    fdf = read_features(features_tsv)
+    cols = feat.feature_columns(fdf)
+    sums = {k: json.loads(Path(v).read_text()) for k, v in summaries.items()}
+    loaded = {k: (pd.read_csv(v, sep="\t"), bool(sums[k]["assessed"])) for k, v in tables.items()
+              if k in ("test-retest", "perturbation")}
+    selection, description = combine(loaded, rs, cols)
+    _write_tsv(selection, selection_tsv)
+    icc_long_table = pd.concat([t.assign(analysis=k) for k, (t, _) in loaded.items()], ignore_index=True)
+    front = ["feature", "feature_class", "image_type", "analysis"]
+    _write_tsv(icc_long_table[front + [c for c in icc_long_table.columns if c not in front]], icc_tsv)
+    robust = selection.loc[selection["robust"], "feature"].tolist()
     Path(robust_txt).write_text("".join(f"{f}\n" for f in robust))
-    plot_icc_by_class(table, plot_png, rs.threshold, rs.use_lower_bound)
-    counts = counts_by_class(table)
+    plot_icc_by_class({k: t for k, (t, a) in loaded.items() if a}, plot_png, rs.threshold, rs.use_lower_bound)
+    final = selection.assign(robust=selection["robust"])
+    primary = "test-retest" if loaded.get("test-retest", (None, False))[1] else (
+        "perturbation" if loaded.get("perturbation", (None, False))[1] else None)
+    psum = sums.get(primary, {}) if primary else {}
+    analyses = {}
+    for k, (t, a) in loaded.items():
+        analyses[k] = {**sums[k], "by_class": counts_by_class(t).to_dict(orient="records") if a else []}
+    if "discretisation" in sums:
+        analyses["discretisation"] = sums["discretisation"]
     summary = {
-        "assessed": assessed,
-        "pairs_found": int(len(pairs)),
-        "pairs_used": int(table["n"].iloc[0]) if len(table) else 0,
-        "form": rs.icc_form,
+        # Keys read by the report (kept from the test-retest-only version).
+        "assessed": primary is not None,
+        "pairs_found": int(sums.get("test-retest", {}).get("pairs_found", 0)),
+        "pairs_used": int(sums.get("test-retest", {}).get("n", 0)),
+        "form": psum.get("form", rs.icc_form),
         "threshold": rs.threshold,
         "use_lower_bound": rs.use_lower_bound,
-        "n_features": int(len(table)),
+        "n_features": int(len(selection)),
         "n_robust": int(len(robust)),
-        "by_class": counts.to_dict(orient="records"),
+        "by_class": counts_by_class(final).to_dict(orient="records"),
+        # What was done.
+        "method": rs.method,
+        "combine": rs.combine if rs.method == "both" else None,
+        "description": description,
+        "analyses": analyses,
+        "agreement_test_retest_vs_perturbation": agreement(selection),
     }
-    Path(summary_json).write_text(json.dumps(summary, indent=2))
+    Path(summary_json).write_text(json.dumps(_json_safe(summary), indent=2))
+    log.info("%s %d of %d features robust.", description, len(robust), len(selection))
 
 
 # ----------------------------------------------------------------------- clinical
@@ -187,26 +391,142 @@ def modelling_matrix(fdf: pd.DataFrame) -> pd.DataFrame:
     return first.set_index("patient_id").drop(columns=["session"])
 
 
-def modelling(features_tsv: str | Path, robust_txt: str | Path, clinical_tsv: str | Path,
-              cfg: Mapping[str, Any], seed: int, predictions_tsv: str | Path, metrics_json: str | Path,
-              coefficients_tsv: str | Path, signature_json: str | Path, selection_tsv: str | Path) -> None:
-    """Fit the Cox signature on the training split; score held-out patients unchanged."""
-    from radsurv.modelling import ModelConfig, run_modelling
+#: Files written by :func:`modelling` into the model folder (rule ``model``).
+MODEL_OUTPUTS = {
+    "predictions": "predictions.tsv", "metrics": "metrics.json", "coefficients": "coefficients.tsv",
+    "signature": "signature.json", "selection": "selection.tsv", "performance": "performance.tsv",
+    "predictions_all": "predictions_all.tsv", "final_predictions": "final_predictions.tsv",
+    "calibration": "calibration.tsv", "tuning": "tuning.tsv", "selection_frequency": "selection_frequency.tsv",
+    "final_models": "final_models.joblib", "published": "published_signatures.tsv", "qc": "qc.tsv",
+}
 
-    fdf = read_features(features_tsv)
-    X = modelling_matrix(fdf)
-    candidates = [ln.strip() for ln in Path(robust_txt).read_text().splitlines() if ln.strip()]
-    clin = pd.read_csv(clinical_tsv, sep="\t", dtype={"patient_id": str})
-    fields = {k: cfg[k] for k in ModelConfig.__dataclass_fields__ if k in cfg and k != "seed"}
-    mc = ModelConfig(seed=seed, **fields)
-    res = run_modelling(X, clin[["patient_id", "time", "event"]], candidates, mc)
-    res.predictions.to_csv(predictions_tsv, sep="\t", index=False)
-    Path(metrics_json).write_text(json.dumps(_json_safe(res.metrics), indent=2, sort_keys=True, allow_nan=False))
-    res.coefficients.to_csv(coefficients_tsv, sep="\t", index=False)
-    Path(signature_json).write_text(res.signature.to_json())
-    sel = res.selection_log if isinstance(res.selection_log, pd.DataFrame) else pd.DataFrame(
-        [{"step": k, "n_features": v} for k, v in dict(res.selection_log).items()])
-    sel.to_csv(selection_tsv, sep="\t", index=False)
+
+def model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
+    """Input files of rule ``model``: the pipeline's features + robust list + clinical
+    table, or (with ``modelling.features_table``) the user's feature table and raw
+    clinical table; plus external cohorts' tables and published signatures."""
+    m = config["modelling"]
+    if m.get("features_table"):
+        files = {"features": m["features_table"], "clinical": config["cohort"]["clinical_table"]}
+    else:
+        files = {"features": "results/features/features.tsv", "robust": "results/robustness/robust_features.txt",
+                 "clinical": "results/clinical/clinical.tsv"}
+    for i, ext in enumerate(m.get("external_cohorts", []) or []):
+        files[f"external_features_{i}"] = ext["features_table"]
+        files[f"external_clinical_{i}"] = ext["clinical_table"]
+    files.update({f"signature_{i}": p for i, p in enumerate(m.get("published_signatures", []) or [])})
+    return files
+
+
+def read_feature_table(path: str | Path, id_column: str) -> pd.DataFrame:
+    """A user's own feature table (CSV/TSV, one row per patient) indexed by patient id."""
+    path = Path(path)
+    sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
+    df = pd.read_csv(path, sep=sep, dtype={id_column: str}, low_memory=False)
+    if id_column not in df.columns:
+        raise ValueError(f"the feature table {path.name} has no id column {id_column!r} "
+                         "(set modelling.features_id_column)")
+    df[id_column] = df[id_column].str.strip()
+    if df[id_column].duplicated().any():
+        raise ValueError(f"duplicate patient ids in {path.name}: {df.loc[df[id_column].duplicated(), id_column][:5].tolist()}")
+    return df.set_index(id_column)
+
+
+def candidate_columns(X: pd.DataFrame, pattern: str | None, allowed: Sequence[str] | None = None) -> list[str]:
+    """Radiomic candidate columns: numeric, not ``diagnostics_*``, matching ``pattern``
+    (regular expression, searched) and, if given, in ``allowed`` (the robust list)."""
+    import re
+
+    rx = re.compile(pattern) if pattern else None
+    out = []
+    for c in X.columns:
+        if str(c).startswith("diagnostics_") or c in ("patient_id", "scan_id", "session"):
+            continue
+        if allowed is not None and c not in allowed:
+            continue
+        if rx is not None and not rx.search(str(c)):
+            continue
+        if pd.api.types.is_numeric_dtype(X[c]):
+            out.append(c)
+    return out
+
+
+def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path | None, cfg: Mapping[str, Any],
+              seed: int, columns: Mapping[str, Any], out_dir: str | Path, threads: int = 1) -> None:
+    """Validate the radiomics model and its baselines (:func:`radsurv.validation.run_study`).
+
+    Two starts, one config: from the pipeline's own ``features.tsv`` (one row per scan;
+    the robust-feature list gives the candidates) and standardised ``clinical.tsv``; or,
+    when ``modelling.features_table`` is set, from the user's feature table (one row per
+    patient, id column ``modelling.features_id_column``) and the raw clinical table read
+    with ``cohort.columns`` (``robust_txt`` is then ``None``).
+    """
+    import joblib
+
+    from radsurv.clinical import load_clinical
+    from radsurv.signature import validate_signature
+    from radsurv.validation import StudyConfig, run_study
+
+    sc = StudyConfig.from_dict(dict(cfg), seed=seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    qc: list[dict[str, str]] = []
+    if robust_txt is None:
+        X = read_feature_table(features, sc.features_id_column)
+        clin, qc = load_clinical(clinical, columns, image_ids=sorted(X.index))
+        candidates = candidate_columns(X, sc.feature_pattern)
+    else:
+        X = modelling_matrix(read_features(features))
+        clin = pd.read_csv(clinical, sep="\t", dtype=str, keep_default_na=False)
+        clin["time"] = clin["time"].astype(float)
+        clin["event"] = clin["event"].astype(int)
+        robust = [ln.strip() for ln in Path(robust_txt).read_text().splitlines() if ln.strip()]
+        candidates = candidate_columns(X, sc.feature_pattern, robust)
+    if not candidates:
+        raise ValueError("no radiomic candidate feature (check the robust list / modelling.feature_pattern)")
+    external = {}
+    for ext in sc.external_cohorts:
+        ex = read_feature_table(ext["features_table"], sc.features_id_column)
+        ec, eqc = load_clinical(ext["clinical_table"], columns, image_ids=sorted(ex.index))
+        qc += [dict(r, stage=f"modelling:external:{ext['name']}") for r in eqc]
+        external[str(ext["name"])] = (ex, ec)
+    log.info("modelling: %d patients with features, %d candidate features, design %s, learner %s",
+             len(X), len(candidates), sc.design, sc.learner)
+    res = run_study(X, clin, candidates, sc, external=external, n_jobs=threads)
+    qc += res.qc
+
+    res.predictions.to_csv(out / MODEL_OUTPUTS["predictions"], sep="\t", index=False)
+    res.predictions_all.to_csv(out / MODEL_OUTPUTS["predictions_all"], sep="\t", index=False)
+    res.final_predictions.to_csv(out / MODEL_OUTPUTS["final_predictions"], sep="\t", index=False)
+    res.performance.to_csv(out / MODEL_OUTPUTS["performance"], sep="\t", index=False)
+    res.calibration.to_csv(out / MODEL_OUTPUTS["calibration"], sep="\t", index=False)
+    res.tuning.to_csv(out / MODEL_OUTPUTS["tuning"], sep="\t", index=False)
+    res.selection_frequency.to_csv(out / MODEL_OUTPUTS["selection_frequency"], sep="\t", index=False)
+    res.coefficients.to_csv(out / MODEL_OUTPUTS["coefficients"], sep="\t", index=False)
+    res.selection.to_csv(out / MODEL_OUTPUTS["selection"], sep="\t", index=False)
+    (out / MODEL_OUTPUTS["metrics"]).write_text(
+        json.dumps(_json_safe(res.metrics), indent=2, sort_keys=True, allow_nan=False))
+    (out / MODEL_OUTPUTS["signature"]).write_text(
+        json.dumps(_json_safe(res.final_description), indent=2, sort_keys=True, allow_nan=False))
+    joblib.dump(res.final_models, out / MODEL_OUTPUTS["final_models"])
+
+    pub = []
+    Xv = X.loc[sorted(set(X.index) & set(clin["patient_id"].astype(str)))]
+    for path in sc.published_signatures:
+        try:
+            pub.append(validate_signature(path, Xv, clin, res.metrics["horizons"], res.metrics["tau"],
+                                          sc.bootstrap, sc.seed, sc.volume_feature))
+        except ValueError as err:  # e.g. a feature the extraction did not compute
+            log.warning("published signature %s not validated: %s", path, err)
+            qc.append(qc_row("", "", "modelling", "warning", f"published signature {Path(path).name}: {err}"))
+    cols = ["signature", "model", "metric", "estimate", "ci_low", "ci_high", "n_boot_valid", "n", "events",
+            "n_not_scorable"]
+    (pd.concat(pub, ignore_index=True) if pub else pd.DataFrame(columns=cols)).to_csv(
+        out / MODEL_OUTPUTS["published"], sep="\t", index=False)
+    write_qc(qc, out / MODEL_OUTPUTS["qc"])
+    m = res.metrics
+    log.info("held-out Harrell C %s (volume %s) on %d patients", m.get("c_index_test"), m.get("c_index_volume_test"),
+             m.get("n_test"))
 
 
 def _json_safe(value: Any) -> Any:
@@ -226,12 +546,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def km_figure(predictions_tsv: str | Path, out_png: str | Path, subset: str, time_unit: str) -> None:
-    """Kaplan-Meier curves of the risk groups of ``subset`` (train or test)."""
+def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str | Path, subset: str,
+              time_unit: str, model: str = "radiomics") -> None:
+    """Kaplan-Meier curves of the risk groups of ``subset``.
+
+    ``test``: held-out patients (cross-validated risk groups, or the validation
+    cohort); ``train``: the development patients scored by the final model (apparent,
+    optimistic; in the split design the same rows of ``predictions.tsv``).
+    """
     from radsurv.kmplot import plot_km
 
     pred = pd.read_csv(predictions_tsv, sep="\t", dtype={"patient_id": str})
-    title = {"test": "Held-out patients", "train": "Training patients"}.get(subset, subset)
+    if subset == "train" and not (pred["set"] == "train").any():
+        fin = pd.read_csv(final_tsv, sep="\t", dtype={"patient_id": str})
+        pred = fin[(fin["model"] == model) & (fin["set"] == "development")].assign(set="train")
+        title = "Development cohort, final model (apparent, optimistic)"
+    else:
+        title = {"test": "Held-out patients", "train": "Training patients"}.get(subset, subset)
+    if subset == "test" and "fold" in pred.columns and pred["fold"].nunique() > 1:
+        title = "Cross-validated risk groups (out-of-fold, repeat 1)"
     plot_km(pred, Path(out_png), subset=subset, title=f"{title}: radiomic risk groups", time_unit=time_unit)
 
 
@@ -244,5 +577,7 @@ def qc_table(parts: Sequence[str | Path], out_tsv: str | Path) -> None:
 
 __all__ = [
     "assembly", "clinical", "conversion", "demo_cohort", "discovery", "extraction", "km_figure",
-    "modelling", "preprocessing", "qc_table", "qc_row", "robustness",
+    "modelling", "preprocessing", "qc_table", "qc_row", "robustness", "sheet_discovery", "robustness_discretisation",
+    "robustness_discretise", "robustness_perturb", "robustness_perturbation", "robustness_test_retest",
+    "volume_correlation",
 ]

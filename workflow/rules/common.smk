@@ -3,14 +3,27 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from radsurv.config import explain
+from radsurv.config import apply_site, explain
 
 SCHEMA = os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")
 
+try:  # the site preset (config/sites/<site>.yaml) fills preprocessing/extraction
+    apply_site(config, os.path.join(workflow.basedir, "config", "sites"))
+except ValueError as err:
+    raise WorkflowError(f"The configuration has 1 problem(s):\n  - site: {err}") from err
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as err:
     raise WorkflowError(explain(config, SCHEMA)) from err
+
+from radsurv.imagesheet import cohort_source, validate_sheet
+
+try:
+    COHORT_SOURCE, COHORT_INPUT = cohort_source(config["cohort"])
+    if COHORT_SOURCE == "sheet":  # the image sheet, row by row, against its own schema
+        validate_sheet(COHORT_INPUT, os.path.join(workflow.current_basedir, "..", "schemas", "images.schema.yaml"))
+except (ValueError, OSError) as err:
+    raise WorkflowError(str(err)) from err
 
 DEMO_DIR = "results/demo"
 ENVS = os.path.join(workflow.basedir, "envs")

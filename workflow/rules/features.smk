@@ -26,6 +26,7 @@ rule extract:
         "results/features/scans/{scan}.json",
     params:
         extraction=config["extraction"],
+        preprocessing=config["preprocessing"],
     log:
         "results/logs/extract/{scan}.log",
     benchmark:
@@ -57,3 +58,27 @@ rule assemble_features:
         "../../envs/features.yaml"
     script:
         "../../scripts/assemble_features.py"
+
+
+rule volume_correlation:
+    input:
+        "results/features/features.tsv",
+    output:
+        report(
+            "results/features/volume_correlation.tsv",
+            caption="../report/volume_correlation.rst",
+            category="Features",
+        ),
+    params:
+        volume_feature=config["modelling"].get("volume_feature", "original_shape_MeshVolume"),
+        threshold=0.9,
+    log:
+        "results/logs/volume_correlation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/volume_correlation.py"

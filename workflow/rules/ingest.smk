@@ -1,22 +1,54 @@
-checkpoint discover:
-    input:
-        dicom=config["cohort"]["dicom_dir"],
-    output:
-        scans="results/ingest/scans.tsv",
-        manifests=directory("results/ingest/manifests"),
-        qc="results/qc/discovery.tsv",
-    log:
-        "results/logs/discover.log",
-    benchmark:
-        "results/benchmarks/discover.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/ingest.yaml"
-    script:
-        "../../scripts/discover.py"
+# Ingestion: a DICOM folder (cohort.dicom_dir) or an image sheet (cohort.image_sheet) becomes
+# the same scans.tsv + one manifest per scan, so every later rule is the same for both.
+RETEST_MAX_DAYS = config["robustness"].get("retest_max_days", 30)
+
+if COHORT_SOURCE == "sheet":
+
+    checkpoint discover:
+        input:
+            sheet=COHORT_INPUT,
+        output:
+            scans="results/ingest/scans.tsv",
+            manifests=directory("results/ingest/manifests"),
+            qc="results/qc/discovery.tsv",
+        params:
+            retest_max_days=RETEST_MAX_DAYS,
+        log:
+            "results/logs/discover.log",
+        benchmark:
+            "results/benchmarks/discover.tsv"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        conda:
+            "../../envs/ingest.yaml"
+        script:
+            "../../scripts/discover_sheet.py"
+
+else:
+
+    checkpoint discover:
+        input:
+            dicom=COHORT_INPUT,
+        output:
+            scans="results/ingest/scans.tsv",
+            manifests=directory("results/ingest/manifests"),
+            qc="results/qc/discovery.tsv",
+        params:
+            retest_max_days=RETEST_MAX_DAYS,
+        log:
+            "results/logs/discover.log",
+        benchmark:
+            "results/benchmarks/discover.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        conda:
+            "../../envs/ingest.yaml"
+        script:
+            "../../scripts/discover.py"
 
 
 rule convert:
@@ -25,7 +57,7 @@ rule convert:
     output:
         directory("results/scans/{scan}/converted"),
     params:
-        roi_pattern=config["cohort"]["roi_pattern"],
+        roi_pattern=config["cohort"].get("roi_pattern", ""),
         roi_policy=config["cohort"].get("roi_policy", "first"),
     log:
         "results/logs/convert/{scan}.log",

@@ -1,29 +1,64 @@
+# Modelling: honest validation of the radiomics model against volume, clinical and
+# combined baselines (logic in radsurv.validation; wiring only here).
+MODEL_DIR = "results/model"
+MODEL_FILES = [
+    "predictions.tsv", "metrics.json", "coefficients.tsv", "signature.json", "selection.tsv",
+    "performance.tsv", "predictions_all.tsv", "final_predictions.tsv", "calibration.tsv",
+    "tuning.tsv", "selection_frequency.tsv", "final_models.joblib", "published_signatures.tsv", "qc.tsv",
+]
+FROM_TABLE = bool(config["modelling"].get("features_table"))
+
+from radsurv.stages import model_inputs as _model_inputs
+
+
 rule model:
     input:
-        features="results/features/features.tsv",
-        robust="results/robustness/robust_features.txt",
-        clinical="results/clinical/clinical.tsv",
+        unpack(lambda wildcards: _model_inputs(config)),
     output:
-        predictions="results/model/predictions.tsv",
-        metrics="results/model/metrics.json",
+        predictions=f"{MODEL_DIR}/predictions.tsv",
+        metrics=f"{MODEL_DIR}/metrics.json",
         coefficients=report(
-            "results/model/coefficients.tsv",
+            f"{MODEL_DIR}/coefficients.tsv",
             caption="../report/coefficients.rst",
             category="Model",
         ),
-        signature="results/model/signature.json",
-        selection="results/model/selection.tsv",
+        signature=f"{MODEL_DIR}/signature.json",
+        selection=f"{MODEL_DIR}/selection.tsv",
+        performance=report(
+            f"{MODEL_DIR}/performance.tsv",
+            caption="../report/performance.rst",
+            category="Model",
+        ),
+        predictions_all=f"{MODEL_DIR}/predictions_all.tsv",
+        final_predictions=f"{MODEL_DIR}/final_predictions.tsv",
+        calibration=report(
+            f"{MODEL_DIR}/calibration.tsv",
+            caption="../report/calibration.rst",
+            category="Model",
+        ),
+        tuning=f"{MODEL_DIR}/tuning.tsv",
+        selection_frequency=f"{MODEL_DIR}/selection_frequency.tsv",
+        final_models=f"{MODEL_DIR}/final_models.joblib",
+        published=report(
+            f"{MODEL_DIR}/published_signatures.tsv",
+            caption="../report/published_signatures.rst",
+            category="Model",
+        ),
+        qc=f"{MODEL_DIR}/qc.tsv",
     params:
         modelling=config["modelling"],
         seed=config["seed"],
+        columns=config["cohort"]["columns"],
+        from_table=FROM_TABLE,
+        out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:
         "results/logs/model.log",
     benchmark:
         "results/benchmarks/model.tsv"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=120,
     conda:
         "../../envs/modelling.yaml"
     script:
@@ -32,7 +67,8 @@ rule model:
 
 rule km_plot:
     input:
-        predictions="results/model/predictions.tsv",
+        predictions=f"{MODEL_DIR}/predictions.tsv",
+        final_predictions=f"{MODEL_DIR}/final_predictions.tsv",
     output:
         report(
             "results/model/km_{subset}.png",
@@ -54,3 +90,11 @@ rule km_plot:
         "../../envs/modelling.yaml"
     script:
         "../../scripts/km_plot.py"
+
+
+rule modelling_only:
+    """Target for users who start from their own feature table: the model outputs and
+    Kaplan-Meier figures, without the DICOM part (snakemake modelling_only)."""
+    input:
+        expand(f"{MODEL_DIR}/{{f}}", f=MODEL_FILES),
+        expand("results/model/km_{subset}.png", subset=["test", "train"]),

@@ -1,0 +1,644 @@
+"""Honest validation of radiomics survival models against clinical and volume baselines.
+
+One entry point, :func:`run_study`, for every design the config allows:
+
+``design: cv`` (default)
+    Repeated (``cv_repeats``) stratified K-fold (``cv_folds``) cross-validation of
+    the whole development cohort. In every outer fold the complete pipeline
+    (:mod:`radsurv.pipelines`: filtering, scaling, redundancy reduction, screening,
+    model) is tuned by an inner stratified K-fold (``inner_folds``) on the outer
+    training patients only, refit on them, and scores the outer test patients.
+    Each patient gets one out-of-fold prediction per repeat; metrics are computed
+    on the pooled out-of-fold predictions of each repeat and averaged over repeats
+    (cross-validated risk groups and time-dependent ROC as in Simon et al., Brief
+    Bioinform 2011). The fold-wise mean C is reported too.
+``design: split``
+    One development/validation split: random (``test_fraction``, stratified by
+    event) or by a clinical column (``split_by``: patients whose value is in
+    ``validation_values``, or on/after ``split_date``, form the validation cohort:
+    split by centre or by date). Tuning by inner CV on the development cohort only.
+
+In both designs the final model of every model family is tuned and fit on the
+whole development cohort, saved with its exact features and preprocessing, and
+applied unchanged to optional external cohorts.
+
+Models (always all that the data allow): ``radiomics`` (radiomic candidates),
+``volume`` (log tumour volume, Cox), ``clinical`` (configured covariates, Cox) and
+``combined`` (radiomics + clinical). Risk-group cut-offs (median, tertiles or the
+maximally selected log-rank statistic) come from each fit's own training
+patients' scores and are applied unchanged to its held-out patients.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from radsurv import metrics as M
+from radsurv.clinical import CovariateSpec, complete_case_ids, missing_counts
+from radsurv.modelling import GROUP_LABELS, _group_tests, univariate_cox_score
+from radsurv.pipelines import (
+    LEARNERS,
+    build_pipeline,
+    linear_terms,
+    param_grid,
+    selected_features,
+    tuned_fit,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StudyConfig", "StudyResult", "run_study", "choose_cutoffs", "assign_groups", "MODELS"]
+
+MODELS = ("radiomics", "volume", "clinical", "combined")
+RISK_CUTS = ("median", "tertiles", "maxstat")
+PRIMARY = "radiomics"
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The ``modelling`` block of the config (see config/README.md for each key)."""
+
+    design: str = "cv"
+    cv_folds: int = 5
+    cv_repeats: int = 3
+    inner_folds: int = 3
+    test_fraction: float = 0.35
+    split_by: str | None = None
+    validation_values: tuple[str, ...] = ()
+    split_date: str | None = None
+    learner: str = "cox"
+    corr_threshold: float = 0.9
+    n_screen: int = 20
+    max_features: tuple[int, ...] = (2, 4, 8)
+    penalizer: tuple[float, ...] = (1.0, 10.0)
+    l1_ratio: float = 1.0
+    coxnet_alphas: tuple[float, ...] = (0.05, 0.1, 0.2)
+    rsf_trees: int = 300
+    rsf_min_leaf: tuple[int, ...] = (5, 15)
+    gbsa_trees: int = 100
+    gbsa_learning_rate: tuple[float, ...] = (0.05, 0.1)
+    clinical_covariates: dict[str, Any] = field(default_factory=dict)
+    missing_covariates: str = "impute"
+    risk_cut: str = "median"
+    horizons: tuple[float, ...] = ()
+    tau: float | None = None
+    calibration_groups: int = 4
+    volume_feature: str = "original_shape_MeshVolume"
+    bootstrap: int = 500
+    features_table: str | None = None
+    features_id_column: str = "patient_id"
+    feature_pattern: str | None = None
+    external_cohorts: tuple[dict[str, str], ...] = ()
+    published_signatures: tuple[str, ...] = ()
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for k in ("max_features", "penalizer", "coxnet_alphas", "rsf_min_leaf", "gbsa_learning_rate",
+                  "horizons", "validation_values", "external_cohorts", "published_signatures"):
+            object.__setattr__(self, k, tuple(_as_list(getattr(self, k))))
+        object.__setattr__(self, "validation_values", tuple(str(v) for v in self.validation_values))
+        if self.design not in ("cv", "split"):
+            raise ValueError(f"design must be 'cv' or 'split', got {self.design!r}")
+        if self.learner not in LEARNERS:
+            raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
+        if self.risk_cut not in RISK_CUTS:
+            raise ValueError(f"risk_cut must be one of {RISK_CUTS}, got {self.risk_cut!r}")
+        if self.missing_covariates not in ("impute", "complete_case"):
+            raise ValueError("missing_covariates must be 'impute' or 'complete_case'")
+        if self.cv_folds < 2 or self.inner_folds < 2 or self.cv_repeats < 1:
+            raise ValueError("cv_folds and inner_folds must be >= 2, cv_repeats >= 1")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError("test_fraction must be in (0, 1)")
+        if self.design == "split" and self.split_by and not (self.validation_values or self.split_date):
+            raise ValueError("split_by needs validation_values or split_date")
+        if not self.max_features or not self.penalizer:
+            raise ValueError("max_features and penalizer need at least one value")
+        self.covariate_specs()  # validates the covariate definitions
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, seed: int | None = None) -> StudyConfig:
+        """From the config block; unknown keys raise ``ValueError`` (typos)."""
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown modelling config key(s): {unknown}")
+        if seed is not None:
+            d["seed"] = int(seed)
+        return cls(**d)
+
+    def covariate_specs(self) -> list[CovariateSpec]:
+        return [CovariateSpec.from_config(k, v) for k, v in (self.clinical_covariates or {}).items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- risk groups
+
+
+def choose_cutoffs(scores: np.ndarray, time: np.ndarray, event: np.ndarray, method: str) -> list[float]:
+    """Risk-score cut-off(s) from TRAINING patients only.
+
+    ``median``; ``tertiles``; ``maxstat``: the cut maximising the log-rank statistic
+    over candidate cuts between the 10th and 90th percentile of the scores (each
+    group keeps >= 10% of patients). A patient whose score equals a cut-off goes to
+    the lower group.
+    """
+    scores = np.asarray(scores, float)
+    if method == "median":
+        return [float(np.median(scores))]
+    if method == "tertiles":
+        return [float(v) for v in np.quantile(scores, [1 / 3, 2 / 3])]
+    if method == "maxstat":
+        # log-rank chi2 of "score > c" for every candidate c at once: the Cox score test
+        # of a binary covariate (Breslow ties) is the log-rank test
+        lo, hi = np.quantile(scores, [0.1, 0.9])
+        cands = np.unique(scores[(scores >= lo) & (scores < hi)])
+        if len(cands) == 0:
+            return [float(np.median(scores))]
+        ind = (scores[:, None] > cands[None, :]).astype(float)
+        z, _ = univariate_cox_score(ind, np.asarray(time, float), np.asarray(event).astype(bool))
+        return [float(cands[int(np.argmax(z**2))])]
+    raise ValueError(f"unknown risk_cut {method!r}")
+
+
+def assign_groups(scores: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
+    """Labels ``low``/``high`` (1 cut) or ``low``/``intermediate``/``high`` (2 cuts)."""
+    labels = np.array(GROUP_LABELS["median" if len(cutoffs) == 1 else "tertiles"], dtype=object)
+    return labels[np.searchsorted(np.asarray(cutoffs, float), np.asarray(scores, float), side="left")]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class StudyData:
+    """Patients x columns (radiomic features + clinical covariates) and outcomes."""
+
+    X: pd.DataFrame  # index patient_id
+    y: np.ndarray  # sksurv structured, aligned with X
+    radiomic: list[str]
+    clinical: pd.DataFrame  # patient_id index, covariates as text + split column
+
+
+def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence[str], cfg: StudyConfig
+            ) -> tuple[StudyData, dict[str, Any], list[dict[str, str]]]:
+    """Join features and clinical data, apply the complete-case rule; counts and QC rows."""
+    feats = features.copy()
+    feats.index = feats.index.astype(str)
+    if feats.index.duplicated().any():
+        raise ValueError(f"duplicate patient ids in the feature table: {feats.index[feats.index.duplicated()][:5].tolist()}")
+    missing = [c for c in candidates if c not in feats.columns]
+    if missing:
+        raise ValueError(f"{len(missing)} candidate feature(s) not in the feature table: {missing[:10]}")
+    clin = clinical.copy()
+    clin["patient_id"] = clin["patient_id"].astype(str)
+    if clin["patient_id"].duplicated().any():
+        raise ValueError("duplicate patient ids in the clinical table")
+    specs = cfg.covariate_specs()
+    need = [s.name for s in specs] + ([cfg.split_by] if cfg.design == "split" and cfg.split_by else [])
+    absent = [c for c in need if c not in clin.columns]
+    if absent:
+        raise ValueError(f"clinical column(s) {absent} are configured for modelling but not in the clinical "
+                         "table; list them in cohort.columns.covariates")
+    common = sorted(set(clin["patient_id"]) & set(feats.index))
+    counts: dict[str, Any] = {
+        "n_clinical": int(len(clin)), "n_feature_rows": int(len(feats)),
+        "n_clinical_only": int(len(set(clin["patient_id"]) - set(common))),
+        "n_features_only": int(len(set(feats.index) - set(common))),
+    }
+    qc: list[dict[str, str]] = []
+    if not common:
+        raise ValueError("no patient_id is present in both the clinical and the feature table")
+    clin = clin.set_index("patient_id").loc[common]
+    counts["missing_covariates"] = missing_counts(clin.reset_index(), specs) if specs else {}
+    if specs and cfg.missing_covariates == "complete_case":
+        keep, qc = complete_case_ids(clin.reset_index(), specs)
+        counts["n_dropped_incomplete_covariates"] = len(common) - len(keep)
+        common = keep
+        clin = clin.loc[common]
+    else:
+        counts["n_dropped_incomplete_covariates"] = 0
+        for s in specs:  # parse now so bad values stop the run with a clear message
+            s.parse(clin[s.name].tolist())
+    cols = list(dict.fromkeys(candidates))
+    if cfg.volume_feature in feats.columns and cfg.volume_feature not in cols:
+        cols.append(cfg.volume_feature)  # the volume baseline's input (not a radiomics candidate)
+    num = feats.loc[common, cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    X = pd.DataFrame(num, index=pd.Index(common, name="patient_id"), columns=cols)  # one float block: fast
+    for s in specs:
+        X[s.name] = clin[s.name].astype(object).to_numpy()
+    y = M.surv_array(clin["time"].astype(float).to_numpy(), clin["event"].astype(int).to_numpy())
+    counts["n_used"] = int(len(common))
+    counts["events"] = int(y["event"].sum())
+    return StudyData(X, y, list(dict.fromkeys(candidates)), clin), counts, qc
+
+
+def _model_blocks(cfg: StudyConfig, data: StudyData) -> dict[str, tuple[list[str], str]]:
+    """Model name -> (blocks, learner), for the models the data allow."""
+    specs = cfg.covariate_specs()
+    out: dict[str, tuple[list[str], str]] = {"radiomics": (["rad"], cfg.learner)}
+    vol_ok = cfg.volume_feature in data.X.columns and bool(np.all(pd.to_numeric(
+        data.X[cfg.volume_feature], errors="coerce") > 0))
+    if vol_ok:
+        out["volume"] = (["vol"], "cox")
+    if specs:
+        out["clinical"] = (["clin"], "cox")
+        out["combined"] = (["rad", "clin"], cfg.learner)
+    return out
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass
+class FitRecord:
+    pipe: Any
+    params: dict[str, Any]
+    inner_c: float
+    cutoffs: list[float]
+    train_risk: np.ndarray
+
+
+def _fit(model: str, blocks: list[str], learner: str, cfg: StudyConfig, data: StudyData, train_idx: np.ndarray,
+         seed: int, n_jobs: int, memory: Any) -> FitRecord:
+    specs = [s.to_dict() for s in cfg.covariate_specs()]
+    settings = cfg.to_dict()
+    pipe = build_pipeline(blocks, data.radiomic, cfg.volume_feature, specs, learner, settings, seed, n_jobs, memory)
+    grid = param_grid(blocks, learner, settings)
+    if model in ("volume",):
+        grid = {"model__alpha": [min(cfg.penalizer)]}
+    Xtr, ytr = data.X.iloc[train_idx], data.y[train_idx]
+    fitted, params, inner_c = tuned_fit(pipe, grid, Xtr, ytr, cfg.inner_folds, seed)
+    risk = fitted.predict(Xtr)
+    cut = choose_cutoffs(risk, ytr["time"], ytr["event"].astype(int), cfg.risk_cut)
+    return FitRecord(fitted, params, inner_c, cut, risk)
+
+
+def _surv_at(pipe: Any, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Predicted S(t) at ``times`` (n x len(times)); times beyond a step function's
+    domain are clipped to it (S is flat there)."""
+    if len(times) == 0:
+        return np.zeros((len(X), 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fns = pipe.predict_survival_function(X)
+    out = np.empty((len(X), len(times)))
+    for i, fn in enumerate(fns):
+        lo, hi = fn.domain
+        out[i] = fn(np.clip(times, lo, hi))
+    return out
+
+
+@dataclass
+class StudyResult:
+    """Everything :func:`run_study` produces (written to files by ``stages.modelling``)."""
+
+    metrics: dict[str, Any]
+    performance: pd.DataFrame
+    predictions: pd.DataFrame  # primary model, one row per patient and set
+    predictions_all: pd.DataFrame
+    final_predictions: pd.DataFrame
+    calibration: pd.DataFrame
+    tuning: pd.DataFrame
+    selection_frequency: pd.DataFrame
+    coefficients: pd.DataFrame
+    selection: pd.DataFrame
+    final_models: dict[str, Any]
+    final_description: dict[str, Any]
+    qc: list[dict[str, str]]
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per phase (not written: not deterministic)
+
+
+def _dev_val_split(cfg: StudyConfig, data: StudyData) -> tuple[np.ndarray, np.ndarray, str]:
+    ids = data.X.index.to_numpy()
+    if not cfg.split_by:
+        tr, te = train_test_split(np.arange(len(ids)), test_size=cfg.test_fraction, random_state=cfg.seed,
+                                  shuffle=True, stratify=data.y["event"].astype(int))
+        return np.sort(tr), np.sort(te), f"random {1 - cfg.test_fraction:.0%}/{cfg.test_fraction:.0%} (stratified by event)"
+    col = data.clinical[cfg.split_by]
+    if cfg.split_date:
+        d = pd.to_datetime(col, errors="coerce")
+        if d.isna().any():
+            raise ValueError(f"split_by column {cfg.split_by!r} has {int(d.isna().sum())} value(s) that are not dates")
+        val = (d >= pd.Timestamp(cfg.split_date)).to_numpy()
+        how = f"{cfg.split_by} on/after {cfg.split_date}"
+    else:
+        val = col.astype(str).str.strip().isin(cfg.validation_values).to_numpy()
+        how = f"{cfg.split_by} in {list(cfg.validation_values)}"
+    if val.all() or not val.any():
+        raise ValueError(f"the split ({how}) leaves an empty development or validation cohort")
+    return np.where(~val)[0], np.where(val)[0], how
+
+
+def run_study(
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    candidates: Sequence[str],
+    cfg: StudyConfig,
+    external: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+    n_jobs: int = 1,
+) -> StudyResult:
+    """Run the configured validation design for every model; see the module docstring.
+
+    Args:
+        features: patients (index = patient_id) x radiomic features.
+        clinical: ``patient_id, time, event`` + covariates (as text).
+        candidates: radiomic columns the models may use.
+        external: name -> (features, clinical) of external validation cohorts.
+        n_jobs: threads for random survival forests.
+    """
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data, counts, qc = prepare(features, clinical, candidates, cfg)
+    timing["prepare"] = time.perf_counter() - t0
+    models = _model_blocks(cfg, data)
+    ids = data.X.index.to_numpy()
+    y = data.y
+    n = len(y)
+    horizons = list(cfg.horizons) or [float(v) for v in np.round(np.quantile(y["time"][y["event"]], [0.25, 0.5, 0.75]), 1)]
+    tau = float(cfg.tau) if cfg.tau is not None else float(max(horizons))
+
+    # ---- outer folds
+    if cfg.design == "cv":
+        ev = y["event"].astype(int)
+        k = int(min(cfg.cv_folds, np.bincount(ev, minlength=2).min()))
+        if k < 2:
+            raise ValueError("too few events or censored patients for cross-validation")
+        folds = []
+        for r in range(cfg.cv_repeats):
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed * 1000 + r)
+            for f, (tr, te) in enumerate(skf.split(np.zeros(n), ev)):
+                folds.append((r, f, tr, te))
+        eval_idx = np.arange(n)
+        design_desc = f"{cfg.cv_repeats} x repeated stratified {k}-fold CV; inner {cfg.inner_folds}-fold tuning"
+        dev_idx = np.arange(n)
+    else:
+        dev_idx, val_idx, how = _dev_val_split(cfg, data)
+        folds = [(0, 0, dev_idx, val_idx)]
+        eval_idx = val_idx
+        design_desc = f"development/validation split by {how}; inner {cfg.inner_folds}-fold tuning"
+    n_rep = cfg.cv_repeats if cfg.design == "cv" else 1
+    y_eval = y[eval_idx]
+    pos = {int(i): j for j, i in enumerate(eval_idx)}  # patient row -> position in the evaluation set
+    grid = M.ibs_grid(y_eval["time"], max(horizons))
+    grid_h = np.concatenate([grid, np.asarray(horizons, float)])
+
+    risk = {m: np.full((n_rep, len(eval_idx)), np.nan) for m in models}
+    surv = {m: np.full((n_rep, len(eval_idx), len(grid_h)), np.nan) for m in models}
+    group = {m: np.empty((n_rep, len(eval_idx)), dtype=object) for m in models}
+    fold_of = np.zeros((n_rep, len(eval_idx)), dtype=int)
+    tuning_rows, sel_rows, foldwise = [], [], []
+
+    memory = None
+    t0 = time.perf_counter()
+    if True:
+        for r, f, tr, te in folds:
+            seed = cfg.seed + 7919 * r + 104729 * f
+            for m, (blocks, learner) in models.items():
+                rec = _fit(m, blocks, learner, cfg, data, tr, seed, n_jobs, memory)
+                Xte = data.X.iloc[te]
+                s = rec.pipe.predict(Xte)
+                p = [pos[int(i)] for i in te]
+                risk[m][r, p] = s
+                surv[m][r, p, :] = _surv_at(rec.pipe, Xte, grid_h)
+                group[m][r, p] = assign_groups(s, rec.cutoffs)
+                fold_of[r, p] = f
+                feats = selected_features(rec.pipe)
+                tuning_rows.append({"repeat": r + 1, "fold": f + 1, "model": m, "n_train": len(tr),
+                                    "n_test": len(te), "inner_c": rec.inner_c,
+                                    "params": ";".join(f"{k.split('__')[-1]}={v}" for k, v in sorted(rec.params.items())),
+                                    "cutoffs": ";".join(f"{c:.6g}" for c in rec.cutoffs),
+                                    "n_model_inputs": len(feats), "model_inputs": ";".join(feats)})
+                if m in ("radiomics", "combined"):
+                    sel_rows += [{"model": m, "feature": x} for x in feats]
+                foldwise.append({"model": m, "repeat": r + 1, "fold": f + 1,
+                                 "harrell_c": M.harrell_c(y["time"][te], y["event"][te], s)})
+            log.info("outer fold repeat %d fold %d done", r + 1, f + 1)
+
+        timing["outer_folds"] = time.perf_counter() - t0
+        # ---- final models on the whole development cohort
+        t0 = time.perf_counter()
+        final: dict[str, FitRecord] = {}
+        for m, (blocks, learner) in models.items():
+            final[m] = _fit(m, blocks, learner, cfg, data, dev_idx, cfg.seed, n_jobs, memory)
+        timing["final_models"] = time.perf_counter() - t0
+
+    # ---- metrics on the evaluation set with paired bootstrap CIs
+    t0 = time.perf_counter()
+    ng = len(grid)
+    sets = {m: [(risk[m][r], surv[m][r][:, :ng] if ng else None) for r in range(n_rep)] for m in models}
+    perf = M.bootstrap_metrics(y, y_eval, sets, grid, horizons, tau, cfg.bootstrap, cfg.seed,
+                               reference="volume" if "volume" in models else None)
+    perf.insert(1, "set", "cross-validated" if cfg.design == "cv" else "validation")
+    fw = pd.DataFrame(foldwise)
+    if cfg.design == "cv":
+        for m in models:
+            v = fw.loc[fw["model"] == m, "harrell_c"].astype(float)
+            perf.loc[len(perf)] = {"model": m, "set": "cross-validated", "metric": "harrell_c_foldwise_mean",
+                                   "estimate": float(v.mean()), "ci_low": float(v.quantile(0.025)),
+                                   "ci_high": float(v.quantile(0.975)), "n_boot_valid": 0}
+
+    timing["bootstrap_metrics"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # ---- risk groups (first repeat) and calibration
+    group_stats: dict[str, dict[str, Any]] = {}
+    cal_rows = []
+    for m in models:
+        pred = pd.DataFrame({"time": y_eval["time"], "event": y_eval["event"].astype(int), "risk_group": group[m][0]})
+        labels = GROUP_LABELS["median" if cfg.risk_cut != "tertiles" else "tertiles"]
+        group_stats[m] = _group_tests(pred, labels)
+        for hi, h in enumerate(horizons):
+            s_h = surv[m][0][:, ng + hi]
+            tab = M.calibration_table(y_eval["time"], y_eval["event"], s_h, h, cfg.calibration_groups)
+            slope = M.calibration_slope(y_eval["time"], y_eval["event"], s_h)
+            tab.insert(0, "horizon", h)
+            tab.insert(0, "model", m)
+            tab["slope"], tab["slope_ci_low"], tab["slope_ci_high"] = slope
+            cal_rows.append(tab)
+    calibration = pd.concat(cal_rows, ignore_index=True) if cal_rows else pd.DataFrame()
+
+    timing["risk_groups_calibration"] = time.perf_counter() - t0
+    # ---- per-patient predictions
+    set_name = "test"
+    rows = []
+    for m in models:
+        for r in range(n_rep):
+            d = pd.DataFrame({"patient_id": ids[eval_idx], "model": m, "set": set_name, "repeat": r + 1,
+                              "fold": fold_of[r] + 1, "time": y_eval["time"], "event": y_eval["event"].astype(int),
+                              "risk_score": risk[m][r], "risk_group": group[m][r]})
+            for hi, h in enumerate(horizons):
+                d[f"surv_{h:g}"] = surv[m][r][:, ng + hi]
+            rows.append(d)
+    predictions_all = pd.concat(rows, ignore_index=True)
+
+    fin_rows = []
+    for m, rec in final.items():
+        d = pd.DataFrame({"patient_id": ids[dev_idx], "model": m, "set": "development",
+                          "time": y["time"][dev_idx], "event": y["event"][dev_idx].astype(int),
+                          "risk_score": rec.train_risk, "risk_group": assign_groups(rec.train_risk, rec.cutoffs)})
+        S = _surv_at(rec.pipe, data.X.iloc[dev_idx], np.asarray(horizons, float))
+        for hi, h in enumerate(horizons):
+            d[f"surv_{h:g}"] = S[:, hi]
+        fin_rows.append(d)
+
+    # primary predictions.tsv: held-out (repeat 1) + (split design) development apparent
+    prim = predictions_all[(predictions_all["model"] == PRIMARY) & (predictions_all["repeat"] == 1)]
+    prim = prim.drop(columns=["model", "repeat"])
+    if cfg.design == "split":
+        dev = fin_rows[list(final).index(PRIMARY)].drop(columns=["model"]).assign(set="train")
+        prim = pd.concat([dev, prim], ignore_index=True)
+    predictions = prim.reset_index(drop=True)
+
+    # ---- external cohorts: final models unchanged
+    for name, (efeat, eclin) in (external or {}).items():
+        edata, ecounts, eqc = prepare(efeat, eclin, data.radiomic, cfg)
+        qc += eqc
+        ey = edata.y
+        egrid = M.ibs_grid(ey["time"], max(horizons))
+        esets = {}
+        for m, rec in final.items():
+            s = rec.pipe.predict(edata.X)
+            S = _surv_at(rec.pipe, edata.X, np.concatenate([egrid, np.asarray(horizons, float)]))
+            esets[m] = [(s, S[:, :len(egrid)] if len(egrid) else None)]
+            d = pd.DataFrame({"patient_id": edata.X.index, "model": m, "set": f"external:{name}",
+                              "time": ey["time"], "event": ey["event"].astype(int), "risk_score": s,
+                              "risk_group": assign_groups(s, rec.cutoffs)})
+            for hi, h in enumerate(horizons):
+                d[f"surv_{h:g}"] = S[:, len(egrid) + hi]
+            fin_rows.append(d)
+        ep = M.bootstrap_metrics(ey, ey, esets, egrid, horizons, tau, cfg.bootstrap, cfg.seed,
+                                 reference="volume" if "volume" in esets else None)
+        ep.insert(1, "set", f"external:{name}")
+        perf = pd.concat([perf, ep], ignore_index=True)
+        counts[f"n_external_{name}"] = ecounts["n_used"]
+    final_predictions = pd.concat(fin_rows, ignore_index=True)
+
+    # apparent (optimistic) development performance of the final models
+    for m, rec in final.items():
+        yd = y[dev_idx]
+        perf.loc[len(perf)] = {"model": m, "set": "development (apparent)", "metric": "harrell_c",
+                               "estimate": M.harrell_c(yd["time"], yd["event"], rec.train_risk),
+                               "ci_low": np.nan, "ci_high": np.nan, "n_boot_valid": 0}
+
+    # ---- final model description and coefficients
+    coef_rows, desc_models = [], {}
+    for m, rec in final.items():
+        lt = linear_terms(rec.pipe)
+        feats = selected_features(rec.pipe)
+        entry: dict[str, Any] = {
+            "model_inputs": feats, "learner": models[m][1], "blocks": models[m][0],
+            "hyperparameters": {k: (v if not isinstance(v, list) else v) for k, v in rec.params.items()},
+            "inner_cv_c": None if not math.isfinite(rec.inner_c) else rec.inner_c,
+            "risk_cut": cfg.risk_cut, "cutoffs": rec.cutoffs,
+        }
+        if lt is not None:
+            entry["coefficients"] = dict(zip(lt["feature"], lt["coef"].astype(float), strict=True))
+            entry["train_mean"] = dict(zip(lt["feature"], lt["train_mean"].astype(float), strict=True))
+            entry["train_sd"] = dict(zip(lt["feature"], lt["train_sd"].astype(float), strict=True))
+            entry["input_transform"] = dict(zip(lt["feature"], lt["transform"], strict=True))
+            coef_rows.append(lt.assign(model=m))
+        else:
+            coef_rows.append(pd.DataFrame({"feature": feats, "model": m}))
+        ct = rec.pipe.named_steps["features"]
+        if "rad" in dict((n, t) for n, t, _ in ct.transformers_):
+            radp = dict((n, t) for n, t, _ in ct.transformers_)["rad"]
+            entry["radiomic_candidates"] = list(radp.named_steps["filter"].features_in_)
+            entry["radiomic_steps"] = [
+                {"step": "candidates", "n_features": len(radp.named_steps["filter"].features_in_)},
+                {"step": "finite_nonconstant", "n_features": len(radp.named_steps["filter"].features_out_)},
+                {"step": "redundancy_reduced", "n_features": len(radp.named_steps["reduce"].features_out_)},
+                {"step": "univariate_screen", "n_features": len(radp.named_steps["select"].features_out_)},
+                {"step": "in_model", "n_features": int(sum(1 for f in feats if f in data.radiomic))},
+            ]
+            entry["dropped_in_training"] = {"missing": radp.named_steps["filter"].dropped_missing_,
+                                            "zero_variance": radp.named_steps["filter"].dropped_constant_}
+        if "clin" in models[m][0]:
+            entry["covariates"] = [s.to_dict() for s in cfg.covariate_specs()]
+        desc_models[m] = entry
+    coefficients = pd.concat(coef_rows, ignore_index=True)
+    cols = ["model", "feature"] + [c for c in coefficients.columns if c not in ("model", "feature")]
+    coefficients = coefficients[cols]
+    selection = pd.DataFrame(desc_models[PRIMARY].get("radiomic_steps", []))
+
+    sf = pd.DataFrame(sel_rows, columns=["model", "feature"])
+    n_fits = len(folds)
+    selection_frequency = (sf.groupby(["model", "feature"]).size().rename("times_selected").reset_index()
+                           if len(sf) else pd.DataFrame(columns=["model", "feature", "times_selected"]))
+    selection_frequency["fraction_of_fits"] = selection_frequency["times_selected"] / n_fits
+    selection_frequency = selection_frequency.sort_values(["model", "times_selected", "feature"],
+                                                          ascending=[True, False, True]).reset_index(drop=True)
+
+    # ---- metrics.json
+    def est(model: str, metric: str, what: str = "estimate") -> float | None:
+        row = perf[(perf["model"] == model) & (perf["metric"] == metric) & (perf["set"] != "development (apparent)")
+                   & (~perf["set"].str.startswith("external"))]
+        if row.empty:
+            return None
+        v = float(row[what].iloc[0])
+        return v if math.isfinite(v) else None
+
+    metrics: dict[str, Any] = dict(counts)
+    metrics.update({
+        "design": cfg.design, "design_description": design_desc, "learner": cfg.learner,
+        "primary_model": PRIMARY, "models": list(models),
+        "n_test": int(len(eval_idx)), "events_test": int(y_eval["event"].sum()),
+        "n_train": int(len(dev_idx)), "events_train": int(y["event"][dev_idx].sum()),
+        "horizons": horizons, "tau": tau, "n_bootstrap": int(cfg.bootstrap),
+        "n_candidate_features": int(len(data.radiomic)),
+        "n_model_features": int(len(desc_models[PRIMARY]["model_inputs"])),
+        "c_index_test": est(PRIMARY, "harrell_c"),
+        "c_index_test_ci_low": est(PRIMARY, "harrell_c", "ci_low"),
+        "c_index_test_ci_high": est(PRIMARY, "harrell_c", "ci_high"),
+        "c_index_volume_test": est("volume", "harrell_c"),
+        "c_index_train": M.harrell_c(y["time"][dev_idx], y["event"][dev_idx], final[PRIMARY].train_risk),
+        "risk_cut": cfg.risk_cut,
+    })
+    for i, c in enumerate(final[PRIMARY].cutoffs, start=1):
+        metrics[f"cutoff_{i}"] = float(c)
+    for k, v in group_stats[PRIMARY].items():
+        metrics[f"{k}_test"] = v
+    summary: dict[str, Any] = {}
+    for m in models:
+        s = {}
+        for _, row in perf[(perf["model"] == m)].iterrows():
+            key = row["metric"] if row["set"] in ("cross-validated", "validation") else f"{row['set']}:{row['metric']}"
+            s[key] = M.as_plain({"estimate": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"]})
+        s["risk_groups"] = M.as_plain(group_stats[m])
+        summary[m] = s
+    metrics["by_model"] = summary
+    log.info("modelling time per phase (s): %s", {k: round(v, 2) for k, v in timing.items()})
+
+    description = {
+        "format": "radsurv.final_models/1",
+        "features": desc_models[PRIMARY]["model_inputs"],
+        "design": design_desc,
+        "n_development": int(len(dev_idx)), "events_development": int(y["event"][dev_idx].sum()),
+        "horizons": horizons, "config": cfg.to_dict(), "models": desc_models,
+    }
+    final_models = {m: {"pipeline": rec.pipe, "cutoffs": rec.cutoffs, "horizons": horizons,
+                        "model_inputs": desc_models[m]["model_inputs"]} for m, rec in final.items()}
+    return StudyResult(metrics=metrics, performance=perf, predictions=predictions,
+                       predictions_all=predictions_all, final_predictions=final_predictions,
+                       calibration=calibration, tuning=pd.DataFrame(tuning_rows),
+                       selection_frequency=selection_frequency, coefficients=coefficients,
+                       selection=selection, final_models=final_models, final_description=description, qc=qc,
+                       timing=timing)

@@ -1,0 +1,176 @@
+"""Benchmark: the whole pipeline on synthetic cohorts of N patients, against bare pyradiomics.
+
+Not a pytest test (no ``test_`` prefix); run it by hand (minutes to hours)::
+
+    python tests/benchmarks/bench_pipeline.py --n 50 200 [--cores 2] [--out bench_out]
+    python tests/benchmarks/bench_pipeline.py --memory-check      # one 512x512x150 CT
+
+For each N, in ``<out>/N<N>/``:
+
+1. A synthetic cohort of N patients (+ 30 % test-retest scans, at least 5) is written with
+   ``radsurv.demo.generate_demo_cohort`` (the demo's CT grid unless ``--rows/--slices``
+   say otherwise) *before* timing starts, and the config points at it (the demo rule
+   does not run). Extraction uses the demo config's settings: original + LoG (1, 3 mm)
+   + wavelet, 7 feature classes, 1,037 features.
+2. ``snakemake -n`` on the fresh directory is timed (the DAG up to the discovery
+   checkpoint), then the real run with ``--cores``; its wall time is the *pipeline
+   total*. Per-stage wall, CPU and peak RSS come from the run's benchmark files.
+3. After the run, ``snakemake -n --forceall`` times building the full DAG (every
+   per-scan job known).
+4. *Bare extraction*: pyradiomics on the same preprocessed cases, one after the other
+   in one warm process (:func:`radsurv.benchmarks.bare_extraction`); its summed time is
+   the feature computation itself.
+5. *Peer*: pyradiomics' own CLI in batch mode with ``--jobs <cores>`` on the same cases.
+
+Ratios are measured in one run on one machine; ``--markdown`` prints the README table.
+Results are written to ``<out>/results.json`` (appended per N) and ``<out>/N<N>/stages.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "src"))
+
+from radsurv import benchmarks as rb  # noqa: E402
+from radsurv.features import pyradiomics_params  # noqa: E402
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> float:
+    """Run the workflow in ``workdir``; return its wall time (raises on failure)."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    (workdir / "snakemake_stdout.log").open("a").write(res.stdout + res.stderr)
+    if res.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{res.stderr[-4000:]}")
+    return wall
+
+
+def write_config(workdir: Path, cohort: Path) -> dict:
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["cohort"]["dicom_dir"] = str(cohort / "dicom")
+    cfg["cohort"]["clinical_table"] = str(cohort / "clinical.csv")
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return cfg
+
+
+def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool) -> dict:
+    from radsurv.demo import generate_demo_cohort
+
+    workdir = out / f"N{n}"
+    if workdir.exists():
+        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    workdir.mkdir(parents=True)
+    retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
+    cohort = workdir / "cohort"
+    t0 = time.perf_counter()
+    generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, **geometry)
+    gen_s = time.perf_counter() - t0
+    cfg = write_config(workdir, cohort)
+    print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
+
+    load_before = os.getloadavg()[0]
+    dag_fresh = snakemake(workdir, "-n", "--cores", str(cores), *targets)
+    wall = snakemake(workdir, "--cores", str(cores), *targets)
+    print(f"[N={n}] pipeline {wall:.1f} s", flush=True)
+    dag_full = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
+
+    results = workdir / "results"
+    summary = rb.summarise(results / "benchmarks")
+    (workdir / "stages.md").write_text(rb.stage_markdown(summary) + "\n")
+    summary.to_csv(workdir / "stages.tsv", sep="\t", index=False)
+    cases = rb.preprocessed_cases(results)
+    params = pyradiomics_params(cfg["extraction"])
+    bare = rb.bare_extraction(cases, params)
+    bare.to_csv(workdir / "bare_extraction.tsv", sep="\t", index=False)
+    print(f"[N={n}] bare extraction {bare['wall_s'].sum():.1f} s on {len(cases)} cases", flush=True)
+    batch = rb.pyradiomics_batch(cases, params, workdir / "pyradiomics_cli", jobs=cores)["wall_s"] if peer else None
+    startup = rb.startup_costs(summary)
+    startup.to_csv(workdir / "startup.tsv", sep="\t", index=False)
+    print(startup.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
+    row = rb.overhead(summary, wall, bare, n_patients=n, n_scans=len(cases), cores=cores,
+                      batch_wall_s=batch, dag_s=dag_full)
+    row.update(startup_s=float(startup["startup_s"].sum()),
+               startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
+               load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
+               machine=machine(), date=dt.date.today().isoformat(),
+               stages=summary.to_dict(orient="records"))
+    print(rb.stage_markdown(summary), flush=True)
+    print(json.dumps({k: v for k, v in row.items() if k != "stages"}, indent=1, default=str), flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="+", default=[50, 200])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("bench_out"))
+    ap.add_argument("--rows", type=int, help="CT rows = cols (default: the demo's grid)")
+    ap.add_argument("--slices", type=int, help="CT slices (default: the demo's)")
+    ap.add_argument("--pixel-spacing", type=float)
+    ap.add_argument("--slice-thickness", type=float)
+    ap.add_argument("--memory-check", action="store_true",
+                    help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices), up to the "
+                         "feature matrix; report peak RSS per job")
+    ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
+    ap.add_argument("--markdown", action="store_true", help="print the README table of <out>/results.json")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "results.json"
+    if args.markdown:
+        rows = json.loads(store.read_text())
+        print(f"Machine: {rows[-1]['machine']}; date: {rows[-1]['date']}\n")
+        print(rb.markdown_table(rows))
+        return
+    geometry: dict = {}
+    targets: list[str] = []
+    ns = args.n
+    if args.memory_check:
+        geometry = {"rows": 512, "cols": 512, "n_slices": 150, "pixel_spacing": 0.8, "slice_thickness": 2.0}
+        targets = ["results/features/features.tsv"]
+        ns = [2]
+    for key, val in (("rows", args.rows), ("cols", args.rows), ("n_slices", args.slices),
+                     ("pixel_spacing", args.pixel_spacing), ("slice_thickness", args.slice_thickness)):
+        if val is not None:
+            geometry[key] = val
+    rows = json.loads(store.read_text()) if store.exists() else []
+    for n in ns:
+        row = run_one(n, args.out, args.cores, geometry, targets, peer=not args.no_peer and not args.memory_check)
+        rows.append(row)
+        store.write_text(json.dumps(rows, indent=1, default=str))
+    print(f"\nMachine: {machine()}; date: {dt.date.today().isoformat()}\n")
+    print(rb.markdown_table(rows))
+
+
+if __name__ == "__main__":
+    main()

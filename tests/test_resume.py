@@ -1,0 +1,104 @@
+"""Resume: a run killed in the middle (SIGKILL) and started again ends with the outputs of
+an uninterrupted run.
+
+The whole process group is killed (Snakemake and the jobs it runs), as a power cut, an
+out-of-memory kill of the session or a cluster node failure would: jobs die half-way
+through writing their outputs, and Snakemake's lock stays behind. The restart is what a
+user does: ``snakemake --unlock`` then ``snakemake --rerun-incomplete`` (the default
+profile sets rerun-incomplete). Snakemake reruns the jobs it had marked incomplete and
+keeps the finished ones.
+
+:func:`assert_same_outputs` (also used by tests/test_slurm.py) compares every file under
+``results/`` except logs and benchmark timings, byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SNAKEMAKE, snakemake_run, tiny_config
+
+#: Not compared: run logs and timings (they differ by nature), and Snakemake's own files.
+SKIP_DIRS = {"logs", "benchmarks"}
+
+
+def result_files(results: Path) -> set[str]:
+    """Relative paths of the files a run produced under ``results/`` that are compared."""
+    return {str(p.relative_to(results)) for p in results.rglob("*")
+            if p.is_file() and p.relative_to(results).parts[0] not in SKIP_DIRS}
+
+
+def assert_same_outputs(reference: Path, results: Path) -> None:
+    """Every compared file exists in both runs with identical bytes.
+
+    Text outputs that record absolute input paths (the discovery manifests and scan list)
+    are compared with each run's own directory masked, so runs in different directories
+    can be compared.
+
+    Gzipped NIfTI files are compared byte for byte too (ITK writes no time stamp into the
+    gzip header, so identical images give identical files); if a .gz file differs, the
+    message says whether its decompressed content is equal, to tell a header difference
+    from a data difference.
+    """
+    ref, new = result_files(reference), result_files(results)
+    assert ref == new, f"files only in reference: {sorted(ref - new)[:10]}; only in new: {sorted(new - ref)[:10]}"
+    assert any(f.endswith("report.html") for f in ref) and any(f.endswith(".nii.gz") for f in ref)
+    differ = []
+    for rel in sorted(ref):
+        a, b = (reference / rel).read_bytes(), (results / rel).read_bytes()
+        if a != b and not rel.endswith(".gz"):
+            # Discovery records where it found the DICOM files (manifests, scans.tsv): the
+            # absolute path of each run's own directory. Compare with that path masked.
+            a = a.replace(str(reference.parent.resolve()).encode(), b"<RUN>")
+            b = b.replace(str(results.parent.resolve()).encode(), b"<RUN>")
+        if a != b:
+            note = ""
+            if rel.endswith(".gz"):
+                note = " (content equal, gzip header differs)" if gzip.decompress(a) == gzip.decompress(b) \
+                    else " (decompressed content differs)"
+            differ.append(rel + note)
+    assert not differ, f"{len(differ)} output(s) differ from the reference run: {differ[:20]}"
+
+
+def _count(workdir: Path, pattern: str) -> int:
+    return len(list((workdir / "results").glob(pattern)))
+
+
+@pytest.mark.e2e
+def test_killed_run_resumes_to_identical_outputs(tiny_run, tmp_path):
+    tiny_config(tmp_path)
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", "--cores", "2"]
+    with (tmp_path / "killed_run.log").open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            # Kill once some scans are extracted and others still run: mid-way through the
+            # per-scan stages, long before the report.
+            deadline = time.monotonic() + 900
+            while _count(tmp_path, "features/scans/*.json") < 3:
+                assert proc.poll() is None, "the run ended before it could be killed"
+                assert time.monotonic() < deadline, "the run made no progress"
+                time.sleep(0.2)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "results" / "report" / "report.html").exists()
+    assert list((tmp_path / ".snakemake" / "locks").iterdir()), "a killed run leaves its lock"
+    kept = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "features" / "scans").glob("*.json")}
+
+    unlock = snakemake_run(tmp_path, "--unlock")
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    res = snakemake_run(tmp_path, "--cores", "2", "--rerun-incomplete")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+
+    # Resumed, not restarted: finished per-scan outputs of the killed run were kept.
+    assert any(p.stat().st_mtime_ns == m for p, m in kept.items()), "every extraction was redone"
+    assert_same_outputs(tiny_run, tmp_path / "results")
