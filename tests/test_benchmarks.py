@@ -90,10 +90,11 @@ def test_overhead_ratios_and_table(tmp_path):
     assert row["ratio_total_vs_pyradiomics_batch"] == pytest.approx(2.0)
     assert row["peak_rss_mb"] == 1900.0 and row["s_per_patient"] == 3.0
     assert row["jobs_cpu_s"] == pytest.approx(2.0 + 4.0 + 1.5)
+    assert row["ratio_cpu_vs_bare_cpu"] == pytest.approx(7.5 / 4.0)
     json.dumps(row)  # serialisable for results.json
     table = rb.markdown_table([row, {**row, "pyradiomics_batch_s": None}]).splitlines()
     assert len(table) == 4 and table[0].count("|") == len(rb.TABLE) + 1
-    assert "| 1.50 |" in table[2] and table[3].split("|")[9].strip() == "-"
+    assert "| 1.50 |" in table[2] and table[3].split("|")[10].strip() == "-"
     md = rb.stage_markdown(summary).splitlines()
     assert md[2].startswith("| extract | 2 | 8.0 |")
 

@@ -8,18 +8,21 @@ whatever happened. Skips when SLURM cannot be installed (not root, no apt-get) -
 CI (CI=true), where it must run.
 
 Proof that the jobs went through SLURM: slurmctld's log records one batch submission per
-job Snakemake reports as submitted, squeue (MinJobAge=300 keeps finished jobs) shows them
-all COMPLETED under this run's job name, and per-scan rules were submitted as group jobs
+job Snakemake reports as submitted, its allocation and exit status 0; squeue (MinJobAge=3600
+keeps finished jobs) shows them all COMPLETED under this run's job name, and per-scan rules were submitted as group jobs
 (fewer submissions than scans). The outputs equal those of the local ``tiny_run``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,11 +44,40 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+#: One test cluster per machine at a time: srun inside a job reads /etc/slurm/slurm.conf
+#: (see start_cluster.sh), so concurrent test sessions (several pytest runs on one shared
+#: machine) would send each other's jobs to the wrong controller.
+LOCK = Path("/tmp/radsurv-slurm-test.lock")
+
+
+@contextlib.contextmanager
+def _machine_lock(timeout_s: float = 3600):
+    with LOCK.open("a") as fh:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another SLURM test cluster held {LOCK} for {timeout_s:.0f} s")
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
     """A running one-node SLURM cluster; yields its environment (SLURM_CONF)."""
     if sys.platform != "linux" or shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
         _unavailable("needs Linux with Debian's SLURM packages or apt-get")
+    with _machine_lock():
+        yield from _cluster(tmp_path_factory)
+
+
+def _cluster(tmp_path_factory):
     inst = subprocess.run(["timeout", "-k", "10", "600", "bash", str(HERE / "install.sh")],
                           capture_output=True, text=True)
     if inst.returncode == 3:
@@ -81,19 +113,23 @@ def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     (tmp_path / "snakemake_slurm.log").write_text(log)
     assert res.returncode == 0, log[-6000:]
 
-    # 1. Every job Snakemake ran was submitted with sbatch and ran under SLURM.
+    # 1. Every job Snakemake ran was submitted with sbatch, allocated on the node and ended
+    #    with exit status 0, as slurmctld itself recorded it.
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     assert submitted, "no job was submitted to SLURM:\n" + log[-3000:]
     ctld_log = (slurm_cluster["dir"] / "log" / "slurmctld.log").read_text()
-    ctld_ids = set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", ctld_log))
-    assert set(submitted) <= ctld_ids, "Snakemake's job ids are not in slurmctld's submissions"
+    for event in (r"_slurm_rpc_submit_batch_job: JobId=(\d+)", r"sched: Allocate JobId=(\d+) NodeList=localhost",
+                  r"_job_complete: JobId=(\d+) WEXITSTATUS 0"):
+        seen = set(re.findall(event, ctld_log))
+        assert set(submitted) <= seen, f"slurmctld did not log {event!r} for {sorted(set(submitted) - seen)}"
+    # squeue (MinJobAge=3600 keeps finished jobs) knows them under this run's name.
     run_uuid = re.search(r"SLURM run ID: ([0-9a-f-]{36})", log)
     assert run_uuid, log[:3000]
     sq = subprocess.run(["squeue", "--states=all", "--noheader", "--name", run_uuid.group(1),
                          "--format=%i|%T|%k"], env=env, capture_output=True, text=True, check=True)
     jobs = {line.split("|")[0]: line.split("|")[1:] for line in sq.stdout.split()}
     assert set(submitted) <= set(jobs), f"squeue does not know all submitted jobs: {sq.stdout}"
-    assert all(state == "COMPLETED" for state, _ in (jobs[j] for j in submitted)), sq.stdout
+    assert all(jobs[j][0] == "COMPLETED" for j in submitted), sq.stdout
 
     # 2. Per-scan rules ran as group jobs: fewer submissions than scans (profile grouping).
     n_scans = len((tiny_run / "ingest" / "scans.tsv").read_text().strip().splitlines()) - 1

@@ -71,6 +71,19 @@ def preprocessed_cases(results: str | Path) -> list[tuple[str, Path, Path]]:
     return cases
 
 
+def pyradiomics_only(params: Mapping[str, Any], resegment_range: Sequence[float] | None = None) -> dict[str, Any]:
+    """The plain pyradiomics part of :func:`radsurv.features.pyradiomics_params`.
+
+    radsurv adds its own keys (e.g. ``radsurv.bin_origin``) and re-segments the intensity
+    mask itself; a pyradiomics user would give ``resegmentRange`` to pyradiomics instead.
+    This is that peer configuration: same settings, image types and feature classes.
+    """
+    out = {k: _plain(params[k]) for k in ("setting", "imageType", "featureClass") if k in params}
+    if resegment_range:
+        out["setting"]["resegmentRange"] = [float(v) for v in resegment_range]
+    return out
+
+
 def bare_extraction(cases: Sequence[tuple[str, Path, Path]], params: Mapping[str, Any]) -> pd.DataFrame:
     """Time pyradiomics alone on each case, in this process, one case at a time.
 
@@ -183,12 +196,16 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
       ``cores`` (perfect parallel extraction) — the stricter reading.
     * ``ratio_extract_vs_bare``: the ``extract`` rule's summed job time over the bare
       time: the per-job cost of a Snakemake job (process start, imports, I/O).
+    * ``ratio_cpu_vs_bare_cpu``: CPU seconds of all jobs over the bare extraction's CPU
+      seconds -- the same question in CPU time, which other load on the machine barely
+      changes (wall times do).
     * ``ratio_total_vs_pyradiomics_batch``: pipeline wall over pyradiomics' own
       batch CLI with the same number of jobs.
     """
     rules = summary.set_index("rule") if len(summary) else pd.DataFrame(columns=SUMMARY_COLUMNS).set_index("rule")
     bare_s = float(bare["wall_s"].sum()) if len(bare) else float("nan")
     extract_s = float(rules["total_s"].get("extract", float("nan")))
+    bare_cpu = float(bare["cpu_s"].sum()) if len(bare) else float("nan")
     out: dict[str, Any] = {
         "n_patients": n_patients,
         "n_scans": n_scans,
@@ -203,6 +220,8 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
         "ratio_total_vs_bare": pipeline_wall_s / bare_s if bare_s else float("nan"),
         "ratio_total_vs_bare_per_core": pipeline_wall_s / (bare_s / cores) if bare_s else float("nan"),
         "ratio_extract_vs_bare": extract_s / bare_s if bare_s else float("nan"),
+        "bare_extraction_cpu_s": bare_cpu,
+        "ratio_cpu_vs_bare_cpu": (float(rules["cpu_s"].sum()) / bare_cpu) if bare_cpu and len(rules) else float("nan"),
         "dag_s": dag_s,
         "pyradiomics_batch_s": batch_wall_s,
         "ratio_total_vs_pyradiomics_batch": (pipeline_wall_s / batch_wall_s) if batch_wall_s else None,
@@ -220,6 +239,7 @@ TABLE = [
     ("ratio_total_vs_bare", "pipeline / bare sum", "{:.2f}"),
     ("ratio_total_vs_bare_per_core", "pipeline / (bare sum / cores)", "{:.2f}"),
     ("ratio_extract_vs_bare", "extract jobs / bare", "{:.2f}"),
+    ("ratio_cpu_vs_bare_cpu", "all jobs CPU / bare CPU", "{:.2f}"),
     ("pyradiomics_batch_s", "pyradiomics CLI --jobs 2 (s)", "{:.0f}"),
     ("ratio_total_vs_pyradiomics_batch", "pipeline / CLI", "{:.2f}"),
     ("dag_s", "DAG build (s)", "{:.1f}"),

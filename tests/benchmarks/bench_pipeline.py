@@ -84,33 +84,45 @@ def write_config(workdir: Path, cohort: Path) -> dict:
     return cfg
 
 
-def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool) -> dict:
+def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
+            reuse: bool = False) -> dict:
     from radsurv.demo import generate_demo_cohort
 
     workdir = out / f"N{n}"
-    if workdir.exists():
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
-    workdir.mkdir(parents=True)
-    retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
-    cohort = workdir / "cohort"
-    t0 = time.perf_counter()
-    generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, **geometry)
-    gen_s = time.perf_counter() - t0
-    cfg = write_config(workdir, cohort)
-    print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
+    done = workdir / "pipeline.json"
+    if reuse and done.is_file():  # the pipeline part of an earlier call; redo the comparisons
+        saved = json.loads(done.read_text())
+        gen_s, load_before, dag_fresh, wall, dag_full = (saved[k] for k in (
+            "generate_s", "load_before", "dag_fresh_s", "wall_s", "dag_full_s"))
+        cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+        print(f"[N={n}] reusing the pipeline run in {workdir} ({wall:.1f} s)", flush=True)
+    else:
+        if workdir.exists():
+            subprocess.run(["rm", "-rf", str(workdir)], check=True)
+        workdir.mkdir(parents=True)
+        retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
+        cohort = workdir / "cohort"
+        t0 = time.perf_counter()
+        generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, **geometry)
+        gen_s = time.perf_counter() - t0
+        cfg = write_config(workdir, cohort)
+        print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
-    load_before = os.getloadavg()[0]
-    dag_fresh = snakemake(workdir, "-n", "--cores", str(cores), *targets)
-    wall = snakemake(workdir, "--cores", str(cores), *targets)
-    print(f"[N={n}] pipeline {wall:.1f} s", flush=True)
-    dag_full = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
+        load_before = os.getloadavg()[0]
+        dag_fresh = snakemake(workdir, "-n", "--cores", str(cores), *targets)
+        wall = snakemake(workdir, "--cores", str(cores), *targets)
+        print(f"[N={n}] pipeline {wall:.1f} s", flush=True)
+        dag_full = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
+        done.write_text(json.dumps({"generate_s": gen_s, "load_before": load_before, "dag_fresh_s": dag_fresh,
+                                    "wall_s": wall, "dag_full_s": dag_full}))
 
     results = workdir / "results"
     summary = rb.summarise(results / "benchmarks")
     (workdir / "stages.md").write_text(rb.stage_markdown(summary) + "\n")
     summary.to_csv(workdir / "stages.tsv", sep="\t", index=False)
     cases = rb.preprocessed_cases(results)
-    params = pyradiomics_params(cfg["extraction"])
+    reseg = cfg.get("preprocessing", {}).get("resegment_range") or cfg["extraction"].get("resegment_range")
+    params = rb.pyradiomics_only(pyradiomics_params(cfg["extraction"], cfg.get("preprocessing")), reseg)
     bare = rb.bare_extraction(cases, params)
     bare.to_csv(workdir / "bare_extraction.tsv", sep="\t", index=False)
     print(f"[N={n}] bare extraction {bare['wall_s'].sum():.1f} s on {len(cases)} cases", flush=True)
@@ -143,6 +155,8 @@ def main() -> None:
                     help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices), up to the "
                          "feature matrix; report peak RSS per job")
     ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
     ap.add_argument("--markdown", action="store_true", help="print the README table of <out>/results.json")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +179,8 @@ def main() -> None:
             geometry[key] = val
     rows = json.loads(store.read_text()) if store.exists() else []
     for n in ns:
-        row = run_one(n, args.out, args.cores, geometry, targets, peer=not args.no_peer and not args.memory_check)
+        row = run_one(n, args.out, args.cores, geometry, targets, peer=not args.no_peer and not args.memory_check,
+                      reuse=args.reuse)
         rows.append(row)
         store.write_text(json.dumps(rows, indent=1, default=str))
     print(f"\nMachine: {machine()}; date: {dt.date.today().isoformat()}\n")

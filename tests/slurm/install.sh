@@ -13,4 +13,4 @@ if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null

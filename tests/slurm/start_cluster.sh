@@ -12,8 +12,9 @@
 #   - ProctrackType=proctrack/linuxproc and TaskPlugin=task/none: no cgroups, no systemd.
 #   - AccountingStorageType=accounting_storage/none: there is no slurmdbd, so `sacct` fails;
 #     snakemake must use `--slurm-status-command squeue --slurm-no-account`.
-#   - MinJobAge=300: finished jobs stay visible to squeue long enough for the executor plugin
-#     (it falls back to sacct when MinJobAge < 3 x the first status-check delay).
+#   - MinJobAge=3600: finished jobs stay visible to squeue for an hour, long enough for the
+#     executor plugin (it falls back to sacct when MinJobAge < 3 x the first status-check
+#     delay) and for the test's own squeue check at the end of the run.
 #   - EnforcePartLimits=ALL: a job asking more CPUs/memory than the node has is rejected at
 #     sbatch time instead of pending forever.
 #   - slurmd -N <NodeName>: the node is called "localhost" whatever the machine's hostname is.
@@ -74,7 +75,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 EnforcePartLimits=ALL
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
