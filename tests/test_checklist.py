@@ -39,3 +39,15 @@ def test_full_run_claims_what_it_did():
 def test_no_reduction_and_no_validation_are_penalised():
     rows = _by(rqs_items(StudyFacts(feature_reduction=False, validation="none")))
     assert rows[5]["points"] == -3 and rows[12]["points"] == -5
+
+
+def test_report_pivots_robust_counts():
+    import pandas as pd
+
+    from radsurv.report import robust_counts_pivot
+
+    by = pd.DataFrame({"image_type": ["original", "original", "wavelet-HHH"], "feature_class": ["shape", "glcm", "glcm"],
+                       "robust": [11, 0, 4], "total": [17, 24, 24]})
+    wide = robust_counts_pivot(by).set_index("image type")
+    assert wide.loc["original", "shape"] == "11/17" and wide.loc["wavelet-HHH", "shape"] == ""
+    assert wide.loc["original", "all classes"] == "11/41"

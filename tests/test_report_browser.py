@@ -64,7 +64,7 @@ def test_report_images_load_and_links_resolve(tiny_run, browser):
     assert "radsurv report" in browser.title
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
-    assert len(images) >= 3
+    assert len(images) >= 8
     for alt, complete, width, height in images:
         assert complete and width > 100 and height > 100, f"image '{alt}' did not load"
     links = browser.execute_script("return Array.from(document.links).map(a => a.getAttribute('href'))")
@@ -76,7 +76,8 @@ def test_report_images_load_and_links_resolve(tiny_run, browser):
         target = urlparse((report.parent / href).resolve().as_uri())
         assert Path(unquote(target.path)).is_file(), f"broken link {href}"
     headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-    for section in ("Cohort", "Quality control", "Settings", "Robustness", "Model", "Kaplan-Meier", "Software"):
+    for section in ("Cohort", "Quality control", "Settings", "Features", "Robustness", "Model", "Kaplan-Meier",
+                    "Checklist", "Software"):
         assert any(section in h for h in headings), f"section {section} missing: {headings}"
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,11 @@ def test_report_links_to_everything_and_embeds_figures(tiny_run):
     html = report.read_text()
     for a in anchors:
         assert f'id="{a}"' in html
-    assert len(parser.imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in parser.imgs)
+    # icc, heatmap, >= 1 robustness analysis, td-AUC, calibration, forest, two KM figures
+    assert len(parser.imgs) >= 8 and all(s.startswith("data:image/png;base64,") for s in parser.imgs)
+    for section in ("cohort", "qc", "settings", "features", "robustness", "model", "km", "checklist", "software"):
+        assert f'id="{section}"' in html
+    assert "Radiomics Quality Score" in html and "supply yourself" in html
     assert "Harrell" in html or "c_index_test" in html
 
 

@@ -124,6 +124,15 @@ def cohort_summary(scans: pd.DataFrame, features: pd.DataFrame, clinical: pd.Dat
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
+def robust_counts_pivot(by_class: pd.DataFrame) -> pd.DataFrame:
+    """'robust/total' per image type (rows) and feature class (columns)."""
+    cell = by_class.assign(cell=by_class["robust"].astype(int).astype(str) + "/" + by_class["total"].astype(str))
+    wide = cell.pivot(index="image_type", columns="feature_class", values="cell").fillna("")
+    totals = by_class.groupby("image_type")[["robust", "total"]].sum()
+    wide["all classes"] = totals["robust"].astype(str) + "/" + totals["total"].astype(str)
+    return wide.reset_index().rename(columns={"image_type": "image type"})
+
+
 def _num(metrics: Mapping[str, Any], key: str) -> float | None:
     v = metrics.get(key)
     return None if v is None or (isinstance(v, float) and v != v) else float(v)
@@ -155,8 +164,53 @@ def headline(metrics: Mapping[str, Any]) -> str:
     return "; ".join(parts) + "." if parts else "No model metrics could be computed."
 
 
+def _read_tsv(path: str | None) -> pd.DataFrame:
+    if not path or not Path(path).exists():
+        return pd.DataFrame()
+    return pd.read_csv(path, sep="\t")
+
+
+def study_facts(robustness: Mapping[str, Any], metrics: Mapping[str, Any], calibration: pd.DataFrame,
+                perturbation_summary: Mapping[str, Any] | None = None) -> Any:
+    """What this run did, for the RQS checklist (:mod:`radsurv.checklist`)."""
+    from radsurv.checklist import StudyFacts
+
+    method = str(robustness.get("method", "test-retest"))
+    analyses = robustness.get("analyses") or {}
+    tr = analyses.get("test-retest", robustness) if isinstance(analyses, Mapping) else robustness
+    pairs = int(tr.get("pairs_used", 0) or 0) if isinstance(tr, Mapping) else 0
+    pert = perturbation_summary or (analyses.get("perturbation") if isinstance(analyses, Mapping) else None)
+    contour = bool(pert) and "contour" in json.dumps(pert).lower()
+    models = set((metrics.get("by_model") or {}).keys()) or set(metrics.get("models") or [])
+    n_ext = int(metrics.get("n_external_cohorts", 0) or 0)
+    return StudyFacts(
+        test_retest_pairs=pairs,
+        robustness_assessed=bool(robustness.get("assessed", False)) and method in ("test-retest", "both"),
+        perturbation=method in ("perturbation", "both"),
+        contour_perturbation=contour and method in ("perturbation", "both"),
+        feature_reduction=True,
+        clinical_model=bool(models & {"clinical", "combined"}),
+        risk_groups=True,
+        discrimination_with_ci=metrics.get("c_index_test_ci_low") is not None,
+        calibration=not calibration.empty,
+        validation="external" if n_ext else "internal",
+        n_external_cohorts=n_ext,
+        baseline_comparison=bool(models & {"clinical"}) and bool(models & {"volume"}),
+    )
+
+
 def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path: str | Path) -> None:
-    """Write ``results/report/report.html`` from the workflow's result files."""
+    """Write ``results/report/report.html`` from the workflow's result files.
+
+    Required inputs: scans, clinical, features, qc, icc, robustness, icc_plot,
+    predictions, metrics, coefficients, selection, km_test, km_train. Optional
+    (shown when present): performance, calibration, selection_frequency,
+    published, volume_correlation, td_auc_png, calibration_png, forest_png,
+    heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
+    """
+    from radsurv.checklist import rqs_items, rqs_total
+    from radsurv.report_figures import model_comparison_table
+
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rdir = out.parent
@@ -164,29 +218,34 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     clinical = pd.read_csv(inputs["clinical"], sep="\t", dtype={"patient_id": str})
     features = pd.read_csv(inputs["features"], sep="\t", dtype={"patient_id": str})
     qc = pd.read_csv(inputs["qc"], sep="\t", dtype=str, keep_default_na=False)
-    icc = pd.read_csv(inputs["icc"], sep="\t")
     rob = json.loads(Path(inputs["robustness"]).read_text())
     pred = pd.read_csv(inputs["predictions"], sep="\t", dtype={"patient_id": str})
     metrics = json.loads(Path(inputs["metrics"]).read_text())
     coefs = pd.read_csv(inputs["coefficients"], sep="\t")
     selection = pd.read_csv(inputs["selection"], sep="\t")
+    perf = _read_tsv(inputs.get("performance"))
+    calib = _read_tsv(inputs.get("calibration"))
+    freq = _read_tsv(inputs.get("selection_frequency"))
+    published = _read_tsv(inputs.get("published"))
+    volcorr = _read_tsv(inputs.get("volume_correlation"))
     unit = config.get("cohort", {}).get("time_unit", "months")
-    time_unit_note = f"Times are in {unit}."
 
     parts: list[str] = []
     add = parts.append
     title = config.get("cohort", {}).get("name") or "radsurv study"
     add(f"<h1>radsurv report: {_esc(title)}</h1>")
     sections = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
-                ("robustness", "Robustness"), ("model", "Model"), ("km", "Risk groups"),
-                ("software", "Software and inputs")]
+                ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
+                ("km", "Risk groups"), ("checklist", "Checklist"), ("software", "Software and inputs")]
     add("<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in sections) + "</nav>")
 
     # Cohort
     add('<h2 id="cohort">Cohort</h2>')
-    add(_table(cohort_summary(scans, features, clinical, pred, rob)))
-    add(f"<p>{_esc(time_unit_note)} Files: {_link(inputs['scans'], rdir)}, "
-        f"{_link(inputs['clinical'], rdir)}, {_link(inputs['features'], rdir)}.</p>")
+    summary = cohort_summary(scans, features, clinical, pred, rob)
+    summary.loc[summary["quantity"].str.startswith("median follow-up"), "value"] += f" {unit}"
+    add(_table(summary))
+    add(f"<p>Files: {_link(inputs['scans'], rdir)}, {_link(inputs['clinical'], rdir)}, "
+        f"{_link(inputs['features'], rdir)}.</p>")
 
     # QC
     add('<h2 id="qc">Quality control</h2>')
@@ -199,38 +258,73 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
 
     # Settings
     add('<h2 id="settings">Settings</h2>')
+    if config.get("site"):
+        add(f"<p>Site preset: <code>{_esc(config['site'])}</code> (config/sites/), with the study's overrides.</p>")
     for key, label in (("preprocessing", "Preprocessing"), ("extraction", "Feature extraction")):
         sub = config.get(key, {})
         add(f"<h3>{label}</h3>")
         add(_table(pd.DataFrame([(k, json.dumps(v)) for k, v in sub.items()], columns=["setting", "value"])))
 
+    # Features
+    add('<h2 id="features">Features</h2>')
+    n_feat = len([c for c in features.columns if c not in ("scan_id", "patient_id", "session")])
+    add(f"<p>{n_feat} features per scan (pyradiomics; IBSI-conformant preprocessing by radsurv).</p>")
+    if not volcorr.empty:
+        flag = next((c for c in volcorr.columns if "surrogate" in c or c == "flag"), None)
+        n_flag = int(volcorr[flag].astype(bool).sum()) if flag else 0
+        add(f"<p>{n_flag} features correlate with tumour volume at |Spearman| &ge; 0.9 across patients and are "
+            f"flagged as volume surrogates: {_link(inputs['volume_correlation'], rdir)}.</p>")
+    if inputs.get("heatmap_png"):
+        add(_img(inputs["heatmap_png"], "Correlation heatmap of robust features"))
+
     # Robustness
-    add('<h2 id="robustness">Robustness (test-retest)</h2>')
+    add('<h2 id="robustness">Robustness</h2>')
     if rob.get("assessed"):
-        crit = "lower bound of the 95% CI" if rob["use_lower_bound"] else "point estimate"
-        add(f"<p>{rob['n_robust']} of {rob['n_features']} features are robust: {_esc(rob['form'])} "
-            f"{_esc(crit)} &ge; {rob['threshold']:.2f} over {rob['pairs_used']} test-retest pairs. "
-            f"Only robust features are offered to the model. Table: {_link(inputs['icc'], rdir)}.</p>")
+        desc = rob.get("description") or (
+            f"{_esc(rob['form'])} {'lower bound of the 95% CI' if rob.get('use_lower_bound') else 'estimate'} "
+            f"&ge; {rob['threshold']:.2f}")
+        add(f"<p>{rob['n_robust']} of {rob['n_features']} features are robust. {_esc(desc)} Only robust "
+            f"features are offered to the model. Table: {_link(inputs['icc'], rdir)}.</p>")
     else:
-        add(f'<p class="note">Robustness was NOT assessed: {rob.get("pairs_used", 0)} complete test-retest '
-            "pairs, fewer than the configured minimum. All features were offered to the model.</p>")
+        add('<p class="note">Robustness was NOT assessed (too few test-retest pairs and no perturbation '
+            "analysis): all features were offered to the model.</p>")
     add(_img(inputs["icc_plot"], "ICC by feature class"))
     by = pd.DataFrame(rob.get("by_class", []))
     if not by.empty:
-        add(_table(by))
+        add("<p>Robust / total features per image type (rows) and feature class (columns):</p>")
+        add(_table(robust_counts_pivot(by)))
+    for key in sorted(k for k in inputs if k.startswith("rob_fig_")):
+        label = key[len("rob_fig_"):].replace("_", " ")
+        add(f"<h3>{_esc(label)}</h3>")
+        add(_img(inputs[key], label))
 
     # Model
     add('<h2 id="model">Model</h2>')
-    add("<p>Every data-dependent step (standardisation, redundancy reduction, univariate screen, "
-        "penalised Cox fit and the risk cut-off) was fitted on the training patients only and "
-        "applied unchanged to the held-out patients.</p>")
+    add("<p>Every data-dependent step (scaling, redundancy reduction, selection, tuning, imputation and the "
+        "risk cut-off) was fitted on training patients only and applied unchanged to held-out patients. "
+        f"{_esc(metrics.get('design_description', ''))}</p>")
     add(f'<p class="ok">{_esc(headline(metrics))}</p>')
-    mrows = [(k, v) for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list))]
-    add(_table(pd.DataFrame(mrows, columns=["metric", "value"])))
+    comp = model_comparison_table(perf) if not perf.empty else pd.DataFrame()
+    if not comp.empty:
+        add("<h3>Model comparison (held-out, 95% bootstrap CI)</h3>")
+        add(_table(comp))
+        add(f"<p>All metrics: {_link(inputs['performance'], rdir)}. Harrell's and Uno's C, time-dependent AUC "
+            "and the integrated Brier score are scikit-survival's.</p>")
+    for key, alt in (("td_auc_png", "Time-dependent AUC"), ("calibration_png", "Calibration"),
+                     ("forest_png", "Forest plot of the final model")):
+        if inputs.get(key):
+            add(f"<h3>{_esc(alt)}</h3>")
+            add(_img(inputs[key], alt))
+    if not freq.empty:
+        add("<h3>Selection frequency across outer folds (top 15)</h3>")
+        add(_table(freq.sort_values("fraction_of_fits", ascending=False).head(15)))
+    add("<h3>Final model coefficients</h3>")
+    add(_table(coefs))
     add("<h3>Feature selection (training patients)</h3>")
     add(_table(selection))
-    add("<h3>Cox signature</h3>")
-    add(_table(coefs))
+    if not published.empty:
+        add("<h3>Published signatures</h3>")
+        add(_table(published))
     add(f"<p>Files: {_link(inputs['coefficients'], rdir)}, {_link(inputs['predictions'], rdir)}, "
         f"{_link(inputs['metrics'], rdir)}.</p>")
 
@@ -238,17 +332,35 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     add('<h2 id="km">Risk groups: Kaplan-Meier curves</h2>')
     add("<h3>Held-out patients</h3>")
     add(_img(inputs["km_test"], "Kaplan-Meier curves of held-out patients by risk group"))
-    add("<h3>Training patients</h3>")
-    add(_img(inputs["km_train"], "Kaplan-Meier curves of training patients by risk group"))
+    add("<h3>Development cohort (final model, apparent)</h3>")
+    add(_img(inputs["km_train"], "Kaplan-Meier curves of development patients by risk group"))
     add(f"<p>Figures: {_link(inputs['km_test'], rdir)}, {_link(inputs['km_train'], rdir)}.</p>")
+
+    # Checklist
+    add('<h2 id="checklist">Checklist: Radiomics Quality Score</h2>')
+    pert_summary = None
+    if inputs.get("rob_summary_perturbation") and Path(inputs["rob_summary_perturbation"]).exists():
+        pert_summary = json.loads(Path(inputs["rob_summary_perturbation"]).read_text())
+    rows = rqs_items(study_facts(rob, metrics, calib, pert_summary))
+    earned, open_max = rqs_total(rows)
+    add(f"<p>Items of the RQS (Lambin et al., Nat Rev Clin Oncol 2017) that this run can answer earn {earned} "
+        f"points; items marked <em>supply yourself</em> (up to {open_max} more points) depend on what the "
+        "pipeline cannot know. Points are only claimed for what this run did.</p>")
+    add(_table(pd.DataFrame(rows)))
 
     # Software
     add('<h2 id="software">Software and inputs</h2>')
     add(_table(pd.DataFrame(sorted(versions().items()), columns=["package", "version"])))
-    clin_path = config.get("cohort", {}).get("clinical_table")
-    if clin_path and Path(clin_path).exists():
-        add(_table(pd.DataFrame([("clinical table", Path(clin_path).name, sha256(clin_path))],
-                                columns=["input", "file", "sha256"])))
+    checks = []
+    for label, key in (("clinical table", "clinical_table"), ("image sheet", "image_sheet")):
+        path = config.get("cohort", {}).get(key)
+        if path and Path(path).is_file():
+            checks.append((label, Path(path).name, sha256(path)))
+    dicom = config.get("cohort", {}).get("dicom_dir")
+    if dicom and Path(dicom).is_dir():
+        checks.append(("DICOM folder (all files)", Path(dicom).name, sha256(dicom)))
+    if checks:
+        add(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
     add("<h3>Configuration used</h3>")
     add(f"<pre>{_esc(yaml.safe_dump(json.loads(json.dumps(dict(config))), sort_keys=False))}</pre>")
 

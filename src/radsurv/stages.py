@@ -341,7 +341,6 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
     robust = selection.loc[selection["robust"], "feature"].tolist()
     Path(robust_txt).write_text("".join(f"{f}\n" for f in robust))
     plot_icc_by_class({k: t for k, (t, a) in loaded.items() if a}, plot_png, rs.threshold, rs.use_lower_bound)
-    final = selection.assign(robust=selection["robust"])
     primary = "test-retest" if loaded.get("test-retest", (None, False))[1] else (
         "perturbation" if loaded.get("perturbation", (None, False))[1] else None)
     psum = sums.get(primary, {}) if primary else {}
@@ -360,7 +359,7 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
         "use_lower_bound": rs.use_lower_bound,
         "n_features": int(len(selection)),
         "n_robust": int(len(robust)),
-        "by_class": counts_by_class(final).to_dict(orient="records"),
+        "by_class": counts_by_class(selection).to_dict(orient="records"),
         # What was done.
         "method": rs.method,
         "combine": rs.combine if rs.method == "both" else None,
