@@ -1456,6 +1456,16 @@ def _seg_grid_problem(seg: pydicom.Dataset, image: sitk.Image) -> str:
 # ---------------------------------------------------------------------------
 
 
+def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Path | str,
+                         mask_out: Path | str) -> None:
+    """Write the converted image and its uint8 mask (same geometry) as compressed NIfTI."""
+    mask = sitk.GetImageFromArray(np.asarray(mask_arr).astype(np.uint8))
+    mask.CopyInformation(image)
+    for img, out in ((image, Path(image_out)), (mask, Path(mask_out))):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(img, str(out), useCompression=True)
+
+
 def convert_scan(
     scan: ScanRecord, roi_pattern: str, image_out: Path, mask_out: Path, roi_policy: str = "first"
 ) -> dict[str, Any]:
@@ -1497,14 +1507,7 @@ def convert_scan(
             f"ROI '{roi_name}' covers {int(np.sum(padding & mask_arr))} padding voxels of series "
             f"{scan.series_uid} (outside the reconstructed field of view)",
         )
-    mask = sitk.GetImageFromArray(mask_arr.astype(np.uint8))
-    mask.CopyInformation(image)
-
-    image_out, mask_out = Path(image_out), Path(mask_out)
-    image_out.parent.mkdir(parents=True, exist_ok=True)
-    mask_out.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(image_out), useCompression=True)
-    sitk.WriteImage(mask, str(mask_out), useCompression=True)
+    write_image_and_mask(image, mask_arr, image_out, mask_out)
 
     spacing = [float(s) for s in image.GetSpacing()]
     first = geo.first

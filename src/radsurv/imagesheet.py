@@ -25,7 +25,15 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radsurv.dicomio import STAGE_CONVERSION, STAGE_DISCOVERY, Discovery, ScanRecord, safe, scan_label
+from radsurv.dicomio import (
+    STAGE_CONVERSION,
+    STAGE_DISCOVERY,
+    Discovery,
+    ScanRecord,
+    safe,
+    scan_label,
+    write_image_and_mask,
+)
 from radsurv.errors import CaseError
 from radsurv.qc import qc_row
 
@@ -280,13 +288,7 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path) -> dic
             image = sitk.Cast(image, sitk.sitkInt16)
         else:
             image = sitk.Cast(image, sitk.sitkFloat32)
-    mask = sitk.GetImageFromArray(sel.astype(np.uint8))
-    mask.CopyInformation(image)
-    image_out, mask_out = Path(image_out), Path(mask_out)
-    image_out.parent.mkdir(parents=True, exist_ok=True)
-    mask_out.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(image_out), useCompression=True)
-    sitk.WriteImage(mask, str(mask_out), useCompression=True)
+    write_image_and_mask(image, sel, image_out, mask_out)
     spacing = [float(s) for s in image.GetSpacing()]
     units = {"CT": "HU (as stored in the image file)", "PT": "SUV (as stored in the image file)",
              "MR": "native scanner units (as stored in the image file)"}.get(scan.modality, "as stored")
