@@ -589,3 +589,37 @@ def test_per_slice_rescale_pet(tmp_path: Path) -> None:
         ds = pydicom.dcmread(ct["files"][k])  # type: ignore[index]
         assert arr[k, 3, 0] == pytest.approx(float(ds.pixel_array[3, 0]) * float(ds.RescaleSlope), rel=1e-6)
     assert Path(disc.scans[0].contour_file) == rs.resolve()
+
+
+def test_contour_data_presence_is_read_without_decoding(tmp_path):
+    """Discovery counts contours with points from the raw element (no decoding of
+    100,000s of decimal strings); empty, missing and filled ContourData all read right."""
+    import pydicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from radsurv.dicomio import _has_contour_data
+
+    items = []
+    for data in ([1.5, -2.25, 3.0] * 2, [], None):
+        c = Dataset()
+        if data is not None:
+            c.ContourData = data
+        items.append(c)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    roi = Dataset()
+    roi.ContourSequence = Sequence(items)
+    ds.ROIContourSequence = Sequence([roi])
+    path = tmp_path / "rs.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    back = pydicom.dcmread(path)
+    contours = back.ROIContourSequence[0].ContourSequence
+    assert isinstance(contours[0].get_item(0x30060050), RawDataElement)  # still undecoded
+    assert [_has_contour_data(c) for c in contours] == [True, False, False]
+    assert [_has_contour_data(c) for c in items] == [True, False, False]  # decoded, in memory

@@ -45,7 +45,9 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from matplotlib.path import Path as MplPath
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 
 from radsurv.errors import CaseError
 from radsurv.qc import qc_row, write_qc
@@ -246,6 +248,25 @@ def _expected_pixel_bytes(ds: pydicom.Dataset) -> int | None:
 # ---------------------------------------------------------------------------
 
 
+CONTOUR_DATA = Tag(0x3006, 0x0050)
+
+
+def _has_contour_data(contour: pydicom.Dataset) -> bool:
+    """Whether a contour item holds points, without decoding them.
+
+    ContourData is a list of decimal strings (three per vertex, often 100,000+ per
+    structure set); decoding it only to test that it is not empty was most of
+    discovery's time. Values already decoded (e.g. a dataset built in memory) are
+    tested as they are.
+    """
+    elem = contour.get_item(CONTOUR_DATA)
+    if elem is None:
+        return False
+    if isinstance(elem, RawDataElement):
+        return bool(elem.value and elem.value.strip(b"\x00 \\"))
+    return not elem.is_empty
+
+
 def _rtstruct_refs(ds: pydicom.Dataset) -> tuple[list[str], set[str], int, int]:
     """Referenced series UIDs, referenced SOP instance UIDs, #ROIs, #contours with data."""
     series: list[str] = []
@@ -263,7 +284,7 @@ def _rtstruct_refs(ds: pydicom.Dataset) -> tuple[list[str], set[str], int, int]:
     n_contours = 0
     for roi in ds.get("ROIContourSequence", []) or []:
         for contour in roi.get("ContourSequence", []) or []:
-            if contour.get("ContourData"):
+            if _has_contour_data(contour):
                 n_contours += 1
             for img in contour.get("ContourImageSequence", []) or []:
                 sop = _s(img, "ReferencedSOPInstanceUID")

@@ -36,11 +36,13 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
+
+if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,7 @@ def assemble(scan_files: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
     as the first columns, then the feature columns sorted by name. Scans that
     failed upstream become QC rows (status ``excluded``) with their reason.
     """
+    import pandas as pd
     from radsurv.qc import qc_row
 
     feats: list[dict[str, Any]] = []
@@ -299,6 +302,7 @@ def volume_correlation(matrix: pd.DataFrame, volume_feature: str = "original_sha
     spearman_rho, abs_rho, volume_surrogate; sorted by ``abs_rho`` descending.
     Constant features get rho NaN and are not flagged.
     """
+    import pandas as pd
     cols = feature_columns(matrix) if "session" in matrix.columns or "patient_id" in matrix.columns else list(matrix.columns)
     if volume_feature not in cols:
         raise ValueError(f"volume feature {volume_feature!r} is not in the feature matrix")

@@ -14,13 +14,15 @@ import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from radsurv import features as feat
 from radsurv.errors import CaseError
 from radsurv.qc import merge_qc, qc_row, read_status, write_qc, write_status
+
+if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
+    import pandas as pd
+
+    from radsurv import features as feat
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
     intensity mask (when preprocessing wrote one); fixed-size bins count from
     ``preprocessing_cfg['resegment_range'][0]`` (IBSI).
     """
+    from radsurv import features as feat
     from radsurv.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
 
     src = Path(in_dir)
@@ -153,6 +156,7 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
 def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,
                        threshold: float = 0.9) -> None:
     """Spearman correlation of every feature with tumour volume; flags volume surrogates."""
+    from radsurv import features as feat
     fdf = read_features(features_tsv)
     table = feat.volume_correlation(modelling_matrix(fdf), volume_feature, threshold)
     table.to_csv(out_tsv, sep="\t", index=False)
@@ -169,6 +173,7 @@ def _set_stage(path: str | Path, stage: str) -> None:
 def assembly(scan_files: Sequence[str | Path], features_tsv: str | Path, diagnostics_tsv: str | Path,
              qc_tsv: str | Path) -> None:
     """The cohort's feature matrix (one row per scan) and diagnostics table."""
+    from radsurv import features as feat
     fdf, ddf, qc = feat.assemble(scan_files)
     fdf.to_csv(features_tsv, sep="\t")
     ddf.to_csv(diagnostics_tsv, sep="\t")
@@ -179,6 +184,7 @@ def assembly(scan_files: Sequence[str | Path], features_tsv: str | Path, diagnos
 
 def read_features(path: str | Path) -> pd.DataFrame:
     """Read a matrix written by :func:`assembly` (indexed by scan_id)."""
+    import pandas as pd
     return pd.read_csv(path, sep="\t", index_col="scan_id", dtype={"patient_id": str})
 
 
@@ -241,6 +247,7 @@ def robustness_test_retest(features_tsv: str | Path, scans_tsv: str | Path, sett
                            table_tsv: str | Path, bland_altman_png: str | Path,
                            summary_json: str | Path) -> None:
     """Test-retest ICC per feature over the retest pairs (outcome never read)."""
+    import pandas as pd
     from radsurv.plots import plot_bland_altman
     from radsurv.robustness import RobustnessSettings, retest_pairs, robustness_table
 
@@ -267,6 +274,7 @@ def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[
                             table_tsv: str | Path, long_tsv: str | Path, bland_altman_png: str | Path,
                             summary_json: str | Path) -> None:
     """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019)."""
+    import pandas as pd
     from radsurv.perturb import PerturbationSettings
     from radsurv.plots import plot_bland_altman
     from radsurv.robustness import RobustnessSettings, perturbation_long, perturbation_table
@@ -324,6 +332,8 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
     ICC analyses in one long table (column ``analysis``); ``selection_tsv`` the
     per-feature decision.
     """
+    from radsurv import features as feat
+    import pandas as pd
     from radsurv.plots import plot_icc_by_class
     from radsurv.robustness import RobustnessSettings, agreement, combine, counts_by_class
 
@@ -375,6 +385,7 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
 def clinical(table: str | Path, columns: Mapping[str, Any], scans_tsv: str | Path,
              out_tsv: str | Path, qc_tsv: str | Path) -> None:
     """Standardised clinical table (patient_id, time, event, covariates) + QC."""
+    import pandas as pd
     from radsurv.clinical import load_clinical
 
     scans = pd.read_csv(scans_tsv, sep="\t", dtype={"patient_id": str})
@@ -419,6 +430,7 @@ def model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
 
 def read_feature_table(path: str | Path, id_column: str) -> pd.DataFrame:
     """A user's own feature table (CSV/TSV, one row per patient) indexed by patient id."""
+    import pandas as pd
     path = Path(path)
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
     df = pd.read_csv(path, sep=sep, dtype={id_column: str}, low_memory=False)
@@ -434,6 +446,7 @@ def read_feature_table(path: str | Path, id_column: str) -> pd.DataFrame:
 def candidate_columns(X: pd.DataFrame, pattern: str | None, allowed: Sequence[str] | None = None) -> list[str]:
     """Radiomic candidate columns: numeric, not ``diagnostics_*``, matching ``pattern``
     (regular expression, searched) and, if given, in ``allowed`` (the robust list)."""
+    import pandas as pd
     import re
 
     rx = re.compile(pattern) if pattern else None
@@ -460,6 +473,7 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
     patient, id column ``modelling.features_id_column``) and the raw clinical table read
     with ``cohort.columns`` (``robust_txt`` is then ``None``).
     """
+    import pandas as pd
     import joblib
 
     from radsurv.clinical import load_clinical
@@ -553,6 +567,7 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     cohort); ``train``: the development patients scored by the final model (apparent,
     optimistic; in the split design the same rows of ``predictions.tsv``).
     """
+    import pandas as pd
     from radsurv.kmplot import plot_km
 
     pred = pd.read_csv(predictions_tsv, sep="\t", dtype={"patient_id": str})

@@ -29,6 +29,7 @@ Results are written to ``<out>/results.json`` (appended per N) and ``<out>/N<N>/
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import os
@@ -44,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 from radsurv import benchmarks as rb  # noqa: E402
+from radsurv.config import apply_site  # noqa: E402
 from radsurv.features import pyradiomics_params  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -74,8 +76,26 @@ def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> float:
     return wall
 
 
-def write_config(workdir: Path, cohort: Path) -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+WORKLOADS = Path(__file__).resolve().parent / "workloads"
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` laid onto ``base`` key by key (nested mappings merged, the rest replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_workload(name: str) -> dict:
+    """``tests/benchmarks/workloads/<name>.yaml``: description, CT geometry, config overrides."""
+    w = yaml.safe_load((WORKLOADS / f"{name}.yaml").read_text())
+    return {"name": name, "description": w.get("description", name),
+            "geometry": dict(w.get("geometry") or {}), "config": dict(w.get("config") or {})}
+
+
+def write_config(workdir: Path, cohort: Path, overrides: dict | None = None) -> dict:
+    cfg = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
     cfg["cohort"]["dicom_dir"] = str(cohort / "dicom")
     cfg["cohort"]["clinical_table"] = str(cohort / "clinical.csv")
     path = workdir / "config" / "config.yaml"
@@ -85,7 +105,7 @@ def write_config(workdir: Path, cohort: Path) -> dict:
 
 
 def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
-            reuse: bool = False) -> dict:
+            reuse: bool = False, workload: dict | None = None) -> dict:
     from radsurv.demo import generate_demo_cohort
 
     workdir = out / f"N{n}"
@@ -105,7 +125,7 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         t0 = time.perf_counter()
         generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, **geometry)
         gen_s = time.perf_counter() - t0
-        cfg = write_config(workdir, cohort)
+        cfg = write_config(workdir, cohort, (workload or {}).get("config"))
         print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
         load_before = os.getloadavg()[0]
@@ -121,8 +141,9 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
     (workdir / "stages.md").write_text(rb.stage_markdown(summary) + "\n")
     summary.to_csv(workdir / "stages.tsv", sep="\t", index=False)
     cases = rb.preprocessed_cases(results)
-    reseg = cfg.get("preprocessing", {}).get("resegment_range") or cfg["extraction"].get("resegment_range")
-    params = rb.pyradiomics_only(pyradiomics_params(cfg["extraction"], cfg.get("preprocessing")), reseg)
+    eff = apply_site(copy.deepcopy(cfg), REPO / "config" / "sites")  # the settings the run used
+    reseg = eff.get("preprocessing", {}).get("resegment_range")
+    params = rb.pyradiomics_only(pyradiomics_params(eff["extraction"], eff.get("preprocessing")), reseg)
     bare = rb.bare_extraction(cases, params)
     bare.to_csv(workdir / "bare_extraction.tsv", sep="\t", index=False)
     print(f"[N={n}] bare extraction {bare['wall_s'].sum():.1f} s on {len(cases)} cases", flush=True)
@@ -136,6 +157,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
                startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
                load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),
+               workload=(workload or {}).get("name", "custom"),
+               workload_description=(workload or {}).get("description", ""),
                stages=summary.to_dict(orient="records"))
     print(rb.stage_markdown(summary), flush=True)
     print(json.dumps({k: v for k, v in row.items() if k != "stages"}, indent=1, default=str), flush=True)
@@ -147,7 +170,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[50, 200])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
-    ap.add_argument("--rows", type=int, help="CT rows = cols (default: the demo's grid)")
+    ap.add_argument("--workload", default="demo",
+                    help="tests/benchmarks/workloads/<name>.yaml: CT geometry + config overrides "
+                         f"({', '.join(sorted(p.stem for p in WORKLOADS.glob('*.yaml')))})")
+    ap.add_argument("--rows", type=int, help="CT rows = cols (default: the workload's grid)")
     ap.add_argument("--slices", type=int, help="CT slices (default: the demo's)")
     ap.add_argument("--pixel-spacing", type=float)
     ap.add_argument("--slice-thickness", type=float)
@@ -166,7 +192,8 @@ def main() -> None:
         print(f"Machine: {rows[-1]['machine']}; date: {rows[-1]['date']}\n")
         print(rb.markdown_table(rows))
         return
-    geometry: dict = {}
+    workload = load_workload(args.workload)
+    geometry: dict = dict(workload["geometry"])
     targets: list[str] = []
     ns = args.n
     if args.memory_check:
@@ -180,7 +207,7 @@ def main() -> None:
     rows = json.loads(store.read_text()) if store.exists() else []
     for n in ns:
         row = run_one(n, args.out, args.cores, geometry, targets, peer=not args.no_peer and not args.memory_check,
-                      reuse=args.reuse)
+                      reuse=args.reuse, workload=workload)
         rows.append(row)
         store.write_text(json.dumps(rows, indent=1, default=str))
     print(f"\nMachine: {machine()}; date: {dt.date.today().isoformat()}\n")
