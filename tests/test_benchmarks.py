@@ -131,6 +131,7 @@ def test_workloads_are_valid_configs():
     import importlib.util
     from pathlib import Path
 
+    from radsurv import demo
     from radsurv.config import apply_site
     from snakemake.utils import validate
 
@@ -139,7 +140,7 @@ def test_workloads_are_valid_configs():
     bp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bp)
     names = sorted(p.stem for p in bp.WORKLOADS.glob("*.yaml"))
-    assert {"demo", "lung_1mm"} <= set(names)
+    assert {"demo", "clinical_ct"} <= set(names)
     import yaml
 
     base = yaml.safe_load((repo / "config/config.yaml").read_text())
@@ -149,8 +150,9 @@ def test_workloads_are_valid_configs():
         validate(cfg, str(repo / "workflow/schemas/config.schema.yaml"))
         eff = apply_site(cfg, repo / "config/sites")
         assert eff["robustness"]["method"] == "test-retest", name
-        if name == "lung_1mm":
+        if name == "clinical_ct":
             assert eff["preprocessing"]["spacing_mm"] == [1.0, 1.0, 1.0]
             assert eff["preprocessing"]["resegment_range"] == [-1000, 400]  # from the site preset
-            assert w["geometry"]["rows"] == 512
+            assert w["geometry"]["rows"] == 512 and w["geometry"]["anatomy_scale"] == 1.45
+            demo.Geometry(**w["geometry"])  # a valid phantom geometry
     assert bp.merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}, "d": 1}

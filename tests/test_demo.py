@@ -405,3 +405,24 @@ def test_invalid_arguments_are_rejected(tmp_path: Path) -> None:
         demo.Geometry(rows=64, cols=64)
     with pytest.raises(SystemExit):
         demo.main(["--out", str(tmp_path), "--pixel-spacing", "0.5"])
+
+
+def test_anatomy_scale_gives_an_adult_thorax_with_lung1_sized_tumours() -> None:
+    """Benchmarks use ``anatomy_scale`` 1.45 on a clinical 512 x 512 x 100 grid: tumours
+    grow by the cube of the scale (median near Lung1's 39 ml), outcomes and planted
+    z-scores stay those of scale 1, and tall scans keep tumours inside the lungs."""
+    geo = {"rows": 512, "cols": 512, "pixel_spacing": 0.9, "n_slices": 100, "slice_thickness": 3.0}
+    base = demo.simulate_cohort(40, 0, 42, **geo)
+    big = demo.simulate_cohort(40, 0, 42, anatomy_scale=1.45, **geo)
+    ratio = big.truth["volume_ml"] / base.truth["volume_ml"]
+    assert np.allclose(ratio, 1.45**3, rtol=1e-3)  # truth.csv rounds to 0.1 ul
+    assert 25 < big.truth["volume_ml"].median() < 50
+    for col in ("z_log_volume", "z_heterogeneity", "linear_predictor"):
+        assert big.truth[col].equals(base.truth[col]), col
+    assert big.clinical.equals(base.clinical)
+    for p0, p1 in zip(base.patients, big.patients):
+        assert np.allclose(np.array(p1.body_semi_mm) / p0.body_semi_mm, 1.45)
+        # tumour centre within the lung's cranio-caudal extent (the slab is 300 mm tall)
+        assert abs(p1.tumour_centre_mm[2] - p1.lung_z_mm) + p1.tumour_semi_axes_mm[2] < p1.lung_semi_mm[2]
+    with pytest.raises(ValueError, match="smaller than the phantom body"):
+        demo.Geometry(anatomy_scale=1.45)  # the demo's 205 mm field of view is too small

@@ -15,6 +15,7 @@ from conftest import snakemake_run, tiny_config
 from radsurv import stages
 from radsurv.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
 from radsurv.errors import CaseError
+from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 from radsurv.imagesheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
 
 
@@ -149,8 +150,8 @@ def test_sheet_cohort_runs_the_same_later_stages(tiny_run: Path, tmp_path: Path)
     """The tiny run's converted NIfTI files, given as a sheet, give the same features."""
     scans = pd.read_csv(tiny_run / "ingest" / "scans.tsv", sep="\t", dtype={"patient_id": str})
     keep = scans[scans["patient_id"].isin(sorted(scans["patient_id"].unique())[:3])]
-    rows = [(r.patient_id, str(tiny_run / "scans" / r.scan_id / "converted" / "image.nii.gz"),
-             str(tiny_run / "scans" / r.scan_id / "converted" / "mask.nii.gz"), r.modality, r.session,
+    rows = [(r.patient_id, str(tiny_run / "scans" / r.scan_id / "converted" / CONVERTED_IMAGE_FILE),
+             str(tiny_run / "scans" / r.scan_id / "converted" / CONVERTED_MASK_FILE), r.modality, r.session,
              r.days_from_first) for r in keep.itertuples()]
     pd.DataFrame(rows, columns=["patient_id", "image", "mask", "modality", "session", "days_from_first"]).to_csv(
         tmp_path / "images.tsv", sep="\t", index=False)

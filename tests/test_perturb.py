@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from radsurv.errors import CaseError
+from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 from radsurv.perturb import (
     PerturbationParams,
     PerturbationSettings,
@@ -156,8 +157,8 @@ def _pipeline_features(tmp_path, ip, mp):
 
     conv = tmp_path / "ref_converted"
     conv.mkdir()
-    shutil.copy(ip, conv / "image.nii.gz")
-    shutil.copy(mp, conv / "mask.nii.gz")
+    sitk.WriteImage(sitk.ReadImage(str(ip)), str(conv / CONVERTED_IMAGE_FILE))
+    sitk.WriteImage(sitk.ReadImage(str(mp)), str(conv / CONVERTED_MASK_FILE))
     write_status(conv / "status.json", True, "conversion", "", scan_id="P1_S1", patient_id="P1", session=1)
     stages.preprocessing(conv, tmp_path / "ref_pre", PREPROCESSING)
     stages.extraction(tmp_path / "ref_pre", tmp_path / "ref.json", EXTRACTION, PREPROCESSING)

@@ -171,22 +171,33 @@ N_VERTICES = 64
 @dataclass(frozen=True)
 class Geometry:
     """The CT grid: ``rows x cols`` pixels of ``pixel_spacing`` mm, ``n_slices``
-    contiguous slices of ``slice_thickness`` mm, centred on the origin."""
+    contiguous slices of ``slice_thickness`` mm, centred on the origin.
+
+    ``anatomy_scale`` scales the phantom's in-plane anatomy (body, lungs, spine,
+    fat and cortex thickness) and every tumour's linear size; tumour volumes scale
+    by its cube, the planted z-scores and outcomes do not change. At 1 the body is
+    190 x 150 mm and the median GTV 12 ml (small, fast demo); 1.45 gives an adult
+    thorax (276 x 218 mm) and Lung1's median GTV (~37 ml vs 39 ml), for benchmarks.
+    """
 
     rows: int = 128
     cols: int = 128
     pixel_spacing: float = 1.6
     n_slices: int = 44
     slice_thickness: float = 2.5
+    anatomy_scale: float = 1.0
 
     def __post_init__(self) -> None:
         fov_x = self.cols * self.pixel_spacing
         fov_y = self.rows * self.pixel_spacing
         z_ext = self.n_slices * self.slice_thickness
-        if fov_x < 2 * BODY_SEMI[0] + 4 or fov_y < 2 * BODY_SEMI[1] + 4:
+        if not 0.5 <= self.anatomy_scale <= 2.0:
+            raise ValueError(f"anatomy_scale {self.anatomy_scale} is outside 0.5-2")
+        bx, by = (2 * b * self.anatomy_scale for b in BODY_SEMI)
+        if fov_x < bx + 4 or fov_y < by + 4:
             raise ValueError(
                 f"field of view {fov_x:.0f} x {fov_y:.0f} mm is smaller than the "
-                f"phantom body ({2 * BODY_SEMI[0]:.0f} x {2 * BODY_SEMI[1]:.0f} mm)"
+                f"phantom body ({bx:.0f} x {by:.0f} mm)"
             )
         if z_ext < 80.0:
             raise ValueError(f"z extent {z_ext:.0f} mm is below the 80 mm minimum")
@@ -378,15 +389,16 @@ def _simulate_patient(seed: int, index: int, retest: bool, geom: Geometry,
     t_event = (e1 / (lam * math.exp(lp))) ** (1.0 / WEIBULL_SHAPE)
     stage = STAGES[int(np.searchsorted(STAGE_CUTS, stage_score))]
 
-    # anatomy
-    body = (BODY_SEMI[0] - rng.uniform(0, 4), BODY_SEMI[1] - rng.uniform(0, 4))
-    lung = (LUNG_SEMI[0] + rng.uniform(-2, 2), LUNG_SEMI[1] + rng.uniform(-3, 3), LUNG_SEMI[2])
+    # anatomy (drawn at scale 1, then scaled in-plane: the random sequence does not depend on it)
+    k = geom.anatomy_scale
+    body = ((BODY_SEMI[0] - rng.uniform(0, 4)) * k, (BODY_SEMI[1] - rng.uniform(0, 4)) * k)
+    lung = ((LUNG_SEMI[0] + rng.uniform(-2, 2)) * k, (LUNG_SEMI[1] + rng.uniform(-3, 3)) * k, LUNG_SEMI[2])
     lung_z = float(rng.uniform(-8, 8))
-    tissue_blobs = _blobs(rng, 8, (80, 60, 60), (10, 20), 8.0)
-    lung_blobs = _blobs(rng, 12, (75, 50, 60), (4, 10), 25.0)
+    tissue_blobs = _blobs(rng, 8, (80 * k, 60 * k, 60), (10, 20), 8.0)
+    lung_blobs = _blobs(rng, 12, (75 * k, 50 * k, 60), (4, 10), 25.0)
 
-    # tumour geometry
-    vol_mm3 = math.exp(log_v) * 1000.0
+    # tumour geometry (linear size x k, volume x k^3; z_vol above is unchanged)
+    vol_mm3 = math.exp(log_v) * 1000.0 * k**3
     r_eq = (3.0 * vol_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
     elong = np.exp(rng.normal(0.0, 0.12, 3))
     elong /= np.prod(elong) ** (1.0 / 3.0)
@@ -397,10 +409,11 @@ def _simulate_patient(seed: int, index: int, retest: bool, geom: Geometry,
     rot = float(rng.uniform(0.0, math.pi))
     side = "left" if rng.uniform() < 0.5 else "right"
     sgn = 1.0 if side == "left" else -1.0  # LPS: +x is the patient's left
-    lx, ly = LUNG_CENTRE[0] * sgn, LUNG_CENTRE[1]
+    lx, ly = LUNG_CENTRE[0] * sgn * k, LUNG_CENTRE[1] * k
     span_x = max(0.0, lung[0] - 0.8 * max(semi[:2]) - 2.0)
     span_y = max(0.0, lung[1] - 0.8 * max(semi[:2]) - 2.0)
-    span_z = max(0.0, z_half - semi[2] - 6.0)
+    # inside the scanned slab and the lungs' cranio-caudal extent (the latter only binds on tall scans)
+    span_z = max(0.0, min(z_half, lung[2] - 10.0) - semi[2] - 6.0)
     centre = (
         lx + float(rng.uniform(-span_x, span_x)),
         ly + float(rng.uniform(-span_y, span_y)),
@@ -444,7 +457,7 @@ def _simulate_patient(seed: int, index: int, retest: bool, geom: Geometry,
 
     return PatientTruth(
         index=index, patient_id=f"RSD-{index:03d}", age=age, stage=stage,
-        volume_ml=math.exp(log_v), z_log_volume=z_vol, heterogeneity_hu=het,
+        volume_ml=math.exp(log_v) * k**3, z_log_volume=z_vol, heterogeneity_hu=het,
         z_heterogeneity=z_het, z_age=z_age, linear_predictor=lp,
         event_time_months=t_event, loss_time_months=loss, accrual_months=accrual,
         tumour_side=side, tumour_centre_mm=centre,
@@ -611,9 +624,10 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
     dz = geometry.dz
     X2, Y2 = np.meshgrid(xs, ys)  # (rows, cols)
 
+    k = geometry.anatomy_scale
     A, B = patient.body_semi_mm
     body = _ellipse_occ(X2, Y2, A, B, dx, dy)[None]
-    inner = _ellipse_occ(X2, Y2, A - FAT_MM, B - FAT_MM, dx, dy)[None]
+    inner = _ellipse_occ(X2, Y2, A - FAT_MM * k, B - FAT_MM * k, dx, dy)[None]
     img = HU_AIR * (1 - body) + HU_FAT * body
     soft = HU_SOFT + _blob_field(patient.tissue_blobs, xs, ys, zs)
     img = img * (1 - inner) + soft * inner
@@ -621,7 +635,7 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
     la, lb, lc = patient.lung_semi_mm
     m = 3 * max(dx, dz)
     for sgn in (1.0, -1.0):
-        lx, ly, lz = sgn * LUNG_CENTRE[0], LUNG_CENTRE[1], patient.lung_z_mm
+        lx, ly, lz = sgn * LUNG_CENTRE[0] * k, LUNG_CENTRE[1] * k, patient.lung_z_mm
         sl = (_box(zs, lz - lc - m, lz + lc + m), _box(ys, ly - lb - m, ly + lb + m),
               _box(xs, lx - la - m, lx + la + m))
         bx, by, bz = xs[sl[2]], ys[sl[1]], zs[sl[0]]
@@ -630,10 +644,10 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
         val = HU_LUNG + _blob_field(patient.lung_blobs, bx, by, bz)
         img[sl] = img[sl] * (1 - occ) + val * occ
 
-    spx, spy = SPINE_CENTRE
-    cort = _ellipse_occ(X2 - spx, Y2 - spy, SPINE_RADIUS, SPINE_RADIUS, dx, dy)[None]
-    marrow = _ellipse_occ(X2 - spx, Y2 - spy, SPINE_RADIUS - CORTEX_MM,
-                          SPINE_RADIUS - CORTEX_MM, dx, dy)[None]
+    spx, spy = SPINE_CENTRE[0] * k, SPINE_CENTRE[1] * k
+    sr, mr = SPINE_RADIUS * k, (SPINE_RADIUS - CORTEX_MM) * k
+    cort = _ellipse_occ(X2 - spx, Y2 - spy, sr, sr, dx, dy)[None]
+    marrow = _ellipse_occ(X2 - spx, Y2 - spy, mr, mr, dx, dy)[None]
     img = img * (1 - cort) + HU_CORTEX * cort
     img = img * (1 - marrow) + HU_MARROW * marrow
 
@@ -684,6 +698,7 @@ def roi_polygons(patient: PatientTruth, scan: ScanTruth, geometry: Geometry
     ta, tb, tc = scan.gtv_semi_axes_mm
     la, lb, lc = patient.lung_semi_mm
     A, B = patient.body_semi_mm
+    scale = geometry.anatomy_scale
     for k, z in enumerate(geometry.z()):
         w = 1.0 - ((z - cz - sz) / tc) ** 2
         if w > 0 and min(ta, tb) * math.sqrt(w) > 0.3:
@@ -694,8 +709,8 @@ def roi_polygons(patient: PatientTruth, scan: ScanTruth, geometry: Geometry
         if w > 0:
             s = math.sqrt(w)
             for name, sgn in (("Lung-Left", 1.0), ("Lung-Right", -1.0)):
-                out[name].append((k, _ellipse_polygon(sgn * LUNG_CENTRE[0] + sx,
-                                                      LUNG_CENTRE[1] + sy, la * s, lb * s,
+                out[name].append((k, _ellipse_polygon(sgn * LUNG_CENTRE[0] * scale + sx,
+                                                      LUNG_CENTRE[1] * scale + sy, la * s, lb * s,
                                                       0.0, N_VERTICES)))
         out["Body"].append((k, _ellipse_polygon(sx, sy, A, B, 0.0, 2 * N_VERTICES)))
     return out

@@ -10,7 +10,7 @@ sheet's folder. :func:`discover_sheet` turns the sheet into the same
 :class:`~radsurv.dicomio.Discovery` (scans.tsv, one manifest per scan, QC rows)
 as DICOM discovery, so every later stage is unchanged; conversion
 (:func:`convert_sheet_scan`) checks that image and mask share one voxel grid
-(never a silent resample) and writes the same ``image.nii.gz`` / ``mask.nii.gz``.
+(never a silent resample) and writes the same converted image and mask files.
 """
 
 from __future__ import annotations

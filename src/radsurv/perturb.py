@@ -62,6 +62,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from radsurv.errors import CaseError
+from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +309,8 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
             try:
                 img_p, msk_p = perturb(image, mask, p, noise_sd, settings)
                 conv.mkdir()
-                sitk.WriteImage(img_p, str(conv / "image.nii.gz"))
-                sitk.WriteImage(msk_p, str(conv / "mask.nii.gz"))
+                sitk.WriteImage(img_p, str(conv / CONVERTED_IMAGE_FILE))  # temporary: uncompressed
+                sitk.WriteImage(msk_p, str(conv / CONVERTED_MASK_FILE))
                 write_status(conv / "status.json", True, "conversion", "", **meta)
                 stages.preprocessing(conv, pre, preprocessing)
                 status = read_status(pre / "status.json")

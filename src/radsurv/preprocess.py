@@ -58,6 +58,13 @@ _MASK_INTERPOLATORS = ("linear", "nearest")
 MODALITIES = ("CT", "MR", "PET", "other")
 NORMALISATIONS = ("none", "zscore", "percentile")
 
+#: What conversion writes (``results/scans/<scan>/converted/``) and preprocessing reads: the
+#: whole scan, so NRRD with fast (level-1) gzip. A 512 x 512 x 100 CT takes 0.3 s to write
+#: this way; NIfTI's gzip (SimpleITK ignores the level) took 1.2 s, the largest per-scan cost
+#: after the features themselves. Preprocessed files (cropped to the ROI) stay NIfTI.
+CONVERTED_IMAGE_FILE = "image.nrrd"
+CONVERTED_MASK_FILE = "mask.nrrd"
+
 #: File names of a preprocessed scan folder.
 IMAGE_FILE = "image.nii.gz"
 MORPH_MASK_FILE = "mask.nii.gz"

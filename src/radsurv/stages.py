@@ -80,14 +80,15 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
 
 
 def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_policy: str) -> None:
-    """DICOM series + contour -> ``out_dir/{image,mask}.nii.gz`` and ``status.json``."""
+    """DICOM series + contour -> ``out_dir/{image,mask}.nrrd`` and ``status.json``."""
     from radsurv.dicomio import convert_scan, read_manifest
+    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 
     scan = read_manifest(Path(manifest))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ok, reason, info = _guard("conversion", scan.scan_id, lambda: convert_scan(
-        scan, roi_pattern, out / "image.nii.gz", out / "mask.nii.gz", roi_policy=roi_policy))
+        scan, roi_pattern, out / CONVERTED_IMAGE_FILE, out / CONVERTED_MASK_FILE, roi_policy=roi_policy))
     meta = {"scan_id": scan.scan_id, "patient_id": scan.patient_id, "session": scan.session}
     if ok:
         (out / "provenance.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
@@ -100,8 +101,8 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
     Writes the image, the morphological mask (``mask.nii.gz``) and the
     re-segmented intensity mask (``mask_intensity.nii.gz``) on the site grid.
     """
-    from radsurv.preprocess import (IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE, PreprocessSettings,
-                                    preprocess_files)
+    from radsurv.preprocess import (CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, IMAGE_FILE, INTENSITY_MASK_FILE,
+                                    MORPH_MASK_FILE, PreprocessSettings, preprocess_files)
 
     src, out = Path(in_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,7 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
         return
     ps = PreprocessSettings.from_config(dict(settings))
     ok, reason, info = _guard("preprocessing", meta["scan_id"], lambda: preprocess_files(
-        src / "image.nii.gz", src / "mask.nii.gz", out / IMAGE_FILE, out / MORPH_MASK_FILE, ps,
+        src / CONVERTED_IMAGE_FILE, src / CONVERTED_MASK_FILE, out / IMAGE_FILE, out / MORPH_MASK_FILE, ps,
         out / INTENSITY_MASK_FILE))
     write_status(out / "status.json", ok, "preprocessing" if ok else info["stage"], reason, **meta,
                  **({"summary": info} if ok else {}))
@@ -204,6 +205,7 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
     or fails here, is recorded with ``ok: false`` and its reason.
     """
     from radsurv.perturb import PerturbationSettings, perturbed_features, write_json
+    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 
     src = Path(converted_dir)
     status = read_status(src / "status.json")
@@ -213,7 +215,7 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
         return
     ps = PerturbationSettings.from_config(perturbation)
     ok, reason, info = _guard("perturbation", meta["scan_id"], lambda: perturbed_features(
-        src / "image.nii.gz", src / "mask.nii.gz", meta["scan_id"], seed, ps, preprocessing, extraction,
+        src / CONVERTED_IMAGE_FILE, src / CONVERTED_MASK_FILE, meta["scan_id"], seed, ps, preprocessing, extraction,
         patient_id=meta["patient_id"], session=meta["session"]))
     write_json(out_json, {**meta, "ok": ok, "reason": reason,
                           "perturbations": info.get("perturbations", []) if ok else [],

@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -64,16 +65,23 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> float:
-    """Run the workflow in ``workdir``; return its wall time (raises on failure)."""
+def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> tuple[float, float]:
+    """Run the workflow in ``workdir``; return its wall time and CPU time (raises on failure).
+
+    CPU time is user + system of Snakemake and every process it waited for (its jobs):
+    minus the jobs' own CPU (benchmark files) it is Snakemake's scheduling/bookkeeping cost.
+    """
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     (workdir / "snakemake_stdout.log").open("a").write(res.stdout + res.stderr)
     if res.returncode != 0:
         raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{res.stderr[-4000:]}")
-    return wall
+    return wall, cpu
 
 
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
@@ -114,6 +122,7 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         saved = json.loads(done.read_text())
         gen_s, load_before, dag_fresh, wall, dag_full = (saved[k] for k in (
             "generate_s", "load_before", "dag_fresh_s", "wall_s", "dag_full_s"))
+        run_cpu = saved.get("run_cpu_s", float("nan"))
         cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
         print(f"[N={n}] reusing the pipeline run in {workdir} ({wall:.1f} s)", flush=True)
     else:
@@ -129,12 +138,12 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
         load_before = os.getloadavg()[0]
-        dag_fresh = snakemake(workdir, "-n", "--cores", str(cores), *targets)
-        wall = snakemake(workdir, "--cores", str(cores), *targets)
+        dag_fresh, _ = snakemake(workdir, "-n", "--cores", str(cores), *targets)
+        wall, run_cpu = snakemake(workdir, "--cores", str(cores), *targets)
         print(f"[N={n}] pipeline {wall:.1f} s", flush=True)
-        dag_full = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
+        dag_full, _ = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
         done.write_text(json.dumps({"generate_s": gen_s, "load_before": load_before, "dag_fresh_s": dag_fresh,
-                                    "wall_s": wall, "dag_full_s": dag_full}))
+                                    "wall_s": wall, "run_cpu_s": run_cpu, "dag_full_s": dag_full}))
 
     results = workdir / "results"
     summary = rb.summarise(results / "benchmarks")
@@ -153,7 +162,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
     print(startup.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
     row = rb.overhead(summary, wall, bare, n_patients=n, n_scans=len(cases), cores=cores,
                       batch_wall_s=batch, dag_s=dag_full)
-    row.update(startup_s=float(startup["startup_s"].sum()),
+    row.update(run_cpu_s=run_cpu, snakemake_own_cpu_s=run_cpu - row["jobs_cpu_s"],
+               startup_s=float(startup["startup_s"].sum()),
                startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
                load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),
