@@ -91,6 +91,14 @@ def test_overhead_ratios_and_table(tmp_path):
     assert row["peak_rss_mb"] == 1900.0 and row["s_per_patient"] == 3.0
     assert row["jobs_cpu_s"] == pytest.approx(2.0 + 4.0 + 1.5)
     assert row["ratio_cpu_vs_bare_cpu"] == pytest.approx(7.5 / 4.0)
+    assert "ratio_run_cpu_vs_bare_cpu" not in row  # no run CPU measured: no ratio invented
+    with_cpu = rb.overhead(summary, pipeline_wall_s=6.0, bare=bare, n_patients=2, n_scans=2, cores=2,
+                           run_cpu_s=10.0)
+    assert with_cpu["ratio_run_cpu_vs_bare_cpu"] == pytest.approx(10.0 / 4.0)
+    assert with_cpu["snakemake_own_cpu_s"] == pytest.approx(10.0 - 7.5)
+    # rows saved before the ratio existed get it from their raw numbers
+    old = {k: v for k, v in with_cpu.items() if k not in ("ratio_run_cpu_vs_bare_cpu", "snakemake_own_cpu_s")}
+    assert rb.with_derived(old)["ratio_run_cpu_vs_bare_cpu"] == pytest.approx(2.5)
     json.dumps(row)  # serialisable for results.json
     table = rb.markdown_table([row, {**row, "pyradiomics_batch_s": None}]).splitlines()
     assert len(table) == 4 and table[0].count("|") == len(rb.TABLE) + 1

@@ -237,6 +237,13 @@ def test_ibsi_phantom_matches_reference_nifti(shared_data: Path, tmp_path: Path)
     np.testing.assert_allclose(img.GetDirection(), ref.GetDirection(), atol=1e-6)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(ref))
     assert img.GetPixelID() == sitk.sitkInt16  # HU, rescale applied
+    # the bytes of the 60 CT files + the RTSTRUCT, hashed where conversion read them
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted([*scan.image_files, scan.contour_file]):
+        h.update(Path(f).read_bytes())
+    assert prov["input_sha256"] == h.hexdigest()
 
     mask = sitk.ReadImage(str(tmp_path / "mask.nii.gz"))
     ref_mask = sitk.ReadImage(str(root / "nifti" / "mask" / "mask.nii.gz"))

@@ -232,6 +232,12 @@ def test_same_seed_same_numbers_other_seed_differs():
     assert r1.metrics == r2.metrics
     r3 = run_study(X, clin, cands, StudyConfig(**{**FAST, "bootstrap": 10}, clinical_covariates=COVS, seed=6))
     assert not r3.predictions_all["fold"].equals(r1.predictions_all["fold"])
+    # outer folds in 2 worker processes (the model rule's threads): the same numbers
+    r4 = run_study(X, clin, cands, cfg, n_jobs=2)
+    pd.testing.assert_frame_equal(r1.performance, r4.performance)
+    pd.testing.assert_frame_equal(r1.predictions_all, r4.predictions_all)
+    pd.testing.assert_frame_equal(r1.tuning, r4.tuning)
+    assert r1.metrics == r4.metrics
 
 
 @pytest.mark.parametrize("learner", ["coxnet", "rsf", "gbsa"])

@@ -56,3 +56,24 @@ def test_faulty_scans_are_reported_and_the_rest_completes(tmp_path):
     # the failed scan wrote only its status, no images, in every later stage
     assert not (tmp_path / "scans" / second / "preprocessed" / "image.nii.gz").exists()
     assert json.loads((tmp_path / "scans" / second / "preprocessed" / "status.json").read_text())["ok"] is False
+
+
+def test_report_digest_of_converted_inputs(tmp_path):
+    """The report's input checksum is a digest of every converted scan's input_sha256 (from
+    provenance.json), independent of folder order; scans that failed conversion have none."""
+    import hashlib
+    import json
+
+    from radsurv.report import converted_inputs_sha256
+
+    dirs = []
+    for sid, digest in (("B_S1", "bb"), ("A_S1", "aa"), ("C_S1", None)):
+        d = tmp_path / sid / "converted"
+        d.mkdir(parents=True)
+        if digest:
+            (d / "provenance.json").write_text(json.dumps({"scan_id": sid, "input_sha256": digest}))
+        dirs.append(d)
+    n, digest = converted_inputs_sha256(dirs)
+    assert n == 2 and digest == hashlib.sha256(b"A_S1\taa\nB_S1\tbb").hexdigest()
+    assert converted_inputs_sha256(dirs[::-1]) == (n, digest)
+    assert converted_inputs_sha256([dirs[2]]) is None

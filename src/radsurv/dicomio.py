@@ -32,6 +32,7 @@ data, and writes CT as int16 when all values are integral and fit, else float32.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
@@ -1477,6 +1478,19 @@ def _seg_grid_problem(seg: pydicom.Dataset, image: sitk.Image) -> str:
 # ---------------------------------------------------------------------------
 
 
+def files_sha256(paths: list[str] | list[Path]) -> str:
+    """SHA-256 of the bytes of ``paths`` read in sorted path order (names not hashed, so the
+    digest does not depend on where the cohort lies). Conversion records it per scan: the
+    files were just read, so this costs ~0.05 s for a 100-slice CT instead of a second pass
+    over the whole cohort when the report is written."""
+    h = hashlib.sha256()
+    for f in sorted(str(p) for p in paths):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Path | str,
                          mask_out: Path | str) -> None:
     """Write the converted image and its uint8 mask (same geometry), compressed.
@@ -1558,6 +1572,7 @@ def convert_scan(
         "contour_type": scan.contour_type,
         "pixel_type": image.GetPixelIDTypeAsString(),
         "warnings": warnings,
+        "input_sha256": files_sha256([*scan.image_files, scan.contour_file]),
         **units,
     }
     for w in warnings:

@@ -30,6 +30,7 @@ from radsurv.dicomio import (
     STAGE_DISCOVERY,
     Discovery,
     ScanRecord,
+    files_sha256,
     safe,
     scan_label,
     write_image_and_mask,
@@ -300,6 +301,7 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path) -> dic
         "roi_name": roi, "roi_names_available": [roi], "voxel_count": voxels,
         "roi_volume_ml": voxels * float(np.prod(spacing)) / 1000.0, "contour_type": "MASK",
         "pixel_type": image.GetPixelIDTypeAsString(), "warnings": warnings, "units": units,
+        "input_sha256": files_sha256([img_path, mask_path]),
     }
     for w in warnings:
         log.warning("%s: %s", scan.scan_id, w)

@@ -14,7 +14,7 @@ import html
 import json
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -73,17 +73,28 @@ def _link(path: str | Path, report_dir: Path, label: str | None = None) -> str:
 
 
 def sha256(path: str | Path) -> str:
-    """SHA-256 of a file, or of every file below a folder (names and bytes, sorted)."""
-    p = Path(path)
+    """SHA-256 of a file."""
     h = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
     return h.hexdigest()
+
+
+def converted_inputs_sha256(converted_dirs: Sequence[str | Path]) -> tuple[int, str] | None:
+    """Digest of the input files of every converted scan: SHA-256 of the sorted lines
+    ``scan_id<TAB>input_sha256`` from each ``provenance.json`` (written by conversion,
+    which hashes the files it has just read). ``None`` when no scan was converted."""
+    lines = []
+    for d in converted_dirs:
+        prov = Path(d) / "provenance.json"
+        if prov.is_file():
+            rec = json.loads(prov.read_text())
+            if rec.get("input_sha256"):
+                lines.append(f"{rec['scan_id']}\t{rec['input_sha256']}")
+    if not lines:
+        return None
+    return len(lines), hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -356,9 +367,11 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
         path = config.get("cohort", {}).get(key)
         if path and Path(path).is_file():
             checks.append((label, Path(path).name, sha256(path)))
-    dicom = config.get("cohort", {}).get("dicom_dir")
-    if dicom and Path(dicom).is_dir():
-        checks.append(("DICOM folder (all files)", Path(dicom).name, sha256(dicom)))
+    scan_digest = converted_inputs_sha256(inputs.get("converted") or [])
+    if scan_digest:
+        n, digest = scan_digest
+        source = "image sheet files" if config.get("cohort", {}).get("image_sheet") else "DICOM files"
+        checks.append((f"{source} of the {n} converted scans", "per scan: provenance.json input_sha256", digest))
     if checks:
         add(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
     add("<h3>Configuration used</h3>")

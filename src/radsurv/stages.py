@@ -22,8 +22,6 @@ from radsurv.qc import merge_qc, qc_row, read_status, write_qc, write_status
 if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
     import pandas as pd
 
-    from radsurv import features as feat
-
 log = logging.getLogger(__name__)
 
 
@@ -334,8 +332,9 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
     ICC analyses in one long table (column ``analysis``); ``selection_tsv`` the
     per-feature decision.
     """
-    from radsurv import features as feat
     import pandas as pd
+
+    from radsurv import features as feat
     from radsurv.plots import plot_icc_by_class
     from radsurv.robustness import RobustnessSettings, agreement, combine, counts_by_class
 
@@ -448,8 +447,9 @@ def read_feature_table(path: str | Path, id_column: str) -> pd.DataFrame:
 def candidate_columns(X: pd.DataFrame, pattern: str | None, allowed: Sequence[str] | None = None) -> list[str]:
     """Radiomic candidate columns: numeric, not ``diagnostics_*``, matching ``pattern``
     (regular expression, searched) and, if given, in ``allowed`` (the robust list)."""
-    import pandas as pd
     import re
+
+    import pandas as pd
 
     rx = re.compile(pattern) if pattern else None
     out = []

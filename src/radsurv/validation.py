@@ -349,6 +349,21 @@ def _dev_val_split(cfg: StudyConfig, data: StudyData) -> tuple[np.ndarray, np.nd
     return np.where(~val)[0], np.where(val)[0], how
 
 
+def _outer_fold(models: Mapping[str, tuple[list[str], str]], cfg: StudyConfig, data: StudyData,
+                tr: np.ndarray, te: np.ndarray, seed: int, n_jobs: int, grid_h: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Fit every model on one outer training set (tuning, selection, cut-offs inside it) and
+    predict its held-out patients: risk, S(t) on ``grid_h``, risk group, chosen features."""
+    out: dict[str, dict[str, Any]] = {}
+    Xte = data.X.iloc[te]
+    for m, (blocks, learner) in models.items():
+        rec = _fit(m, blocks, learner, cfg, data, tr, seed, n_jobs, None)
+        s = rec.pipe.predict(Xte)
+        out[m] = {"risk": s, "surv": _surv_at(rec.pipe, Xte, grid_h), "group": assign_groups(s, rec.cutoffs),
+                  "features": selected_features(rec.pipe), "inner_c": rec.inner_c, "params": rec.params,
+                  "cutoffs": rec.cutoffs}
+    return out
+
+
 def run_study(
     features: pd.DataFrame,
     clinical: pd.DataFrame,
@@ -410,37 +425,46 @@ def run_study(
 
     memory = None
     t0 = time.perf_counter()
-    if True:
-        for r, f, tr, te in folds:
-            seed = cfg.seed + 7919 * r + 104729 * f
-            for m, (blocks, learner) in models.items():
-                rec = _fit(m, blocks, learner, cfg, data, tr, seed, n_jobs, memory)
-                Xte = data.X.iloc[te]
-                s = rec.pipe.predict(Xte)
-                p = [pos[int(i)] for i in te]
-                risk[m][r, p] = s
-                surv[m][r, p, :] = _surv_at(rec.pipe, Xte, grid_h)
-                group[m][r, p] = assign_groups(s, rec.cutoffs)
-                fold_of[r, p] = f
-                feats = selected_features(rec.pipe)
-                tuning_rows.append({"repeat": r + 1, "fold": f + 1, "model": m, "n_train": len(tr),
-                                    "n_test": len(te), "inner_c": rec.inner_c,
-                                    "params": ";".join(f"{k.split('__')[-1]}={v}" for k, v in sorted(rec.params.items())),
-                                    "cutoffs": ";".join(f"{c:.6g}" for c in rec.cutoffs),
-                                    "n_model_inputs": len(feats), "model_inputs": ";".join(feats)})
-                if m in ("radiomics", "combined"):
-                    sel_rows += [{"model": m, "feature": x} for x in feats]
-                foldwise.append({"model": m, "repeat": r + 1, "fold": f + 1,
-                                 "harrell_c": M.harrell_c(y["time"][te], y["event"][te], s)})
-            log.info("outer fold repeat %d fold %d done", r + 1, f + 1)
+    # Outer folds are independent (each has its own seed): run them in parallel worker
+    # processes when the rule has threads, assembled in fold order, so results are the
+    # same for any n_jobs. Estimators then use one thread each.
+    fold_jobs = max(1, min(int(n_jobs), len(folds)))
+    inner_jobs = 1 if fold_jobs > 1 else n_jobs
+    tasks = [(r, f, tr, te, cfg.seed + 7919 * r + 104729 * f) for r, f, tr, te in folds]
+    if fold_jobs > 1:
+        from joblib import Parallel, delayed
 
-        timing["outer_folds"] = time.perf_counter() - t0
-        # ---- final models on the whole development cohort
-        t0 = time.perf_counter()
-        final: dict[str, FitRecord] = {}
-        for m, (blocks, learner) in models.items():
-            final[m] = _fit(m, blocks, learner, cfg, data, dev_idx, cfg.seed, n_jobs, memory)
-        timing["final_models"] = time.perf_counter() - t0
+        outs = Parallel(n_jobs=fold_jobs)(delayed(_outer_fold)(models, cfg, data, tr, te, sd, inner_jobs, grid_h)
+                                          for _, _, tr, te, sd in tasks)
+    else:
+        outs = [_outer_fold(models, cfg, data, tr, te, sd, inner_jobs, grid_h) for _, _, tr, te, sd in tasks]
+    for (r, f, tr, te, _), out in zip(tasks, outs):
+        p = [pos[int(i)] for i in te]
+        for m, o in out.items():
+            s = o["risk"]
+            risk[m][r, p] = s
+            surv[m][r, p, :] = o["surv"]
+            group[m][r, p] = o["group"]
+            fold_of[r, p] = f
+            feats = o["features"]
+            tuning_rows.append({"repeat": r + 1, "fold": f + 1, "model": m, "n_train": len(tr),
+                                "n_test": len(te), "inner_c": o["inner_c"],
+                                "params": ";".join(f"{k.split('__')[-1]}={v}" for k, v in sorted(o["params"].items())),
+                                "cutoffs": ";".join(f"{c:.6g}" for c in o["cutoffs"]),
+                                "n_model_inputs": len(feats), "model_inputs": ";".join(feats)})
+            if m in ("radiomics", "combined"):
+                sel_rows += [{"model": m, "feature": x} for x in feats]
+            foldwise.append({"model": m, "repeat": r + 1, "fold": f + 1,
+                             "harrell_c": M.harrell_c(y["time"][te], y["event"][te], s)})
+        log.info("outer fold repeat %d fold %d: %d training / %d held-out patients", r + 1, f + 1, len(tr), len(te))
+
+    timing["outer_folds"] = time.perf_counter() - t0
+    # ---- final models on the whole development cohort
+    t0 = time.perf_counter()
+    final: dict[str, FitRecord] = {}
+    for m, (blocks, learner) in models.items():
+        final[m] = _fit(m, blocks, learner, cfg, data, dev_idx, cfg.seed, n_jobs, memory)
+    timing["final_models"] = time.perf_counter() - t0
 
     # ---- metrics on the evaluation set with paired bootstrap CIs
     t0 = time.perf_counter()

@@ -2,19 +2,24 @@
 
 Not a pytest test (no ``test_`` prefix); run it by hand (minutes to hours)::
 
-    python tests/benchmarks/bench_pipeline.py --n 50 200 [--cores 2] [--out bench_out]
+    python tests/benchmarks/bench_pipeline.py --workload clinical_ct --n 50 200 [--out bench_out]
+    python tests/benchmarks/bench_pipeline.py --workload demo --n 50 200
     python tests/benchmarks/bench_pipeline.py --memory-check      # one 512x512x150 CT
+    python tests/benchmarks/bench_pipeline.py --out bench_out --markdown   # reprint the table
 
-For each N, in ``<out>/N<N>/``:
+A *workload* (``tests/benchmarks/workloads/<name>.yaml``) is a phantom CT geometry plus
+config overrides laid onto ``config/config.yaml``: ``clinical_ct`` is a clinical-size lung
+CT study with filters on (512x512x100, adult thorax, Lung1-size tumours, 1 mm grid, LoG
+1-5 mm + wavelet); ``demo`` is the bundled demo's small grid and settings. For each N, in
+``<out>/N<N>/``:
 
 1. A synthetic cohort of N patients (+ 30 % test-retest scans, at least 5) is written with
-   ``radsurv.demo.generate_demo_cohort`` (the demo's CT grid unless ``--rows/--slices``
-   say otherwise) *before* timing starts, and the config points at it (the demo rule
-   does not run). Extraction uses the demo config's settings: original + LoG (1, 3 mm)
-   + wavelet, 7 feature classes, 1,037 features.
+   ``radsurv.demo.generate_demo_cohort`` *before* timing starts, and the config points at
+   it (the demo rule does not run).
 2. ``snakemake -n`` on the fresh directory is timed (the DAG up to the discovery
-   checkpoint), then the real run with ``--cores``; its wall time is the *pipeline
-   total*. Per-stage wall, CPU and peak RSS come from the run's benchmark files.
+   checkpoint), then the real run with ``--cores``: its wall time is the *pipeline total*,
+   and ``getrusage`` gives the CPU time of Snakemake and every job (*run CPU*). Per-stage
+   wall, CPU and peak RSS come from the run's benchmark files.
 3. After the run, ``snakemake -n --forceall`` times building the full DAG (every
    per-scan job known).
 4. *Bare extraction*: pyradiomics on the same preprocessed cases, one after the other
@@ -22,7 +27,7 @@ For each N, in ``<out>/N<N>/``:
    the feature computation itself.
 5. *Peer*: pyradiomics' own CLI in batch mode with ``--jobs <cores>`` on the same cases.
 
-Ratios are measured in one run on one machine; ``--markdown`` prints the README table.
+Ratios are measured in one run on one machine (:func:`radsurv.benchmarks.overhead`).
 Results are written to ``<out>/results.json`` (appended per N) and ``<out>/N<N>/stages.md``.
 """
 
@@ -71,7 +76,9 @@ def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> tuple[flo
     CPU time is user + system of Snakemake and every process it waited for (its jobs):
     minus the jobs' own CPU (benchmark files) it is Snakemake's scheduling/bookkeeping cost.
     """
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+    # The default workflow profile, as `snakemake` from the repository uses it; --cores overrides.
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile",
+           str(REPO / "workflow" / "profiles" / "default"), *args]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
@@ -161,9 +168,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
     startup.to_csv(workdir / "startup.tsv", sep="\t", index=False)
     print(startup.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
     row = rb.overhead(summary, wall, bare, n_patients=n, n_scans=len(cases), cores=cores,
-                      batch_wall_s=batch, dag_s=dag_full)
-    row.update(run_cpu_s=run_cpu, snakemake_own_cpu_s=run_cpu - row["jobs_cpu_s"],
-               startup_s=float(startup["startup_s"].sum()),
+                      batch_wall_s=batch, dag_s=dag_full, run_cpu_s=run_cpu)
+    row.update(startup_s=float(startup["startup_s"].sum()),
                startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
                load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),

@@ -80,6 +80,7 @@ rule report:
         calibration_png="results/report/figures/calibration.png",
         forest_png="results/report/figures/forest.png",
         heatmap_png="results/report/figures/correlation_heatmap.png",
+        converted=lambda wc: expand("results/scans/{scan}/converted", scan=scan_ids()),
         **{f"rob_fig_{k.replace('-', '_')}": ROB_FIGURES[k] for k in ROB_TABLES},
         **{f"rob_summary_{k.replace('-', '_')}": v for k, v in ROB_SUMMARIES.items()},
     output:
