@@ -4,4 +4,5 @@ from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.conversion(sm.input.manifest, sm.output[0], sm.params.roi_pattern, sm.params.roi_policy)
+stages.conversion(sm.input.manifest, sm.output[0], sm.params.roi_pattern, sm.params.roi_policy,
+                  dict(sm.params.preprocessing))

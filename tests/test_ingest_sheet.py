@@ -147,11 +147,17 @@ def test_workflow_stops_on_a_bad_sheet(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_sheet_cohort_runs_the_same_later_stages(tiny_run: Path, tmp_path: Path) -> None:
-    """The tiny run's converted NIfTI files, given as a sheet, give the same features."""
+    """The tiny run's scans, converted whole and given as a sheet, give the same features.
+
+    (The run itself stores each CT as its ROI's neighbourhood and centres the IBSI grid on
+    the whole scan; a sheet image is a whole scan as far as radsurv can know.)"""
     scans = pd.read_csv(tiny_run / "ingest" / "scans.tsv", sep="\t", dtype={"patient_id": str})
     keep = scans[scans["patient_id"].isin(sorted(scans["patient_id"].unique())[:3])]
-    rows = [(r.patient_id, str(tiny_run / "scans" / r.scan_id / "converted" / CONVERTED_IMAGE_FILE),
-             str(tiny_run / "scans" / r.scan_id / "converted" / CONVERTED_MASK_FILE), r.modality, r.session,
+    for r in keep.itertuples():
+        stages.conversion(tiny_run / "ingest" / "manifests" / f"{r.scan_id}.json", tmp_path / "whole" / r.scan_id,
+                          "^GTV", "first")
+    rows = [(r.patient_id, str(tmp_path / "whole" / r.scan_id / CONVERTED_IMAGE_FILE),
+             str(tmp_path / "whole" / r.scan_id / CONVERTED_MASK_FILE), r.modality, r.session,
              r.days_from_first) for r in keep.itertuples()]
     pd.DataFrame(rows, columns=["patient_id", "image", "mask", "modality", "session", "days_from_first"]).to_csv(
         tmp_path / "images.tsv", sep="\t", index=False)

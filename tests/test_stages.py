@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pydicom
+import pytest
 
 from radsurv import stages
 from radsurv.demo import generate_demo_cohort
@@ -77,3 +78,60 @@ def test_report_digest_of_converted_inputs(tmp_path):
     assert n == 2 and digest == hashlib.sha256(b"A_S1\taa\nB_S1\tbb").hexdigest()
     assert converted_inputs_sha256(dirs[::-1]) == (n, digest)
     assert converted_inputs_sha256([dirs[2]]) is None
+
+
+def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
+    """Conversion stores CT as the ROI's neighbourhood (preprocessing margin + 40 mm) with its
+    place in the scan; preprocessing then centres the IBSI grid on the whole scan, so every
+    feature equals the one computed from the scan stored whole."""
+    import SimpleITK as sitk
+
+    from radsurv.preprocess import CONVERTED_IMAGE_FILE, conversion_margin_mm
+
+    generate_demo_cohort(tmp_path / "demo", n_patients=2, n_retest=0, seed=5)
+    ingest = tmp_path / "ingest"
+    stages.discovery(tmp_path / "demo" / "dicom", ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc.tsv")
+    pre = {"spacing_mm": [1.7, 1.7, 1.7], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400],
+           "round_intensities": True}
+    ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder", "glcm", "glszm"],
+           "filters": {"log_sigma_mm": [2.0], "wavelet": False}}
+    for sid in pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"]:
+        feats = {}
+        for how, settings in (("whole", None), ("cropped", pre)):
+            conv, prep = tmp_path / how / sid / "converted", tmp_path / how / sid / "preprocessed"
+            stages.conversion(ingest / "manifests" / f"{sid}.json", conv, "^GTV", "first", settings)
+            stages.preprocessing(conv, prep, pre)
+            stages.extraction(prep, tmp_path / how / f"{sid}.json", ext, pre)
+            feats[how] = json.loads((tmp_path / how / f"{sid}.json").read_text())["features"]
+        whole = sitk.ReadImage(str(tmp_path / "whole" / sid / "converted" / CONVERTED_IMAGE_FILE))
+        crop = sitk.ReadImage(str(tmp_path / "cropped" / sid / "converted" / CONVERTED_IMAGE_FILE))
+        prov = json.loads((tmp_path / "cropped" / sid / "converted" / "provenance.json").read_text())
+        region = prov["stored_region"]
+        assert region["margin_mm"] == conversion_margin_mm("CT", pre) == 50.0
+        assert list(whole.GetSize()) == region["scan_size"] == prov["size"]
+        assert all(c < w for c, w in zip(crop.GetSize()[:2], whole.GetSize()[:2]))  # really smaller
+        assert json.loads((tmp_path / "whole" / sid / "converted" / "provenance.json").read_text())[
+            "stored_region"] is None
+        assert len(feats["whole"]) > 120 and feats["whole"].keys() == feats["cropped"].keys()
+        for name, value in feats["whole"].items():
+            assert feats["cropped"][name] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+
+
+def test_mr_and_normalised_scans_are_stored_whole():
+    from radsurv.preprocess import conversion_margin_mm
+
+    assert conversion_margin_mm("CT", {"crop_margin_mm": 20}) == 60.0
+    assert conversion_margin_mm("PT", {}) == 60.0
+    assert conversion_margin_mm("MR", {"crop_margin_mm": 20}) is None  # N4 / normalisation use the whole image
+    assert conversion_margin_mm("CT", {"modality": "MR"}) is None
+    assert conversion_margin_mm("CT", {"normalisation": "zscore"}) is None
+    assert conversion_margin_mm("CT", {"bias_field_correction": True}) is None
+
+
+def test_conversion_depends_only_on_its_own_preprocessing_keys():
+    from radsurv.preprocess import conversion_margin_mm, conversion_settings
+
+    full = {"spacing_mm": [1, 1, 1], "resegment_range": [-1000, 400], "crop_margin_mm": 25.0, "modality": "CT"}
+    sub = conversion_settings(full)
+    assert sub == {"crop_margin_mm": 25.0, "modality": "CT"}
+    assert conversion_margin_mm("CT", sub) == conversion_margin_mm("CT", full) == 65.0

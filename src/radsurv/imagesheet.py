@@ -229,7 +229,8 @@ def _same_grid(a: sitk.Image, b: sitk.Image) -> str:
     return ""
 
 
-def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path) -> dict[str, Any]:
+def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
+                       crop_margin_mm: float | None = None) -> dict[str, Any]:
     """Check and copy one sheet row's image + mask to NIfTI; return its provenance.
 
     The mask must be on the image's voxel grid (size, spacing, orientation and
@@ -289,7 +290,7 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path) -> dic
             image = sitk.Cast(image, sitk.sitkInt16)
         else:
             image = sitk.Cast(image, sitk.sitkFloat32)
-    write_image_and_mask(image, sel, image_out, mask_out)
+    region = write_image_and_mask(image, sel, image_out, mask_out, crop_margin_mm)
     spacing = [float(s) for s in image.GetSpacing()]
     units = {"CT": "HU (as stored in the image file)", "PT": "SUV (as stored in the image file)",
              "MR": "native scanner units (as stored in the image file)"}.get(scan.modality, "as stored")
@@ -301,7 +302,7 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path) -> dic
         "roi_name": roi, "roi_names_available": [roi], "voxel_count": voxels,
         "roi_volume_ml": voxels * float(np.prod(spacing)) / 1000.0, "contour_type": "MASK",
         "pixel_type": image.GetPixelIDTypeAsString(), "warnings": warnings, "units": units,
-        "input_sha256": files_sha256([img_path, mask_path]),
+        "input_sha256": files_sha256([img_path, mask_path]), "stored_region": region,
     }
     for w in warnings:
         log.warning("%s: %s", scan.scan_id, w)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import tempfile
 import zlib
 from collections.abc import Mapping
@@ -293,6 +294,7 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
     if image.GetSize() != mask.GetSize():
         raise CaseError(STAGE, f"image size {image.GetSize()} and mask size {mask.GetSize()} differ")
     mask.CopyInformation(image)
+    provenance = Path(image_path).parent / "provenance.json"  # conversion's record (stored region)
     # The grid features are computed on: the preprocessing spacing (an axis given as null keeps the scan's).
     target = preprocessing.get("spacing_mm") or [None, None, None]
     grid = tuple(float(o) if t is None else float(t) for o, t in zip(image.GetSpacing(), target))
@@ -312,6 +314,8 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
                 sitk.WriteImage(img_p, str(conv / CONVERTED_IMAGE_FILE))  # temporary: uncompressed
                 sitk.WriteImage(msk_p, str(conv / CONVERTED_MASK_FILE))
                 write_status(conv / "status.json", True, "conversion", "", **meta)
+                if provenance.is_file():  # same grid as the input: where it lies in its scan still holds
+                    shutil.copy(provenance, conv / "provenance.json")
                 stages.preprocessing(conv, pre, preprocessing)
                 status = read_status(pre / "status.json")
                 if status["ok"]:

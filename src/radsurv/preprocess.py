@@ -65,6 +65,41 @@ NORMALISATIONS = ("none", "zscore", "percentile")
 CONVERTED_IMAGE_FILE = "image.nrrd"
 CONVERTED_MASK_FILE = "mask.nrrd"
 
+#: Room conversion keeps beyond preprocessing's own crop margin when it stores only the
+#: ROI's neighbourhood: the perturbation robustness rotates and shifts the converted scan
+#: before preprocessing crops it (15 degrees moves a point 50 mm from the ROI centre by 13 mm).
+CONVERSION_EXTRA_MARGIN_MM = 40.0
+
+
+def conversion_margin_mm(modality: str, preprocessing: Mapping[str, Any] | None) -> float | None:
+    """How much of a scan conversion stores: the ROI's bounding box plus this margin (mm),
+    or ``None`` for the whole scan.
+
+    Everything preprocessing reads lies within ``crop_margin_mm`` of the ROI, except
+    whole-image statistics: intensity normalisation and N4 bias-field correction (MR)
+    use the whole image's foreground, so MR scans and any config with either switched on
+    are stored whole. CT (HU) and PET (SUV) are absolute and stored cropped: a
+    512 x 512 x 100 CT is 40 MB of NRRD, its ROI neighbourhood ~1 MB, and reading,
+    writing and re-reading the whole scan was a third of the per-scan overhead.
+    """
+    pre = dict(preprocessing or {})
+    normalisation = str(pre.get("normalisation") or "none").lower()
+    mr = "MR" in (str(modality).upper(), str(pre.get("modality") or "").upper())
+    if mr or normalisation != "none" or bool(pre.get("bias_field_correction")):
+        return None
+    return float(pre.get("crop_margin_mm", PreprocessSettings.crop_margin_mm)) + CONVERSION_EXTRA_MARGIN_MM
+
+
+#: The preprocessing keys :func:`conversion_margin_mm` reads.
+CONVERSION_KEYS = ("crop_margin_mm", "normalisation", "bias_field_correction", "modality")
+
+
+def conversion_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the preprocessing settings conversion depends on (the convert rule's
+    params: changing the spacing or the HU range must not re-run conversion)."""
+    return {k: preprocessing[k] for k in CONVERSION_KEYS if k in preprocessing}
+
+
 #: File names of a preprocessed scan folder.
 IMAGE_FILE = "image.nii.gz"
 MORPH_MASK_FILE = "mask.nii.gz"
@@ -148,19 +183,24 @@ def target_spacing(image: sitk.Image, spacing: Sequence[float | None]) -> tuple[
     return tuple(float(o) if t is None else float(t) for o, t in zip(image.GetSpacing(), spacing))
 
 
-def centred_grid(image: sitk.Image, spacing: Sequence[float | None]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+def centred_grid(image: sitk.Image, spacing: Sequence[float | None],
+                 region: Mapping[str, Any] | None = None) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Size and origin of the IBSI grid of ``spacing`` centred on ``image``'s grid.
 
     With ``n`` voxels of spacing ``s`` resampled to spacing ``t`` the new grid
     has ``ceil(n s / t)`` voxels and both grids share the same centre (IBSI
     manual, section 2.4). An axis whose spacing is ``None`` is kept as is.
+    When ``image`` is the stored neighbourhood of a larger scan (``region``:
+    ``index`` of its first voxel in the scan and the scan's ``scan_size``, from
+    conversion), the grid is centred on the whole scan, as if it had been stored whole.
     """
-    size = image.GetSize()
+    size = tuple(region["scan_size"]) if region else image.GetSize()
+    offset = tuple(region["index"]) if region else (0, 0, 0)
     old = image.GetSpacing()
     new = target_spacing(image, spacing)
     new_size = tuple(int(math.ceil(n * s / t - 1e-9)) for n, s, t in zip(size, old, new))
-    # Continuous index (in the old grid) of the new grid's first voxel centre.
-    first = [(n - 1) / 2.0 - (m - 1) / 2.0 * t / s for n, m, s, t in zip(size, new_size, old, new)]
+    # Continuous index (in the old grid, then in the stored part of it) of the new grid's first voxel centre.
+    first = [(n - 1) / 2.0 - (m - 1) / 2.0 * t / s - o for n, m, s, t, o in zip(size, new_size, old, new, offset)]
     origin = image.TransformContinuousIndexToPhysicalPoint(first)
     return new_size, tuple(origin)
 
@@ -258,11 +298,13 @@ def normalise(image: sitk.Image, fg: sitk.Image, method: str, percentiles: tuple
 
 
 # ---------------------------------------------------------------- resampling
-def resample(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings) -> tuple[sitk.Image, sitk.Image]:
+def resample(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings,
+             region: Mapping[str, Any] | None = None) -> tuple[sitk.Image, sitk.Image]:
     """Resample ``image`` and ``mask`` onto the site's (cropped) IBSI grid.
 
     Returns the float32 image (rounded when configured) and the uint8 {0, 1}
-    morphological mask on exactly the same grid.
+    morphological mask on exactly the same grid. ``region``: see :func:`centred_grid`
+    (its ``scan_min`` is the value outside the scan, as for a scan stored whole).
     """
     mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
     mask.CopyInformation(image)
@@ -272,12 +314,13 @@ def resample(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings) 
         interp = mask_interp = sitk.sitkNearestNeighbor  # same grid: no interpolation happens
     else:
         spacing = target_spacing(image, settings.spacing_mm)  # type: ignore[arg-type]
-        grid_size, grid_origin = centred_grid(image, spacing)
+        grid_size, grid_origin = centred_grid(image, spacing, region)
         interp = _INTERPOLATORS[settings.image_interpolator]
         mask_interp = _INTERPOLATORS[settings.mask_interpolator]
     size, origin = _roi_region_on_grid(image, mask, grid_size, grid_origin, spacing, settings.crop_margin_mm)
     direction = image.GetDirection()
-    fill = float(sitk.GetArrayViewFromImage(image).min())
+    fill = float(region["scan_min"]) if region and "scan_min" in region else \
+        float(sitk.GetArrayViewFromImage(image).min())
     out_img = sitk.Resample(
         sitk.Cast(image, sitk.sitkFloat32), size, sitk.Transform(), interp,
         origin, spacing, direction, fill, sitk.sitkFloat32,
@@ -336,14 +379,15 @@ def _check_suv(image: sitk.Image, mask: sitk.Image, limit: float) -> None:
                         "the image looks like activity concentration (Bq/ml), not SUV; convert it to SUV first")
 
 
-def preprocess_all(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+def preprocess_all(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings,
+                   region: Mapping[str, Any] | None = None) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
     """Every preprocessing step; returns ``(image, morphological mask, intensity mask)``."""
     if settings.modality == "MR" and (settings.bias_field_correction or settings.normalisation != "none"):
         fg = foreground_mask(image)
         if settings.bias_field_correction:
             image = n4_correct(image, fg)
         image = normalise(image, fg, settings.normalisation, settings.normalisation_percentiles)
-    out_img, morph = resample(image, mask, settings)
+    out_img, morph = resample(image, mask, settings, region)
     if settings.modality == "PET" and settings.suv_max_plausible is not None:
         _check_suv(out_img, morph, settings.suv_max_plausible)
     if settings.resegment_range is None and settings.outlier_sigma is None:
@@ -361,8 +405,12 @@ def preprocess(image: sitk.Image, mask: sitk.Image, settings: PreprocessSettings
 
 def preprocess_files(image_in: str | Path, mask_in: str | Path, image_out: str | Path,
                      mask_out: str | Path, settings: PreprocessSettings,
-                     intensity_mask_out: str | Path | None = None) -> dict[str, Any]:
+                     intensity_mask_out: str | Path | None = None,
+                     region: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """File-level wrapper of :func:`preprocess_all`; returns a summary for the status file.
+
+    ``region``: where the input lies in its scan when conversion stored only the ROI's
+    neighbourhood (``stored_region`` of its provenance.json; see :func:`centred_grid`).
 
     ``mask_out`` receives the morphological mask, ``intensity_mask_out`` (by
     default ``mask_intensity.nii.gz`` beside ``mask_out``) the re-segmented one.
@@ -372,7 +420,7 @@ def preprocess_files(image_in: str | Path, mask_in: str | Path, image_out: str |
     if image.GetSize() != mask.GetSize():
         raise CaseError(STAGE, f"image size {image.GetSize()} and mask size {mask.GetSize()} differ")
     mask.CopyInformation(image)
-    out_img, morph, intensity = preprocess_all(image, mask, settings)
+    out_img, morph, intensity = preprocess_all(image, mask, settings, region)
     if intensity_mask_out is None:
         intensity_mask_out = Path(mask_out).parent / INTENSITY_MASK_FILE
     for p in (image_out, mask_out, intensity_mask_out):

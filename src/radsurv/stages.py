@@ -77,16 +77,23 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
     log.info("image sheet: %d scans, %d QC findings", len(disc.scans), len(disc.qc))
 
 
-def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_policy: str) -> None:
-    """DICOM series + contour -> ``out_dir/{image,mask}.nrrd`` and ``status.json``."""
+def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_policy: str,
+               preprocessing: Mapping[str, Any] | None = None) -> None:
+    """DICOM series + contour -> ``out_dir/{image,mask}.nrrd`` and ``status.json``.
+
+    With the study's ``preprocessing`` settings, CT and PET are stored as the ROI's
+    neighbourhood only (:func:`radsurv.preprocess.conversion_margin_mm`); without, whole.
+    """
     from radsurv.dicomio import convert_scan, read_manifest
-    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
 
     scan = read_manifest(Path(manifest))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    margin = conversion_margin_mm(scan.modality, preprocessing) if preprocessing is not None else None
     ok, reason, info = _guard("conversion", scan.scan_id, lambda: convert_scan(
-        scan, roi_pattern, out / CONVERTED_IMAGE_FILE, out / CONVERTED_MASK_FILE, roi_policy=roi_policy))
+        scan, roi_pattern, out / CONVERTED_IMAGE_FILE, out / CONVERTED_MASK_FILE, roi_policy=roi_policy,
+        crop_margin_mm=margin))
     meta = {"scan_id": scan.scan_id, "patient_id": scan.patient_id, "session": scan.session}
     if ok:
         (out / "provenance.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
@@ -110,9 +117,11 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
         write_status(out / "status.json", False, status["stage"], status["reason"], **meta)
         return
     ps = PreprocessSettings.from_config(dict(settings))
+    prov = src / "provenance.json"
+    region = json.loads(prov.read_text()).get("stored_region") if prov.is_file() else None
     ok, reason, info = _guard("preprocessing", meta["scan_id"], lambda: preprocess_files(
         src / CONVERTED_IMAGE_FILE, src / CONVERTED_MASK_FILE, out / IMAGE_FILE, out / MORPH_MASK_FILE, ps,
-        out / INTENSITY_MASK_FILE))
+        out / INTENSITY_MASK_FILE, region))
     write_status(out / "status.json", ok, "preprocessing" if ok else info["stage"], reason, **meta,
                  **({"summary": info} if ok else {}))
 

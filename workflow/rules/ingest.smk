@@ -59,6 +59,7 @@ rule convert:
     params:
         roi_pattern=config["cohort"].get("roi_pattern", ""),
         roi_policy=config["cohort"].get("roi_policy", "first"),
+        preprocessing=conversion_settings(config["preprocessing"]),
     log:
         "results/logs/convert/{scan}.log",
     benchmark:
