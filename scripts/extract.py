@@ -1,7 +1,8 @@
-"""Rule extract: unpack ``snakemake`` and call :func:`radsurv.stages.extraction`."""
+"""Rule extract: unpack ``snakemake`` and call :func:`radsurv.stages.scan_features`."""
 from radsurv import stages
 from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.extraction(sm.input[0], sm.output[0], dict(sm.params.extraction), dict(sm.params.preprocessing))
+stages.scan_features(sm.input[0], sm.output.preprocessed, sm.output.features, dict(sm.params.preprocessing),
+                     dict(sm.params.extraction))

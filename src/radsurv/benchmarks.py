@@ -146,7 +146,6 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 #: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
 STARTUP_IMPORTS = {
     "convert": "import snakemake.script, radsurv.stages, radsurv.dicomio",
-    "preprocess": "import snakemake.script, radsurv.stages, radsurv.preprocess",
     "extract": "import snakemake.script, radsurv.stages, radiomics.featureextractor",
 }
 

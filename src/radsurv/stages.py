@@ -161,6 +161,15 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
         _set_stage(out_json, info["stage"])
 
 
+def scan_features(converted_dir: str | Path, preprocessed_dir: str | Path, out_json: str | Path,
+                  preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any]) -> None:
+    """One scan from its converted image to its feature JSON: :func:`preprocessing` then
+    :func:`extraction` (the workflow's per-scan ``extract`` rule; a failure in either is
+    recorded as that stage's, and the preprocessed folder is kept for the robustness rules)."""
+    preprocessing(converted_dir, preprocessed_dir, preprocessing_cfg)
+    extraction(preprocessed_dir, out_json, extraction_cfg, preprocessing_cfg)
+
+
 def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,
                        threshold: float = 0.9) -> None:
     """Spearman correlation of every feature with tumour volume; flags volume surrogates."""

@@ -1,7 +1,0 @@
-"""Rule preprocess: unpack ``snakemake`` and call :func:`radsurv.stages.preprocessing`."""
-from radsurv import stages
-from radsurv.logutil import setup_logging
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-setup_logging(sm.log[0])
-stages.preprocessing(sm.input[0], sm.output[0], dict(sm.params.settings))
