@@ -77,6 +77,10 @@ def test_bootstrap_ci_and_paired_delta():
     d = tab.loc[("radiomics", "delta_harrell_c_vs_volume")]
     assert d["estimate"] == pytest.approx(r["estimate"] - tab.loc[("volume", "harrell_c"), "estimate"])
     assert d["ci_low"] > 0  # clearly better than noise
+    # replicates evaluated in 2 worker processes: the same table
+    par = M.bootstrap_metrics(y, y, {"radiomics": [(good, None)], "volume": [(vol, None)]}, np.array([]),
+                              [10.0], None, 60, 3, n_jobs=2).set_index(["model", "metric"])
+    pd.testing.assert_frame_equal(tab, par)
 
 
 def test_calibration_of_perfect_predictions():

@@ -165,6 +165,7 @@ def bootstrap_metrics(
     n_boot: int,
     seed: int,
     reference: str | None = "volume",
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Point estimates and paired percentile bootstrap CIs for several models.
 
@@ -176,6 +177,8 @@ def bootstrap_metrics(
         n_boot: bootstrap replicates (0: no CI).
         reference: model whose Harrell/Uno C is subtracted for the paired
             differences ``delta_<metric>_vs_<reference>`` (skipped if absent).
+        n_jobs: worker processes for the replicates (drawn beforehand from ``seed``,
+            so the result does not depend on it).
 
     The point estimate of a metric is the mean over the model's repeats. Bootstrap
     replicate ``b`` draws one set of patients (with replacement), used for every
@@ -186,6 +189,7 @@ def bootstrap_metrics(
         Long table: ``model, metric, estimate, ci_low, ci_high, n_boot_valid``.
     """
     def evaluate(rows: np.ndarray, rep: int | None) -> dict[str, dict[str, float]]:
+        warnings.simplefilter("ignore", RuntimeWarning)  # (also in worker processes)
         res: dict[str, dict[str, float]] = {}
         yy = y[rows]
         for name, reps in sets.items():
@@ -207,7 +211,13 @@ def bootstrap_metrics(
         warnings.simplefilter("ignore", RuntimeWarning)
         point = evaluate(np.arange(n), None)
         rng = np.random.default_rng(seed)
-        boots = [evaluate(rng.integers(0, n, n), b) for b in range(n_boot)]
+        draws = [rng.integers(0, n, n) for _ in range(n_boot)]
+        if n_jobs > 1 and n_boot >= 50:
+            from joblib import Parallel, delayed
+
+            boots = Parallel(n_jobs=n_jobs)(delayed(evaluate)(rows, b) for b, rows in enumerate(draws))
+        else:
+            boots = [evaluate(rows, b) for b, rows in enumerate(draws)]
     rows = []
     for name, mets in point.items():
         for k, est in mets.items():

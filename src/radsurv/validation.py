@@ -471,7 +471,7 @@ def run_study(
     ng = len(grid)
     sets = {m: [(risk[m][r], surv[m][r][:, :ng] if ng else None) for r in range(n_rep)] for m in models}
     perf = M.bootstrap_metrics(y, y_eval, sets, grid, horizons, tau, cfg.bootstrap, cfg.seed,
-                               reference="volume" if "volume" in models else None)
+                               reference="volume" if "volume" in models else None, n_jobs=n_jobs)
     perf.insert(1, "set", "cross-validated" if cfg.design == "cv" else "validation")
     fw = pd.DataFrame(foldwise)
     if cfg.design == "cv":
