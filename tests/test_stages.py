@@ -135,3 +135,22 @@ def test_conversion_depends_only_on_its_own_preprocessing_keys():
     sub = conversion_settings(full)
     assert sub == {"crop_margin_mm": 25.0, "modality": "CT"}
     assert conversion_margin_mm("CT", sub) == conversion_margin_mm("CT", full) == 65.0
+
+
+def test_scan_features_uses_the_rules_threads(tmp_path):
+    """SimpleITK would use every core; the extract job keeps to its declared threads."""
+    import SimpleITK as sitk
+
+    from radsurv.qc import write_status
+
+    conv = tmp_path / "converted"
+    conv.mkdir()
+    write_status(conv / "status.json", False, "conversion", "ROI not found", scan_id="P_S1", patient_id="P", session=1)
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        stages.scan_features(conv, tmp_path / "pre", tmp_path / "f.json", {}, {}, threads=1)
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+    rec = json.loads((tmp_path / "f.json").read_text())
+    assert rec["ok"] is False and rec["reason"] == "ROI not found"  # the failure passed on, not lost

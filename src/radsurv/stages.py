@@ -162,10 +162,20 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
 
 
 def scan_features(converted_dir: str | Path, preprocessed_dir: str | Path, out_json: str | Path,
-                  preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any]) -> None:
+                  preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any],
+                  threads: int | None = None) -> None:
     """One scan from its converted image to its feature JSON: :func:`preprocessing` then
     :func:`extraction` (the workflow's per-scan ``extract`` rule; a failure in either is
-    recorded as that stage's, and the preprocessed folder is kept for the robustness rules)."""
+    recorded as that stage's, and the preprocessed folder is kept for the robustness rules).
+
+    ``threads``: the rule's threads; SimpleITK (resampling, LoG, reading) otherwise uses
+    every core of the machine, which oversubscribes a workstation running one job per
+    core and exceeds a SLURM job's ``--cpus-per-task``.
+    """
+    if threads:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
     preprocessing(converted_dir, preprocessed_dir, preprocessing_cfg)
     extraction(preprocessed_dir, out_json, extraction_cfg, preprocessing_cfg)
 
