@@ -194,8 +194,8 @@ def main() -> None:
     ap.add_argument("--pixel-spacing", type=float)
     ap.add_argument("--slice-thickness", type=float)
     ap.add_argument("--memory-check", action="store_true",
-                    help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices), up to the "
-                         "feature matrix; report peak RSS per job")
+                    help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices, adult thorax), up to "
+                         "the feature matrix, with the --workload's settings; report peak RSS per job")
     ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
@@ -213,7 +213,8 @@ def main() -> None:
     targets: list[str] = []
     ns = args.n
     if args.memory_check:
-        geometry = {"rows": 512, "cols": 512, "n_slices": 150, "pixel_spacing": 0.8, "slice_thickness": 2.0}
+        geometry = {"rows": 512, "cols": 512, "n_slices": 150, "pixel_spacing": 0.8, "slice_thickness": 2.0,
+                    "anatomy_scale": 1.45}
         targets = ["results/features/features.tsv"]
         ns = [2]
     for key, val in (("rows", args.rows), ("cols", args.rows), ("n_slices", args.slices),
