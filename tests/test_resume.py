@@ -27,12 +27,16 @@ from conftest import REPO, SNAKEMAKE, snakemake_run, tiny_config
 
 #: Not compared: run logs and timings (they differ by nature), and Snakemake's own files.
 SKIP_DIRS = {"logs", "benchmarks"}
+#: Snakemake's marker of a directory output's time stamp. It is touched after the job has
+#: been recorded as finished, so a kill between the two leaves a finished directory (all
+#: its files written) without it; Snakemake then uses the directory's own time stamp.
+SKIP_NAMES = {".snakemake_timestamp"}
 
 
 def result_files(results: Path) -> set[str]:
     """Relative paths of the files a run produced under ``results/`` that are compared."""
     return {str(p.relative_to(results)) for p in results.rglob("*")
-            if p.is_file() and p.relative_to(results).parts[0] not in SKIP_DIRS}
+            if p.is_file() and p.relative_to(results).parts[0] not in SKIP_DIRS and p.name not in SKIP_NAMES}
 
 
 def assert_same_outputs(reference: Path, results: Path) -> None:
