@@ -140,7 +140,7 @@ def test_workloads_are_valid_configs():
     from pathlib import Path
 
     from radsurv import demo
-    from radsurv.config import apply_site
+    from radsurv.config import apply_site, deep_merge
     from snakemake.utils import validate
 
     repo = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_workloads_are_valid_configs():
     base = yaml.safe_load((repo / "config/config.yaml").read_text())
     for name in names:
         w = bp.load_workload(name)
-        cfg = bp.merge(base, w["config"])
+        cfg = deep_merge(base, w["config"])
         validate(cfg, str(repo / "workflow/schemas/config.schema.yaml"))
         eff = apply_site(cfg, repo / "config/sites")
         assert eff["robustness"]["method"] == "test-retest", name
@@ -163,4 +163,4 @@ def test_workloads_are_valid_configs():
             assert eff["preprocessing"]["resegment_range"] == [-1000, 400]  # from the site preset
             assert w["geometry"]["rows"] == 512 and w["geometry"]["anatomy_scale"] == 1.45
             demo.Geometry(**w["geometry"])  # a valid phantom geometry
-    assert bp.merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}, "d": 1}
+    assert deep_merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}, "d": 1}

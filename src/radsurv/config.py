@@ -92,11 +92,13 @@ def load_site(site: str, sites_dir: str | Path | None = None) -> dict[str, Any]:
     return data
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` laid onto ``base`` key by key: nested mappings merged, anything else
+    (lists included) replaced."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -113,7 +115,7 @@ def apply_site(config: dict[str, Any], sites_dir: str | Path | None = None) -> d
     if config.get("site"):
         preset = load_site(str(config["site"]), sites_dir)
         for block in SITE_BLOCKS:
-            config[block] = _deep_merge(preset.get(block) or {}, config.get(block) or {})
+            config[block] = deep_merge(preset.get(block) or {}, config.get(block) or {})
     ext = config.get("extraction")
     if isinstance(ext, dict) and ext.get("resegment_range") is not None:
         pre = config.setdefault("preprocessing", {})

@@ -52,6 +52,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from radsurv.errors import CaseError
+from radsurv.preprocess import array_bbox
 from radsurv.qc import qc_row, write_qc
 
 log = logging.getLogger(__name__)
@@ -1494,13 +1495,11 @@ def files_sha256(paths: list[str] | list[Path]) -> str:
 
 def roi_region(image: sitk.Image, mask_arr: np.ndarray, margin_mm: float) -> tuple[list[int], list[int]]:
     """Index and size (x, y, z) of the ROI's bounding box plus ``margin_mm`` on every side,
-    clipped to the scan."""
-    zs, ys, xs = (np.flatnonzero(np.asarray(mask_arr).any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
-    size = image.GetSize()
+    clipped to the scan (``mask_arr`` is not empty: conversion has checked)."""
+    box = array_bbox(mask_arr)
+    assert box is not None, "empty mask"
     index, extent = [], []
-    for lo, hi, sp, n in ((xs[0], xs[-1], image.GetSpacing()[0], size[0]),
-                          (ys[0], ys[-1], image.GetSpacing()[1], size[1]),
-                          (zs[0], zs[-1], image.GetSpacing()[2], size[2])):
+    for lo, hi, sp, n in zip(*box, image.GetSpacing(), image.GetSize()):
         pad = int(math.ceil(margin_mm / sp))
         a, b = max(0, int(lo) - pad), min(n - 1, int(hi) + pad)
         index.append(a)

@@ -72,15 +72,6 @@ def _link(path: str | Path, report_dir: Path, label: str | None = None) -> str:
     return f'<a href="{_esc(rel)}">{_esc(label or Path(path).name)}</a>'
 
 
-def sha256(path: str | Path) -> str:
-    """SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def converted_inputs_sha256(converted_dirs: Sequence[str | Path]) -> tuple[int, str] | None:
     """Digest of the input files of every converted scan: SHA-256 of the sorted lines
     ``scan_id<TAB>input_sha256`` from each ``provenance.json`` (written by conversion,
@@ -220,6 +211,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
     """
     from radsurv.checklist import rqs_items, rqs_total
+    from radsurv.dicomio import files_sha256
     from radsurv.report_figures import model_comparison_table
 
     out = Path(out_path)
@@ -366,7 +358,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     for label, key in (("clinical table", "clinical_table"), ("image sheet", "image_sheet")):
         path = config.get("cohort", {}).get(key)
         if path and Path(path).is_file():
-            checks.append((label, Path(path).name, sha256(path)))
+            checks.append((label, Path(path).name, files_sha256([path])))
     scan_digest = converted_inputs_sha256(inputs.get("converted") or [])
     if scan_digest:
         n, digest = scan_digest

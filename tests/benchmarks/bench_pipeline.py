@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 from radsurv import benchmarks as rb  # noqa: E402
-from radsurv.config import apply_site  # noqa: E402
+from radsurv.config import apply_site, deep_merge  # noqa: E402
 from radsurv.features import pyradiomics_params  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -94,14 +94,6 @@ def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> tuple[flo
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
 
 
-def merge(base: dict, over: dict) -> dict:
-    """``over`` laid onto ``base`` key by key (nested mappings merged, the rest replaced)."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def load_workload(name: str) -> dict:
     """``tests/benchmarks/workloads/<name>.yaml``: description, CT geometry, config overrides."""
     w = yaml.safe_load((WORKLOADS / f"{name}.yaml").read_text())
@@ -110,7 +102,7 @@ def load_workload(name: str) -> dict:
 
 
 def write_config(workdir: Path, cohort: Path, overrides: dict | None = None) -> dict:
-    cfg = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
+    cfg = deep_merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
     cfg["cohort"]["dicom_dir"] = str(cohort / "dicom")
     cfg["cohort"]["clinical_table"] = str(cohort / "clinical.csv")
     path = workdir / "config" / "config.yaml"
