@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from radsurv.benchmarks import summarise
+from radsurv.benchmarks import stage_summary, summarise
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -15,6 +15,26 @@ def test_summarise_groups_per_rule(tmp_path):
     assert t.loc["extract", "peak_rss_mb"] == 500.0 and t.loc["model", "cpu_s"] == 9.5
     assert list(t.index) == ["model", "extract"]
     assert summarise(tmp_path / "none").empty
+
+
+def test_stage_summary_splits_the_scan_job_and_is_not_a_rule(tmp_path):
+    """The per-scan job's stage costs (radsurv.stages.scan) sit beside the benchmark files:
+    they make the per-stage table, and do not count as a rule (no double counting)."""
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "A_S1.tsv").write_text(HEADER + "6.0\t0:00:06\t400.0\t1\t1\t1\t0\t0\t90\t5.0\n")
+    (tmp_path / "stages").mkdir()
+    for sid, conv in (("A_S1", 1.0), ("B_S1", 2.0)):
+        (tmp_path / "stages" / f"{sid}.tsv").write_text(
+            "stage\ts\tcpu_time\tmax_rss\n"
+            f"conversion\t{conv}\t0.9\t300.0\npreprocessing\t0.5\t0.5\t310.0\nextraction\t3.0\t2.9\t390.0\n")
+    assert list(summarise(tmp_path)["rule"]) == ["scan"]
+    st = stage_summary(tmp_path)
+    assert list(st["rule"]) == ["conversion", "preprocessing", "extraction"]  # pipeline order
+    st = st.set_index("rule")
+    assert st.loc["conversion", "jobs"] == 2 and st.loc["conversion", "total_s"] == 3.0
+    assert st.loc["conversion", "max_s"] == 2.0 and st.loc["extraction", "cpu_s"] == pytest.approx(5.8)
+    assert st.loc["extraction", "peak_rss_mb"] == 390.0
+    assert stage_summary(tmp_path / "none").empty
 
 
 # ----------------------------------------------------------------- bare extraction, ratios
@@ -81,17 +101,23 @@ def test_overhead_ratios_and_table(tmp_path):
     summary = summarise(tmp_path)
     import pandas as pd
 
+    stages = pd.DataFrame({"rule": ["conversion", "extraction"], "jobs": [2, 2], "total_s": [1.0, 6.0],
+                           "mean_s": [0.5, 3.0], "max_s": [0.6, 4.0], "cpu_s": [1.0, 5.0],
+                           "peak_rss_mb": [100.0, 150.0]})
+
     bare = pd.DataFrame({"scan_id": ["S0", "S1"], "wall_s": [1.0, 3.0], "cpu_s": [1.0, 3.0], "n_features": 5})
     row = rb.overhead(summary, pipeline_wall_s=6.0, bare=bare, n_patients=2, n_scans=2, cores=2,
-                      batch_wall_s=3.0, dag_s=0.5)
+                      batch_wall_s=3.0, dag_s=0.5, stages=stages)
     assert row["ratio_total_vs_bare"] == pytest.approx(6.0 / 4.0)
     assert row["ratio_total_vs_bare_per_core"] == pytest.approx(6.0 / 2.0)
-    assert row["ratio_extract_vs_bare"] == pytest.approx(8.0 / 4.0)
+    assert row["ratio_extract_vs_bare"] == pytest.approx(6.0 / 4.0)  # the extraction stage, not the job
     assert row["ratio_total_vs_pyradiomics_batch"] == pytest.approx(2.0)
     assert row["peak_rss_mb"] == 1900.0 and row["s_per_patient"] == 3.0
     assert row["jobs_cpu_s"] == pytest.approx(2.0 + 4.0 + 1.5)
     assert row["ratio_cpu_vs_bare_cpu"] == pytest.approx(7.5 / 4.0)
     assert "ratio_run_cpu_vs_bare_cpu" not in row  # no run CPU measured: no ratio invented
+    no_stages = rb.overhead(summary, pipeline_wall_s=6.0, bare=bare, n_patients=2, n_scans=2, cores=2)
+    assert no_stages["ratio_extract_vs_bare"] != no_stages["ratio_extract_vs_bare"]  # NaN, not a guess
     with_cpu = rb.overhead(summary, pipeline_wall_s=6.0, bare=bare, n_patients=2, n_scans=2, cores=2,
                            run_cpu_s=10.0)
     assert with_cpu["ratio_run_cpu_vs_bare_cpu"] == pytest.approx(10.0 / 4.0)
@@ -110,11 +136,11 @@ def test_overhead_ratios_and_table(tmp_path):
 def test_startup_costs_share(tmp_path):
     import pandas as pd
 
-    summary = pd.DataFrame({"rule": ["extract", "model"], "jobs": [4, 1], "total_s": [8.0, 1.0],
+    summary = pd.DataFrame({"rule": ["scan", "model"], "jobs": [4, 1], "total_s": [8.0, 1.0],
                             "mean_s": [2.0, 1.0], "max_s": [2.0, 1.0], "cpu_s": [1.0, 1.0],
                             "peak_rss_mb": [1.0, 1.0]})
     t = rb.startup_costs(summary, repeats=1)
-    assert list(t["rule"]) == ["extract"] and t.loc[0, "jobs"] == 4
+    assert list(t["rule"]) == ["scan"] and t.loc[0, "jobs"] == 4
     assert t.loc[0, "startup_s"] == pytest.approx(4 * t.loc[0, "startup_s_per_job"])
     assert 0 < t.loc[0, "share_of_rule"] == pytest.approx(t.loc[0, "startup_s"] / 8.0)
 

@@ -133,10 +133,10 @@ def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
 
     # 2. Per-scan rules ran as group jobs: fewer submissions than scans (profile grouping).
     n_scans = len((tiny_run / "ingest" / "scans.tsv").read_text().strip().splitlines()) - 1
-    groups = [j for j in submitted if jobs[j][1].startswith("rule_scan_")]
+    groups = [j for j in submitted if jobs[j][1].startswith("rule_scan_batch")]
     assert groups, f"no group job in {sq.stdout}"
     assert len(groups) < n_scans
-    assert len(list((tmp_path / "results" / "benchmarks" / "extract").glob("*.tsv"))) == n_scans
+    assert len(list((tmp_path / "results" / "benchmarks" / "scan").glob("*.tsv"))) == n_scans
 
     # 3. Same outputs as the local run.
     assert_same_outputs(tiny_run, tmp_path / "results")

@@ -128,29 +128,49 @@ def test_mr_and_normalised_scans_are_stored_whole():
     assert conversion_margin_mm("CT", {"bias_field_correction": True}) is None
 
 
-def test_conversion_depends_only_on_its_own_preprocessing_keys():
-    from radsurv.preprocess import conversion_margin_mm, conversion_settings
-
-    full = {"spacing_mm": [1, 1, 1], "resegment_range": [-1000, 400], "crop_margin_mm": 25.0, "modality": "CT"}
-    sub = conversion_settings(full)
-    assert sub == {"crop_margin_mm": 25.0, "modality": "CT"}
-    assert conversion_margin_mm("CT", sub) == conversion_margin_mm("CT", full) == 65.0
-
-
-def test_scan_features_uses_the_rules_threads(tmp_path):
-    """SimpleITK would use every core; the extract job keeps to its declared threads."""
+def test_scan_job_is_the_three_stages_with_their_costs_and_the_rules_threads(tmp_path):
+    """The per-scan job (rule scan) gives what conversion, preprocessing and extraction give
+    called one by one, writes one cost row per stage, keeps SimpleITK to the rule's threads,
+    and passes a conversion failure on to the feature record (QC) instead of raising."""
     import SimpleITK as sitk
 
-    from radsurv.qc import write_status
+    from radsurv.preprocess import CONVERTED_IMAGE_FILE
 
-    conv = tmp_path / "converted"
-    conv.mkdir()
-    write_status(conv / "status.json", False, "conversion", "ROI not found", scan_id="P_S1", patient_id="P", session=1)
+    generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
+    ingest = tmp_path / "ingest"
+    stages.discovery(tmp_path / "demo" / "dicom", ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc.tsv")
+    sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
+    manifest = ingest / "manifests" / f"{sid}.json"
+    pre = {"spacing_mm": [2.0, 2.0, 2.0], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400]}
+    ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder", "glcm"]}
+
+    one = tmp_path / "one_by_one"
+    stages.conversion(manifest, one / "converted", "^GTV", "first", pre)
+    stages.preprocessing(one / "converted", one / "preprocessed", pre)
+    stages.extraction(one / "preprocessed", one / "f.json", ext, pre)
+
+    job = tmp_path / "job"
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     try:
-        stages.scan_features(conv, tmp_path / "pre", tmp_path / "f.json", {}, {}, threads=1)
+        stages.scan(manifest, job / "converted", job / "preprocessed", job / "f.json", job / "costs.tsv",
+                    "^GTV", "first", pre, ext, threads=1)
         assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
-    rec = json.loads((tmp_path / "f.json").read_text())
-    assert rec["ok"] is False and rec["reason"] == "ROI not found"  # the failure passed on, not lost
+    assert (job / "f.json").read_text() == (one / "f.json").read_text()
+    assert json.loads((job / "f.json").read_text())["ok"] is True
+    # conversion got the preprocessing settings: the scan is stored cropped, as one by one
+    assert (sitk.ReadImage(str(job / "converted" / CONVERTED_IMAGE_FILE)).GetSize()
+            == sitk.ReadImage(str(one / "converted" / CONVERTED_IMAGE_FILE)).GetSize())
+    costs = pd.read_csv(job / "costs.tsv", sep="\t")
+    assert list(costs.columns) == list(stages.STAGE_COST_COLUMNS)
+    assert list(costs["stage"]) == ["conversion", "preprocessing", "extraction"]
+    assert (costs["s"] > 0).all() and (costs["cpu_time"] > 0).all()
+    assert costs["max_rss"].is_monotonic_increasing and costs["max_rss"].iloc[0] > 10  # MB, not kB
+
+    bad = tmp_path / "bad"
+    stages.scan(manifest, bad / "converted", bad / "preprocessed", bad / "f.json", None, "^NoSuchROI", "first",
+                pre, ext)
+    rec = json.loads((bad / "f.json").read_text())
+    assert rec["ok"] is False and rec["stage"] == "conversion" and "NoSuchROI" in rec["reason"]
+    assert not (bad / "preprocessed" / "image.nii.gz").exists()

@@ -49,8 +49,8 @@ def test_one_feature_row_per_scan(tiny_run):
     assert sorted(feats.index) == sorted(scans["scan_id"])
     assert feats["original_shape_MeshVolume"].gt(0).all()
     assert feats.shape[1] > 100  # all pyradiomics classes of the original image
-    for rule in ("convert", "extract"):
-        assert len(list((tiny_run / "benchmarks" / rule).glob("*.tsv"))) == len(scans)
+    for folder in ("scan", "stages"):  # one per-scan job: its benchmark file and its stage costs
+        assert len(list((tiny_run / "benchmarks" / folder).glob("*.tsv"))) == len(scans)
 
 
 @pytest.mark.e2e

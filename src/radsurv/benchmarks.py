@@ -2,7 +2,9 @@
 bare pyradiomics extraction it is compared against.
 
 * :func:`summarise` reads ``results/benchmarks`` (one TSV per job) into one row per
-  rule: jobs, wall, CPU and peak memory.
+  rule: jobs, wall, CPU and peak memory; :func:`stage_summary` splits the per-scan job
+  (rule ``scan``) into its stages -- conversion, preprocessing, extraction -- from the
+  cost file each job writes beside its benchmark file (``results/benchmarks/stages``).
 * :func:`bare_extraction` times pyradiomics alone, in one already-warm process, on the
   preprocessed cases of a run: the irreducible cost of the features themselves.
 * :func:`pyradiomics_batch` times pyradiomics' own command line (batch mode,
@@ -10,7 +12,7 @@ bare pyradiomics extraction it is compared against.
 * :func:`overhead` puts a run's numbers together as ratios measured in one run, and
   :func:`markdown_table` formats them for the README.
 
-``python -m radsurv.benchmarks [results/benchmarks]`` prints the per-rule table.
+``python -m radsurv.benchmarks [results/benchmarks]`` prints the per-rule and per-stage tables.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ import pandas as pd
 
 SUMMARY_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "cpu_s", "peak_rss_mb"]
 
+#: Sub-folder of the benchmark folder with the per-scan job's stage costs
+#: (:func:`radsurv.stages.scan`); not Snakemake benchmark files.
+STAGES_DIR = "stages"
+
 
 def summarise(bench_dir: str | Path) -> pd.DataFrame:
     """One row per rule: jobs, total / mean / max wall seconds, CPU seconds, peak RSS (MB).
@@ -41,14 +47,33 @@ def summarise(bench_dir: str | Path) -> pd.DataFrame:
     root = Path(bench_dir)
     rows = []
     for f in sorted(root.rglob("*.tsv")):
+        if f.parent == root / STAGES_DIR:
+            continue
         rule = f.parent.name if f.parent != root else f.stem
         b = pd.read_csv(f, sep="\t")
         rows.append({"rule": rule, "s": float(b["s"].iloc[0]),
                      "cpu_time": float(pd.to_numeric(b["cpu_time"], errors="coerce").fillna(0).iloc[0]),
                      "max_rss": float(pd.to_numeric(b["max_rss"], errors="coerce").fillna(0).iloc[0])})
-    if not rows:
+    return _per_group(pd.DataFrame(rows, columns=["rule", "s", "cpu_time", "max_rss"]))
+
+
+def stage_summary(bench_dir: str | Path) -> pd.DataFrame:
+    """The per-scan jobs split by stage: one row per stage (``rule`` column = stage name),
+    with the columns of :func:`summarise`, from ``<bench_dir>/stages/<scan>.tsv``.
+
+    Measured inside the job (:func:`radsurv.stages.scan`): wall and CPU seconds of each
+    stage, and the job's peak RSS at the end of the stage (so a later stage's peak is at
+    least an earlier one's). Unlike Snakemake's sampled benchmark files, CPU is exact.
+    """
+    files = sorted(Path(bench_dir, STAGES_DIR).glob("*.tsv"))
+    frames = [pd.read_csv(f, sep="\t") for f in files]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "s", "cpu_time", "max_rss"])
+    return _per_group(df.rename(columns={"stage": "rule"}), sort=False)
+
+
+def _per_group(df: pd.DataFrame, sort: bool = True) -> pd.DataFrame:
+    if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    df = pd.DataFrame(rows)
     g = df.groupby("rule", sort=False)
     out = pd.DataFrame({
         "jobs": g.size(),
@@ -58,7 +83,9 @@ def summarise(bench_dir: str | Path) -> pd.DataFrame:
         "cpu_s": g["cpu_time"].sum(),
         "peak_rss_mb": g["max_rss"].max(),
     }).reset_index()
-    return out.sort_values("total_s", ascending=False, kind="stable").reset_index(drop=True)
+    if sort:
+        out = out.sort_values("total_s", ascending=False, kind="stable")
+    return out.reset_index(drop=True)
 
 
 def preprocessed_cases(results: str | Path) -> list[tuple[str, Path, Path]]:
@@ -145,8 +172,7 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 #: What a per-scan job's fresh Python process imports before its first line of work:
 #: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
 STARTUP_IMPORTS = {
-    "convert": "import snakemake.script, radsurv.stages, radsurv.dicomio",
-    "extract": "import snakemake.script, radsurv.stages, radiomics.featureextractor",
+    "scan": "import snakemake.script, radsurv.stages, radsurv.dicomio, radiomics.featureextractor",
 }
 
 
@@ -185,16 +211,18 @@ def _plain(obj: Any) -> Any:
 
 def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, n_patients: int,
              n_scans: int, cores: int, batch_wall_s: float | None = None,
-             dag_s: float | None = None, run_cpu_s: float | None = None) -> dict[str, Any]:
-    """The run's cost as ratios measured in one run.
+             dag_s: float | None = None, run_cpu_s: float | None = None,
+             stages: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The run's cost as ratios measured in one run (``stages``: :func:`stage_summary`).
 
     * ``ratio_total_vs_bare``: the pipeline's wall time (all stages, ``cores`` cores)
       over the summed bare pyradiomics time of the same cases (one core): how much
       more than the feature computation the whole pipeline costs.
     * ``ratio_total_vs_bare_per_core``: the same with the bare time divided by
       ``cores`` (perfect parallel extraction) — the stricter reading.
-    * ``ratio_extract_vs_bare``: the ``extract`` rule's summed job time over the bare
-      time: the per-job cost of a Snakemake job (process start, imports, I/O).
+    * ``ratio_extract_vs_bare``: the extraction stage's summed time inside the per-scan
+      jobs over the bare time: pyradiomics in a fresh job process (first-call costs,
+      one SimpleITK thread, its share of two busy cores) against in one warm process.
     * ``ratio_cpu_vs_bare_cpu``: CPU seconds of all jobs (their benchmark files) over the
       bare extraction's CPU seconds. Snakemake samples a job's CPU only while it runs
       and reports NA for jobs shorter than its first sample, so short jobs count too little.
@@ -206,7 +234,8 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
     """
     rules = summary.set_index("rule") if len(summary) else pd.DataFrame(columns=SUMMARY_COLUMNS).set_index("rule")
     bare_s = float(bare["wall_s"].sum()) if len(bare) else float("nan")
-    extract_s = float(rules["total_s"].get("extract", float("nan")))
+    per_stage = stages.set_index("rule") if stages is not None and len(stages) else None
+    extract_s = float(per_stage["total_s"].get("extraction", float("nan"))) if per_stage is not None else float("nan")
     bare_cpu = float(bare["cpu_s"].sum()) if len(bare) else float("nan")
     out: dict[str, Any] = {
         "n_patients": n_patients,
@@ -216,7 +245,7 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
         "jobs_cpu_s": float(rules["cpu_s"].sum()) if len(rules) else 0.0,
         "jobs_wall_s": float(rules["total_s"].sum()) if len(rules) else 0.0,
         "bare_extraction_s": bare_s,
-        "extract_rule_s": extract_s,
+        "extraction_stage_s": extract_s,
         "peak_rss_mb": float(rules["peak_rss_mb"].max()) if len(rules) else float("nan"),
         "s_per_patient": pipeline_wall_s / n_patients if n_patients else float("nan"),
         "ratio_total_vs_bare": pipeline_wall_s / bare_s if bare_s else float("nan"),
@@ -253,7 +282,7 @@ TABLE = [
     ("bare_extraction_s", "bare pyradiomics, sum (s)", "{:.0f}"),
     ("ratio_total_vs_bare", "pipeline / bare sum", "{:.2f}"),
     ("ratio_total_vs_bare_per_core", "pipeline / (bare sum / cores)", "{:.2f}"),
-    ("ratio_extract_vs_bare", "extract jobs / bare", "{:.2f}"),
+    ("ratio_extract_vs_bare", "extraction stage / bare", "{:.2f}"),
     ("ratio_run_cpu_vs_bare_cpu", "run CPU / bare CPU", "{:.2f}"),
     ("pyradiomics_batch_s", "pyradiomics CLI --jobs 2 (s)", "{:.0f}"),
     ("ratio_total_vs_pyradiomics_batch", "pipeline / CLI", "{:.2f}"),
@@ -286,15 +315,16 @@ def stage_markdown(summary: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m radsurv.benchmarks [results/benchmarks] [--markdown]``: per-rule table."""
+    """``python -m radsurv.benchmarks [results/benchmarks] [--markdown]``: per-rule, then per-stage table."""
     args = sys.argv[1:] if argv is None else argv
     md = "--markdown" in args
     paths = [a for a in args if a != "--markdown"]
-    table = summarise(paths[0] if paths else "results/benchmarks")
-    if md:
-        print(stage_markdown(table))
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    root = paths[0] if paths else "results/benchmarks"
+    for table in (summarise(root), stage_summary(root)):
+        if md:
+            print(stage_markdown(table) + "\n")
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}") + "\n")
 
 
 if __name__ == "__main__":

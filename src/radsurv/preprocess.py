@@ -90,16 +90,6 @@ def conversion_margin_mm(modality: str, preprocessing: Mapping[str, Any] | None)
     return float(pre.get("crop_margin_mm", PreprocessSettings.crop_margin_mm)) + CONVERSION_EXTRA_MARGIN_MM
 
 
-#: The preprocessing keys :func:`conversion_margin_mm` reads.
-CONVERSION_KEYS = ("crop_margin_mm", "normalisation", "bias_field_correction", "modality")
-
-
-def conversion_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the preprocessing settings conversion depends on (the convert rule's
-    params: changing the spacing or the HU range must not re-run conversion)."""
-    return {k: preprocessing[k] for k in CONVERSION_KEYS if k in preprocessing}
-
-
 #: File names of a preprocessed scan folder.
 IMAGE_FILE = "image.nii.gz"
 MORPH_MASK_FILE = "mask.nii.gz"

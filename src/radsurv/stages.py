@@ -161,23 +161,61 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
         _set_stage(out_json, info["stage"])
 
 
-def scan_features(converted_dir: str | Path, preprocessed_dir: str | Path, out_json: str | Path,
-                  preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any],
-                  threads: int | None = None) -> None:
-    """One scan from its converted image to its feature JSON: :func:`preprocessing` then
-    :func:`extraction` (the workflow's per-scan ``extract`` rule; a failure in either is
-    recorded as that stage's, and the preprocessed folder is kept for the robustness rules).
+#: Columns of a scan job's per-stage cost file (the names of Snakemake's benchmark files).
+STAGE_COST_COLUMNS = ("stage", "s", "cpu_time", "max_rss")
 
-    ``threads``: the rule's threads; SimpleITK (resampling, LoG, reading) otherwise uses
-    every core of the machine, which oversubscribes a workstation running one job per
-    core and exceeds a SLURM job's ``--cpus-per-task``.
+
+def scan(manifest: str | Path, converted_dir: str | Path, preprocessed_dir: str | Path, out_json: str | Path,
+         stage_costs: str | Path | None, roi_pattern: str, roi_policy: str,
+         preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any],
+         threads: int | None = None) -> None:
+    """One scan from DICOM to its feature JSON, in one job (the workflow's ``scan`` rule):
+    :func:`conversion`, :func:`preprocessing`, :func:`extraction`.
+
+    A failure in any stage is recorded as that stage's and passed on (QC table); the
+    converted and preprocessed folders are kept for the robustness rules. One job per
+    scan instead of one per stage saves a process start-up, Snakemake's per-job
+    bookkeeping and the libraries' imports (README, "Benchmarks").
+
+    ``stage_costs``: a TSV with one row per stage -- wall seconds (``s``), CPU seconds
+    of this process (``cpu_time``, all threads) and the process's peak RSS in MB at the
+    end of the stage (``max_rss``) -- so that the job's single benchmark file can still
+    be split by stage. ``threads``: the rule's threads; SimpleITK (reading, resampling,
+    LoG) otherwise uses every core of the machine, which oversubscribes a workstation
+    running one job per core and exceeds a SLURM job's ``--cpus-per-task``.
     """
     if threads:
         import SimpleITK as sitk
 
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
-    preprocessing(converted_dir, preprocessed_dir, preprocessing_cfg)
-    extraction(preprocessed_dir, out_json, extraction_cfg, preprocessing_cfg)
+    costs = [
+        _timed("conversion", lambda: conversion(manifest, converted_dir, roi_pattern, roi_policy,
+                                                preprocessing_cfg)),
+        _timed("preprocessing", lambda: preprocessing(converted_dir, preprocessed_dir, preprocessing_cfg)),
+        _timed("extraction", lambda: extraction(preprocessed_dir, out_json, extraction_cfg, preprocessing_cfg)),
+    ]
+    for row in costs:
+        log.info("%s: %.2f s wall, %.2f s CPU, peak RSS %.0f MB", row["stage"], row["s"], row["cpu_time"],
+                 row["max_rss"])
+    if stage_costs is not None:
+        out = Path(stage_costs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["\t".join(STAGE_COST_COLUMNS)]
+        lines += ["\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in STAGE_COST_COLUMNS)
+                  for r in costs]
+        out.write_text("\n".join(lines) + "\n")
+
+
+def _timed(stage: str, fn: Callable[[], None]) -> dict[str, Any]:
+    """Run ``fn``; its wall and CPU seconds and this process's peak RSS (MB) afterwards."""
+    import resource
+    import time
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    return {"stage": stage, "s": time.perf_counter() - t0, "cpu_time": time.process_time() - c0,
+            "max_rss": peak_kb / 1024.0}
 
 
 def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,

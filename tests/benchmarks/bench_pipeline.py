@@ -19,7 +19,9 @@ CT study with filters on (512x512x100, adult thorax, Lung1-size tumours, 1 mm gr
 2. ``snakemake -n`` on the fresh directory is timed (the DAG up to the discovery
    checkpoint), then the real run with ``--cores``: its wall time is the *pipeline total*,
    and ``getrusage`` gives the CPU time of Snakemake and every job (*run CPU*). Per-stage
-   wall, CPU and peak RSS come from the run's benchmark files.
+   wall, CPU and peak RSS come from the run's benchmark files, and the per-scan job is split
+   into conversion, preprocessing and extraction by the stage costs it writes beside its
+   benchmark file (:func:`radsurv.benchmarks.stage_summary`).
 3. After the run, ``snakemake -n --forceall`` times building the full DAG (every
    per-scan job known).
 4. *Bare extraction*: pyradiomics on the same preprocessed cases, one after the other
@@ -146,8 +148,10 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
 
     results = workdir / "results"
     summary = rb.summarise(results / "benchmarks")
-    (workdir / "stages.md").write_text(rb.stage_markdown(summary) + "\n")
+    per_stage = rb.stage_summary(results / "benchmarks")
+    (workdir / "stages.md").write_text(rb.stage_markdown(summary) + "\n\n" + rb.stage_markdown(per_stage) + "\n")
     summary.to_csv(workdir / "stages.tsv", sep="\t", index=False)
+    per_stage.to_csv(workdir / "scan_stages.tsv", sep="\t", index=False)
     cases = rb.preprocessed_cases(results)
     eff = apply_site(copy.deepcopy(cfg), REPO / "config" / "sites")  # the settings the run used
     reseg = eff.get("preprocessing", {}).get("resegment_range")
@@ -160,15 +164,15 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
     startup.to_csv(workdir / "startup.tsv", sep="\t", index=False)
     print(startup.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
     row = rb.overhead(summary, wall, bare, n_patients=n, n_scans=len(cases), cores=cores,
-                      batch_wall_s=batch, dag_s=dag_full, run_cpu_s=run_cpu)
+                      batch_wall_s=batch, dag_s=dag_full, run_cpu_s=run_cpu, stages=per_stage)
     row.update(startup_s=float(startup["startup_s"].sum()),
                startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
                load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),
                workload=(workload or {}).get("name", "custom"),
                workload_description=(workload or {}).get("description", ""),
-               stages=summary.to_dict(orient="records"))
-    print(rb.stage_markdown(summary), flush=True)
+               stages=summary.to_dict(orient="records"), scan_stages=per_stage.to_dict(orient="records"))
+    print(rb.stage_markdown(summary) + "\n\n" + rb.stage_markdown(per_stage), flush=True)
     print(json.dumps({k: v for k, v in row.items() if k != "stages"}, indent=1, default=str), flush=True)
     return row
 

@@ -4,7 +4,6 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from radsurv.config import apply_site, explain
-from radsurv.preprocess import conversion_settings
 
 SCHEMA = os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")
 

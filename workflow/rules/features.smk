@@ -1,20 +1,27 @@
-# Preprocessing and extraction of a scan are one job: both follow the site preset, a change
-# to either re-runs both, and one Python start-up per scan is saved (0.4 s of CPU per scan;
-# README, "Benchmarks"). The library keeps them apart (radsurv.stages.preprocessing and
-# .extraction, each with its own status.json); the robustness rules call them separately.
-rule extract:
+# The per-scan chain -- conversion (DICOM series + contour), IBSI preprocessing and pyradiomics
+# extraction -- is one job per scan: each step takes about a second on a clinical CT, so
+# separate jobs would spend a large share of the run on process start-up, imports and
+# Snakemake's per-job bookkeeping (README, "Benchmarks"). The library keeps the stages apart
+# (radsurv.stages.conversion, .preprocessing, .extraction, each with its own status and QC
+# stage; the robustness rules call them separately), and the job writes each stage's wall,
+# CPU and peak memory beside its benchmark file.
+rule scan:
     input:
-        "results/scans/{scan}/converted",
+        manifest="results/ingest/manifests/{scan}.json",
     output:
+        converted=directory("results/scans/{scan}/converted"),
         preprocessed=directory("results/scans/{scan}/preprocessed"),
         features="results/features/scans/{scan}.json",
+        stage_costs="results/benchmarks/stages/{scan}.tsv",
     params:
-        extraction=config["extraction"],
+        roi_pattern=config["cohort"].get("roi_pattern", ""),
+        roi_policy=config["cohort"].get("roi_policy", "first"),
         preprocessing=config["preprocessing"],
+        extraction=config["extraction"],
     log:
-        "results/logs/extract/{scan}.log",
+        "results/logs/scan/{scan}.log",
     benchmark:
-        "results/benchmarks/extract/{scan}.tsv"
+        "results/benchmarks/scan/{scan}.tsv"
     threads: 1
     resources:
         mem_mb=3000,
@@ -22,7 +29,7 @@ rule extract:
     conda:
         "../../envs/features.yaml"
     script:
-        "../../scripts/extract.py"
+        "../../scripts/scan.py"
 
 
 rule assemble_features:

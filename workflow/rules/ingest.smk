@@ -51,29 +51,6 @@ else:
             "../../scripts/discover.py"
 
 
-rule convert:
-    input:
-        manifest="results/ingest/manifests/{scan}.json",
-    output:
-        directory("results/scans/{scan}/converted"),
-    params:
-        roi_pattern=config["cohort"].get("roi_pattern", ""),
-        roi_policy=config["cohort"].get("roi_policy", "first"),
-        preprocessing=conversion_settings(config["preprocessing"]),
-    log:
-        "results/logs/convert/{scan}.log",
-    benchmark:
-        "results/benchmarks/convert/{scan}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../../envs/ingest.yaml"
-    script:
-        "../../scripts/convert.py"
-
-
 rule clinical:
     input:
         table=config["cohort"]["clinical_table"],
