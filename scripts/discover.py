@@ -4,4 +4,5 @@ from radsurv.logutil import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-stages.discovery(sm.input.dicom, sm.output.scans, sm.output.manifests, sm.output.qc, sm.params.retest_max_days)
+stages.discovery(sm.input.dicom, sm.output.scans, sm.output.manifests, sm.output.qc, sm.params.retest_max_days,
+                 sm.threads)

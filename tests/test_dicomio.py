@@ -630,3 +630,26 @@ def test_contour_data_presence_is_read_without_decoding(tmp_path):
     assert isinstance(contours[0].get_item(0x30060050), RawDataElement)  # still undecoded
     assert [_has_contour_data(c) for c in contours] == [True, False, False]
     assert [_has_contour_data(c) for c in items] == [True, False, False]  # decoded, in memory
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_discovery_in_several_processes_gives_the_same_result(tmp_path: Path, monkeypatch, workers: int) -> None:
+    """Headers read in worker processes: the same scans and QC rows, in the same order, as
+    one process -- on a cohort with every discovery fault (truncated, empty, non-DICOM,
+    duplicate, unreferenced, localizer) and with chunks small enough that every worker
+    gets files of several patients."""
+    import radsurv.dicomio as dicomio
+    from radsurv.faulty import generate_faulty_cohort
+
+    generate_faulty_cohort(tmp_path / "cohort", seed=7)
+    dicom = tmp_path / "cohort" / "dicom"
+    one = discover(dicom)
+    monkeypatch.setattr(dicomio, "DISCOVERY_CHUNK", 7)
+    calls = []
+    real = dicomio._examine
+    monkeypatch.setattr(dicomio, "_examine", lambda path, root: calls.append(path) or real(path, root))
+    many = discover(dicom, workers=workers)
+    assert not calls  # every header was read in a worker process (they append to their own copy)
+    assert len(one.scans) >= 10 and len(one.qc) >= 8
+    assert [asdict(s) for s in many.scans] == [asdict(s) for s in one.scans]
+    assert many.qc == one.qc

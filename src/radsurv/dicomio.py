@@ -364,7 +364,117 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset | None, int]:
     return ds, offset
 
 
-def discover(root: Path, retest_max_days: int = 30) -> Discovery:
+@dataclass
+class _Examined:
+    """What one file contributes to discovery, found without looking at any other file."""
+
+    kind: str  # skip | qc | non_dicom | contour | image | truncated_image
+    qc: tuple[str, str, str, str] | None = None  # (patient, scan, status, reason)
+    contour: _Contour | None = None
+    series: _Series | None = None  # the image's series, without instances
+    instance: _Instance | None = None
+
+
+def _examine(path: Path, root: Path) -> _Examined:
+    """Read one file's header and classify it (the per-file part of :func:`discover`)."""
+    rel = _rel(path, root)
+    if path.name.upper() == "DICOMDIR":
+        log.debug("skipping DICOMDIR %s", rel)
+        return _Examined("skip")
+    if path.name.startswith("."):
+        # Hidden files: OS metadata (.DS_Store, ._* resource forks) and tool markers
+        # such as Snakemake's .snakemake_timestamp; never images.
+        log.debug("skipping hidden file %s", rel)
+        return _Examined("skip")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return _Examined("qc", ("", "", "warning", f"file {rel} cannot be accessed ({exc.strerror}); ignored"))
+    if size == 0:
+        return _Examined("qc", ("", "", "warning", f"file {rel} is empty (0 bytes); ignored"))
+    try:
+        ds, pixel_offset = _read_header(path)
+    except _TruncatedHeader:
+        return _Examined("qc", ("", "", "warning", f"file {rel} has a DICOM preamble but its header is truncated; ignored"))
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a per-file problem
+        return _Examined("qc", ("", "", "warning", f"file {rel} looks like DICOM but cannot be read (truncated or "
+                                                   f"corrupt: {type(exc).__name__}); ignored"))
+    if ds is None:
+        return _Examined("non_dicom")
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _s(ds, "SOPClassUID") or (_s(meta, "MediaStorageSOPClassUID") if meta else "")
+    if sop_class == MEDIA_STORAGE_DIRECTORY_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        log.debug("skipping DICOMDIR-type file %s", rel)
+        return _Examined("skip")
+    modality = _s(ds, "Modality").upper()
+    pid = _s(ds, "PatientID")
+    sop_uid = _s(ds, "SOPInstanceUID")
+
+    if sop_class == RTSTRUCT_SOP_CLASS or modality == "RTSTRUCT":
+        ref_series, ref_sops, n_rois, n_cont = _rtstruct_refs(ds)
+        return _Examined("contour", contour=_Contour(path, rel, "RTSTRUCT", pid, sop_uid, ref_series, ref_sops,
+                                                     _recency(ds, "RTSTRUCT"), n_rois, n_cont))
+    if sop_class == SEG_SOP_CLASS or modality == "SEG":
+        ref_series, ref_sops, n_seg = _seg_refs(ds)
+        return _Examined("contour", contour=_Contour(path, rel, "SEG", pid, sop_uid, ref_series, ref_sops,
+                                                     _recency(ds, "SEG"), n_seg, n_seg))
+    if modality not in IMAGE_MODALITIES or "Rows" not in ds:
+        log.debug("ignoring %s object %s", modality or "unknown", rel)
+        return _Examined("skip")
+
+    series_uid = _s(ds, "SeriesInstanceUID")
+    instance = _Instance(path=path.resolve(), rel=rel, sop_uid=sop_uid,
+                         position=_floats(ds.get("ImagePositionPatient")),
+                         orientation=_floats(ds.get("ImageOrientationPatient")),
+                         instance_number=_int_or_none(ds.get("InstanceNumber")),
+                         acquisition_time=_s(ds, "AcquisitionTime"), acquisition_date=_s(ds, "AcquisitionDate"),
+                         multiframe=(_int_or_none(ds.get("NumberOfFrames")) or 1) > 1)
+    expected = _expected_pixel_bytes(ds)
+    # pixel data element: tag + length (8 bytes implicit VR, 12 explicit) + values
+    if expected is not None and size < pixel_offset + 8 + expected:
+        return _Examined("truncated_image", (pid, "", "warning",
+                                             f"image file {rel} of series {series_uid} is truncated "
+                                             f"({size} bytes, but the pixel data alone needs {expected}); "
+                                             f"the file is ignored"), instance=instance)
+    if not series_uid:
+        return _Examined("qc", (pid, "", "warning", f"image file {rel} has no SeriesInstanceUID; ignored"))
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    ser = _Series(
+        series_uid=series_uid,
+        patient_id=pid,
+        study_uid=_s(ds, "StudyInstanceUID"),
+        modality=modality,
+        date=_s(ds, "StudyDate") or _s(ds, "SeriesDate") or _s(ds, "AcquisitionDate") or _s(ds, "ContentDate"),
+        time=_s(ds, "StudyTime") or _s(ds, "SeriesTime"),
+        series_number=_int_or_none(ds.get("SeriesNumber")),
+        localizer="LOCALIZER" in image_type,
+        series_time=_s(ds, "SeriesTime"),
+    )
+    return _Examined("image", series=ser, instance=instance)
+
+
+def _examine_chunk(args: tuple[list[Path], Path]) -> list[_Examined]:
+    paths, root = args
+    return [_examine(p, root) for p in paths]
+
+
+def _examine_all(paths: list[Path], root: Path, workers: int) -> list[_Examined]:
+    """:func:`_examine` every file, in ``workers`` processes, results in ``paths`` order."""
+    if workers <= 1 or len(paths) < 2 * DISCOVERY_CHUNK:
+        return [_examine(p, root) for p in paths]
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [(paths[i:i + DISCOVERY_CHUNK], root) for i in range(0, len(paths), DISCOVERY_CHUNK)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return [e for chunk in pool.map(_examine_chunk, chunks) for e in chunk]
+
+
+#: Files per task when discovery reads headers in several processes: large enough that
+#: sending the (small) results back costs little, small enough to balance the workers.
+DISCOVERY_CHUNK = 200
+
+
+def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discovery:
     """Find all analysable (image series, contour object) pairs below ``root``.
 
     Any depth and any file names are accepted. Non-DICOM files and DICOMDIR are
@@ -374,6 +484,9 @@ def discover(root: Path, retest_max_days: int = 30) -> Discovery:
     label (``baseline``, ``retest`` within ``retest_max_days``, ``follow-up``;
     see :func:`scan_label`). A patient with images but no analysable scan gets
     one ``excluded`` row.
+
+    ``workers`` > 1 reads the file headers in that many processes (reading is most of
+    the time, and waits on the disk); the result is the same for any ``workers``.
     """
     root = Path(root)
     disc = Discovery()
@@ -393,125 +506,26 @@ def discover(root: Path, retest_max_days: int = 30) -> Discovery:
         for name in sorted(filenames):
             paths.append(Path(dirpath) / name)
 
-    for path in paths:
-        rel = _rel(path, root)
-        if path.name.upper() == "DICOMDIR":
-            log.debug("skipping DICOMDIR %s", rel)
-            continue
-        if path.name.startswith("."):
-            # Hidden files: OS metadata (.DS_Store, ._* resource forks) and tool markers
-            # such as Snakemake's .snakemake_timestamp; never images.
-            log.debug("skipping hidden file %s", rel)
-            continue
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            add_qc("", "", "warning", f"file {rel} cannot be accessed ({exc.strerror}); ignored")
-            continue
-        if size == 0:
-            add_qc("", "", "warning", f"file {rel} is empty (0 bytes); ignored")
-            continue
-        try:
-            ds, pixel_offset = _read_header(path)
-        except _TruncatedHeader:
-            add_qc("", "", "warning", f"file {rel} has a DICOM preamble but its header is truncated; ignored")
-            continue
-        except Exception as exc:  # noqa: BLE001 - any parser failure is a per-file problem
-            add_qc(
-                "",
-                "",
-                "warning",
-                f"file {rel} looks like DICOM but cannot be read (truncated or corrupt: "
-                f"{type(exc).__name__}); ignored",
-            )
-            continue
-        if ds is None:
-            non_dicom.append(rel)
-            continue
-        meta = getattr(ds, "file_meta", None)
-        sop_class = _s(ds, "SOPClassUID") or (_s(meta, "MediaStorageSOPClassUID") if meta else "")
-        if sop_class == MEDIA_STORAGE_DIRECTORY_SOP_CLASS or "DirectoryRecordSequence" in ds:
-            log.debug("skipping DICOMDIR-type file %s", rel)
-            continue
-        modality = _s(ds, "Modality").upper()
-        pid = _s(ds, "PatientID")
-        sop_uid = _s(ds, "SOPInstanceUID")
-
-        if sop_class == RTSTRUCT_SOP_CLASS or modality == "RTSTRUCT":
-            ref_series, ref_sops, n_rois, n_cont = _rtstruct_refs(ds)
-            contours.append(
-                _Contour(path, rel, "RTSTRUCT", pid, sop_uid, ref_series, ref_sops,
-                         _recency(ds, "RTSTRUCT"), n_rois, n_cont)
-            )
-            continue
-        if sop_class == SEG_SOP_CLASS or modality == "SEG":
-            ref_series, ref_sops, n_seg = _seg_refs(ds)
-            contours.append(
-                _Contour(path, rel, "SEG", pid, sop_uid, ref_series, ref_sops,
-                         _recency(ds, "SEG"), n_seg, n_seg)
-            )
-            continue
-        if modality not in IMAGE_MODALITIES or "Rows" not in ds:
-            log.debug("ignoring %s object %s", modality or "unknown", rel)
-            continue
-
-        expected = _expected_pixel_bytes(ds)
-        # pixel data element: tag + length (8 bytes implicit VR, 12 explicit) + values
-        if expected is not None and size < pixel_offset + 8 + expected:
-            add_qc(
-                pid,
-                "",
-                "warning",
-                f"image file {rel} of series {_s(ds, 'SeriesInstanceUID')} is truncated "
-                f"({size} bytes, but the pixel data alone needs {expected}); the file is ignored",
-            )
-            if sop_uid:
-                ignored_sops[sop_uid] = rel
-            continue
-        series_uid = _s(ds, "SeriesInstanceUID")
-        if not series_uid:
-            add_qc(pid, "", "warning", f"image file {rel} has no SeriesInstanceUID; ignored")
-            continue
-        if sop_uid and sop_uid in seen_sops:
-            add_qc(
-                pid,
-                "",
-                "warning",
-                f"image file {rel} is a duplicate of {seen_sops[sop_uid]} (same SOP Instance UID "
-                f"{sop_uid}); the duplicate is ignored",
-            )
-            continue
-        if sop_uid:
-            seen_sops[sop_uid] = rel
-        ser = series.get(series_uid)
-        if ser is None:
-            image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-            ser = _Series(
-                series_uid=series_uid,
-                patient_id=pid,
-                study_uid=_s(ds, "StudyInstanceUID"),
-                modality=modality,
-                date=_s(ds, "StudyDate") or _s(ds, "SeriesDate") or _s(ds, "AcquisitionDate")
-                or _s(ds, "ContentDate"),
-                time=_s(ds, "StudyTime") or _s(ds, "SeriesTime"),
-                series_number=_int_or_none(ds.get("SeriesNumber")),
-                localizer="LOCALIZER" in image_type,
-                series_time=_s(ds, "SeriesTime"),
-            )
-            series[series_uid] = ser
-        ser.instances.append(
-            _Instance(
-                path=path.resolve(),
-                rel=rel,
-                sop_uid=sop_uid,
-                position=_floats(ds.get("ImagePositionPatient")),
-                orientation=_floats(ds.get("ImageOrientationPatient")),
-                instance_number=_int_or_none(ds.get("InstanceNumber")),
-                acquisition_time=_s(ds, "AcquisitionTime"),
-                acquisition_date=_s(ds, "AcquisitionDate"),
-                multiframe=(_int_or_none(ds.get("NumberOfFrames")) or 1) > 1,
-            )
-        )
+    for path, ex in zip(paths, _examine_all(paths, root, workers)):
+        if ex.kind == "non_dicom":
+            non_dicom.append(_rel(path, root))
+        elif ex.kind == "contour":
+            contours.append(ex.contour)
+        elif ex.kind in ("qc", "truncated_image"):
+            add_qc(*ex.qc)
+            if ex.kind == "truncated_image" and ex.instance.sop_uid:
+                ignored_sops[ex.instance.sop_uid] = ex.instance.rel
+        elif ex.kind == "image":
+            inst = ex.instance
+            if inst.sop_uid and inst.sop_uid in seen_sops:
+                add_qc(ex.series.patient_id, "", "warning",
+                       f"image file {inst.rel} is a duplicate of {seen_sops[inst.sop_uid]} (same SOP Instance "
+                       f"UID {inst.sop_uid}); the duplicate is ignored")
+                continue
+            if inst.sop_uid:
+                seen_sops[inst.sop_uid] = inst.rel
+            ser = series.setdefault(ex.series.series_uid, ex.series)
+            ser.instances.append(inst)
 
     if non_dicom:
         examples = ", ".join(non_dicom[:5]) + (", ..." if len(non_dicom) > 5 else "")

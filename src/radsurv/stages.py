@@ -48,15 +48,16 @@ def demo_cohort(out_dir: str | Path, patients: int, retest: int, seed: int) -> N
 
 # ---------------------------------------------------------------------- ingestion
 def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | Path, qc_tsv: str | Path,
-              retest_max_days: int = 30) -> None:
+              retest_max_days: int = 30, threads: int = 1) -> None:
     """Find every (image series, contour) pair under ``dicom_dir``; label repeat scans.
 
     ``retest_max_days`` (``robustness.retest_max_days``) decides whether a
     patient's second scan is labelled ``retest`` or ``follow-up`` in scans.tsv.
+    ``threads``: processes reading the file headers (same result for any number).
     """
     from radsurv.dicomio import discover, write_discovery
 
-    disc = discover(Path(dicom_dir), retest_max_days=int(retest_max_days))
+    disc = discover(Path(dicom_dir), retest_max_days=int(retest_max_days), workers=int(threads))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
     log.info("discovered %d scans, %d QC findings", len(disc.scans), len(disc.qc))

@@ -41,7 +41,7 @@ else:
             "results/logs/discover.log",
         benchmark:
             "results/benchmarks/discover.tsv"
-        threads: 1
+        threads: 2  # header reading in worker processes (the only job running at that point)
         resources:
             mem_mb=4000,
             runtime=60,
