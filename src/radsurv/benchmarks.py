@@ -65,9 +65,11 @@ def stage_summary(bench_dir: str | Path) -> pd.DataFrame:
     stage, and the job's peak RSS at the end of the stage (so a later stage's peak is at
     least an earlier one's). Unlike Snakemake's sampled benchmark files, CPU is exact.
     """
+    from radsurv.stages import STAGE_COST_COLUMNS
+
     files = sorted(Path(bench_dir, STAGES_DIR).glob("*.tsv"))
     frames = [pd.read_csv(f, sep="\t") for f in files]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "s", "cpu_time", "max_rss"])
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(STAGE_COST_COLUMNS))
     return _per_group(df.rename(columns={"stage": "rule"}), sort=False)
 
 
