@@ -925,26 +925,37 @@ def _readme(c: DemoCohort, n_retest: int) -> str:
     )
 
 
+def _write_scan(job: tuple[Any, Any, Geometry, int, Path]) -> int:
+    """Write one scan's CT series and RTSTRUCT; the number of files written."""
+    p, scan, geometry, seed, dicom_dir = job
+    log.info("demo: writing %s scan %d", p.patient_id, scan.study)
+    base = dicom_dir / p.patient_id / str(scan.study)
+    uids = _write_ct(base / "CT", p, scan, geometry, seed)
+    _write_rtstruct(base / "RTSTRUCT" / "0001.dcm", p, scan, geometry, seed, uids)
+    return len(uids) + 1
+
+
 def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15,
-                         seed: int = 42, **geometry: Any) -> dict[str, Any]:
+                         seed: int = 42, workers: int = 1, **geometry: Any) -> dict[str, Any]:
     """Write the synthetic cohort under ``out_dir`` and return a summary.
 
     ``geometry`` keywords are the fields of :class:`Geometry` (``rows``,
     ``cols``, ``pixel_spacing``, ``n_slices``, ``slice_thickness``). The
     summary holds the written paths, counts and the censored fraction.
+    ``workers`` > 1 writes the scans in that many processes (every scan is rendered
+    from the seed alone, so the files are the same for any ``workers``).
     """
     out_dir = Path(out_dir)
     cohort = simulate_cohort(n_patients, n_retest, seed, **geometry)
     dicom_dir = out_dir / "dicom"
-    n_files = 0
-    for p in cohort.patients:
-        log.info("demo: writing %s (%d scan(s))", p.patient_id, len(p.scans))
-        for scan in p.scans:
-            base = dicom_dir / p.patient_id / str(scan.study)
-            uids = _write_ct(base / "CT", p, scan, cohort.geometry, seed)
-            _write_rtstruct(base / "RTSTRUCT" / "0001.dcm", p, scan, cohort.geometry, seed,
-                            uids)
-            n_files += len(uids) + 1
+    jobs = [(p, scan, cohort.geometry, seed, dicom_dir) for p in cohort.patients for scan in p.scans]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            n_files = sum(pool.map(_write_scan, jobs))
+    else:
+        n_files = sum(map(_write_scan, jobs))
     out_dir.mkdir(parents=True, exist_ok=True)
     clinical_csv = out_dir / "clinical.csv"
     truth_csv = out_dir / "truth.csv"

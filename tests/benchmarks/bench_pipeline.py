@@ -133,7 +133,7 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
         cohort = workdir / "cohort"
         t0 = time.perf_counter()
-        generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, **geometry)
+        generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, workers=cores, **geometry)
         gen_s = time.perf_counter() - t0
         cfg = write_config(workdir, cohort, (workload or {}).get("config"))
         print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
