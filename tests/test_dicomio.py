@@ -27,6 +27,7 @@ from radsurv.dicomio import (
     write_discovery,
 )
 from radsurv.errors import CaseError
+from radsurv.privacy import uid_pseudonym
 from radsurv.qc import read_qc
 
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
@@ -274,7 +275,9 @@ def test_dicom_samples_broken_references(shared_data: Path, tmp_path: Path) -> N
     assert "invalid_reference_rt.dcm references 5 images" in text
     assert "non_existent_reference_rt.dcm references 3 images" in text
     # pydicom: structure set on a series that is not there
-    assert "rtstruct.dcm references series 1.2.826.0.1.3680043.8.498.2010020400001.2.1.1 which is not in the input folder" in text
+    # (UIDs appear as pseudonyms: radsurv.privacy)
+    assert (f"rtstruct.dcm references series {uid_pseudonym('1.2.826.0.1.3680043.8.498.2010020400001.2.1.1')} "
+            "which is not in the input folder") in text
     # dicompyler: 97 of 98 slices are missing
     assert "97 of which are not in the input folder" in text
     # non-DICOM files ignored (one summary row)
@@ -282,7 +285,7 @@ def test_dicom_samples_broken_references(shared_data: Path, tmp_path: Path) -> N
     # the valid rt-utils structure set is paired with its two-slice CT
     by_file = {Path(s.contour_file).name: s for s in disc.scans}
     assert "rt.dcm" in by_file
-    assert by_file["rt.dcm"].series_uid == "2.16.840.1.114362.1.11940992.23790159890.563423471.893.88"
+    assert by_file["rt.dcm"].series_uid == uid_pseudonym("2.16.840.1.114362.1.11940992.23790159890.563423471.893.88")
     assert by_file["rt.dcm"].scan_id == "PHANTOM-EXAMPLE_S1"
     for q in disc.qc:
         assert q["stage"] == "discovery" and q["status"] in ("excluded", "warning")
@@ -479,11 +482,11 @@ def test_discovery_picks_referenced_series_and_orders_sessions(tmp_path: Path) -
     scans = {s.scan_id: s for s in disc.scans}
     assert set(scans) == {"P-1_S1", "P-1_S2", "Q2_S1"}, text
     s1, s2 = scans["P-1_S1"], scans["P-1_S2"]
-    assert s1.series_uid == base["series_uid"] and s1.session == 1 and s1.days_from_first == 0
-    assert s2.series_uid == follow["series_uid"] and s2.session == 2 and s2.days_from_first == 35
+    assert s1.series_uid == uid_pseudonym(str(base["series_uid"])) and s1.session == 1 and s1.days_from_first == 0
+    assert s2.series_uid == uid_pseudonym(str(follow["series_uid"])) and s2.session == 2 and s2.days_from_first == 35
     assert Path(s1.contour_file).name == "rs_base.dcm"  # the most recent structure set
     assert s1.n_images == 10 and all(Path(f).is_absolute() for f in s1.image_files)
-    assert scans["Q2_S1"].series_uid == other["series_uid"]
+    assert scans["Q2_S1"].series_uid == uid_pseudonym(str(other["series_uid"]))
     assert "matched to series" in text
     assert "has 2 contour objects" in text and "rs_base_old.dcm" in text
     assert "orphan.dcm references series" in text and "which is not in the input folder" in text
@@ -553,15 +556,26 @@ def test_no_phi_in_outputs_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixt
             convert_scan(disc.scans[0], "nothing", out / "x.nii.gz", out / "y.nii.gz")
         except CaseError as exc:
             logging.getLogger("radsurv.test").error("%s", exc)
+    # the instance UIDs of every input file are identifiers too (PS3.15 E.1): only pseudonyms leave
+    uids = set()
+    for f in root.rglob("*.dcm"):
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        uids.update(str(ds.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                                  "FrameOfReferenceUID"))
+    uids.discard("")
+    assert len(uids) >= 2 * 10 + 10 + 2 + 3  # slices of three CTs, two structure sets, three studies
+    markers += sorted(uids)
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) >= 7
     for path in written:
         data = _all_bytes(path)
         for m in markers:
             assert m.encode() not in data, f"{m} found in {path.name}"
-    log_text = caplog.text + repr(provs)
+    log_text = caplog.text + repr(provs) + repr(disc.qc)
     for m in markers:
         assert m not in log_text
+    scans_tsv = (out / "scans.tsv").read_text()
+    assert uid_pseudonym(str(ct["series_uid"])) in scans_tsv and uid_pseudonym(str(ct2["study_uid"])) in scans_tsv
 
 
 def test_phi_free_after_copying_ibsi_headers(shared_data: Path, tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ Two steps, both free of patient-identifying information (PHI) in their outputs:
 2. :func:`convert_scan` converts one scan to an image NIfTI and a uint8 mask
    NIfTI on exactly the same grid, after checking the slice geometry.
 
-Only the PatientID (the cohort id), UIDs, modality, equipment and acquisition
+Only the PatientID (the cohort id), pseudonyms of the UIDs
+(:func:`radsurv.privacy.uid_pseudonym`; the UIDs themselves are used only inside
+this module, to pair contours with images), modality, equipment and acquisition
 parameters are written anywhere. Absolute dates are used solely to order
 sessions and to compute ``days_from_first``; they never leave this module.
 
@@ -53,6 +55,7 @@ from pydicom.tag import Tag
 
 from radsurv.errors import CaseError
 from radsurv.preprocess import array_bbox
+from radsurv.privacy import uid_pseudonym
 from radsurv.qc import qc_row, write_qc
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,7 @@ class ScanRecord:
     session: int
     days_from_first: int
     modality: str
+    #: pseudonyms (:func:`radsurv.privacy.uid_pseudonym`) of the SeriesInstanceUID / StudyInstanceUID
     series_uid: str
     study_uid: str
     n_images: int
@@ -497,8 +501,8 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
     ignored_sops: dict[str, str] = {}  # SOP UID -> file ignored as truncated
 
     def add_qc(pid: str, sid: str, status: str, reason: str) -> None:
-        disc.qc.append(qc_row(pid, sid, STAGE_DISCOVERY, status, reason))
-        (log.warning if status == "excluded" else log.info)("discovery %s: %s", status, reason)
+        disc.qc.append(qc_row(pid, sid, STAGE_DISCOVERY, status, reason))  # UIDs -> pseudonyms
+        (log.warning if status == "excluded" else log.info)("discovery %s: %s", status, disc.qc[-1]["reason"])
 
     paths: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -719,8 +723,8 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                     session=n,
                     days_from_first=int(days),
                     modality=ser.modality,
-                    series_uid=uid,
-                    study_uid=ser.study_uid,
+                    series_uid=uid_pseudonym(uid),
+                    study_uid=uid_pseudonym(ser.study_uid),
                     n_images=len(insts),
                     image_files=[str(i.path) for i in insts],
                     contour_file=str(con.path.resolve()),

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from radsurv.privacy import scrub_uids
+
 if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
     import pandas as pd
 
@@ -23,7 +25,7 @@ STATUSES = ("excluded", "warning")
 
 
 def qc_row(patient_id: str, scan_id: str, stage: str, status: str, reason: str) -> dict[str, str]:
-    """One QC row; ``status`` must be ``excluded`` or ``warning``."""
+    """One QC row; ``status`` must be ``excluded`` or ``warning``; DICOM UIDs in ``reason`` become pseudonyms."""
     if status not in STATUSES:
         raise ValueError(f"QC status must be one of {STATUSES}, got {status!r}")
     return {
@@ -31,7 +33,7 @@ def qc_row(patient_id: str, scan_id: str, stage: str, status: str, reason: str) 
         "scan_id": scan_id,
         "stage": stage,
         "status": status,
-        "reason": reason,
+        "reason": scrub_uids(reason),
     }
 
 
@@ -59,7 +61,7 @@ def read_qc(path: str | Path) -> pd.DataFrame:
 def write_status(path: str | Path, ok: bool, stage: str, reason: str = "", **extra: Any) -> None:
     """The per-scan status file each per-scan stage writes (JSON)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    payload = {"ok": ok, "stage": stage, "reason": reason, **extra}
+    payload = {"ok": ok, "stage": stage, "reason": scrub_uids(reason), **extra}
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 

@@ -1,0 +1,109 @@
+"""Pseudonyms for DICOM UIDs, so that no Study/Series/SOP Instance UID reaches an output.
+
+DICOM PS3.15 (Annex E, Basic Application Level Confidentiality Profile) treats
+the instance UIDs as identifying: whoever holds the hospital's PACS can look a
+UID up and find the patient. radsurv therefore writes, wherever it would name a
+UID (``scans.tsv``, the scan manifests, ``provenance.json``, QC reasons, logs),
+a one-way pseudonym of it instead:
+
+* :func:`uid_pseudonym` -- ``"uid-"`` and the first 16 hex digits (64 bits) of the
+  SHA-256 of the UID. The same UID always gives the same pseudonym (in every run
+  and on every machine), so a series can be followed through all outputs, and the
+  data holder can re-link by hashing the UIDs of their own files; nobody else can
+  invert it. Unsalted on purpose: a salt would have to be kept secret and
+  reproduced by every colleague who re-runs the study.
+* :func:`scrub_uids` -- replaces every UID-shaped token in free text (exception
+  messages of GDCM or highdicom, log lines) by its pseudonym. A UID-shaped token
+  is a dotted number starting with 0, 1 or 2 with at least four components, or
+  the UUID-derived form ``2.25.<decimal>`` (PS3.5 B.2). UIDs of the DICOM standard
+  itself (root ``1.2.840.10008``: SOP classes, transfer syntaxes) identify nobody and
+  stay readable, e.g. in "transfer syntax ... not supported". Folder and file names
+  that are UIDs (``<StudyUID>/<SeriesUID>/<SOPUID>.dcm``, a common PACS export
+  layout) are replaced too: they are the same identifiers.
+* :func:`find_pseudonym` -- the way back for the data holder: the files under a
+  DICOM folder whose UIDs or path components have a given pseudonym, so that a QC
+  row naming ``uid-...`` leads to the file
+  (``python -m radsurv.privacy DICOM_DIR uid-...``).
+
+The pseudonym is not UID-shaped, so scrubbing is idempotent and never hashes a
+pseudonym again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import warnings
+from pathlib import Path
+
+PREFIX = "uid-"
+
+#: dotted numbers with >= 4 components starting with 0/1/2, or 2.25.<long decimal>;
+#: not part of a longer word or number, not under the DICOM standard's own root.
+_UID = re.compile(r"(?<![\w.])(?!1\.2\.840\.10008\.)(?:[0-2](?:\.\d+){3,}|2\.25\.\d{10,})(?!\w|\.\d)")
+
+
+def uid_pseudonym(uid: str) -> str:
+    """The pseudonym written instead of ``uid`` (``""`` stays ``""``)."""
+    uid = uid.strip().rstrip("\x00").strip()
+    if not uid:
+        return ""
+    return PREFIX + hashlib.sha256(uid.encode("ascii", "replace")).hexdigest()[:16]
+
+
+def scrub_uids(text: str) -> str:
+    """``text`` with every UID-shaped token replaced by :func:`uid_pseudonym` of it."""
+    return _UID.sub(lambda m: uid_pseudonym(m.group(0)), text)
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """A log formatter whose output (message, traceback and all) has no DICOM UIDs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_uids(super().format(record))
+
+
+HEADER_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
+
+
+def find_pseudonym(dicom_dir: str | Path, pseudonym: str) -> list[str]:
+    """Relative paths of the files under ``dicom_dir`` that ``pseudonym`` can stand for.
+
+    A file matches when one of its :data:`HEADER_UIDS` or a UID-shaped part of its
+    relative path has that pseudonym. Files pydicom cannot read are matched by path only.
+    """
+    import pydicom
+
+    root = Path(dicom_dir)
+    hits: list[str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        candidates = set(_UID.findall(rel))
+        try:
+            with warnings.catch_warnings():  # force=True on a non-DICOM file warns; the path decides then
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=list(HEADER_UIDS))
+            candidates.update(str(ds.get(k, "")) for k in HEADER_UIDS)
+        except Exception:  # noqa: BLE001 -- not DICOM: the path alone decides
+            pass
+        if any(uid_pseudonym(u) == pseudonym for u in candidates if u):
+            hits.append(rel)
+    return hits
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="List the files under a DICOM folder that a radsurv "
+                                             "UID pseudonym (uid-...) stands for.")
+    ap.add_argument("dicom_dir", type=Path)
+    ap.add_argument("pseudonym", help="as written in scans.tsv, a QC reason or a log, e.g. uid-0123456789abcdef")
+    args = ap.parse_args(argv)
+    hits = find_pseudonym(args.dicom_dir, args.pseudonym)
+    print("\n".join(hits) if hits else f"no file under {args.dicom_dir} has a UID with pseudonym {args.pseudonym}")
+    return 0 if hits else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

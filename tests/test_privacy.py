@@ -1,0 +1,95 @@
+"""Tests of radsurv.privacy: UID pseudonyms, scrubbing free text and the way back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from radsurv.errors import CaseError
+from radsurv.privacy import ScrubbingFormatter, find_pseudonym, main, scrub_uids, uid_pseudonym
+from radsurv.qc import qc_row, read_status, write_status
+from test_dicomio import make_ct
+
+# Reference values: `printf %s UID | sha256sum | cut -c1-16` (coreutils), not this module.
+RTUTILS_SERIES = "2.16.840.1.114362.1.11940992.23790159890.563423471.893.88"
+RTUTILS_SERIES_PSEUDONYM = "uid-a2c69962fd525add"
+PYDICOM_SERIES = "1.2.826.0.1.3680043.8.498.2010020400001.2.1.1"
+PYDICOM_SERIES_PSEUDONYM = "uid-09e58a35196d608b"
+
+
+def test_pseudonym_reference_values() -> None:
+    assert uid_pseudonym(RTUTILS_SERIES) == RTUTILS_SERIES_PSEUDONYM
+    assert uid_pseudonym(PYDICOM_SERIES) == PYDICOM_SERIES_PSEUDONYM
+    # DICOM pads odd-length UIDs with NUL; the padded and unpadded value are one UID
+    assert uid_pseudonym(PYDICOM_SERIES + "\x00") == PYDICOM_SERIES_PSEUDONYM
+    assert uid_pseudonym("") == ""
+    assert uid_pseudonym("1.2.3.4") != uid_pseudonym("1.2.3.5")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # named cases: (free text, what must come out)
+        (f"series {RTUTILS_SERIES} cannot be read", f"series {RTUTILS_SERIES_PSEUDONYM} cannot be read"),
+        (f"ends with a UID {PYDICOM_SERIES}.", f"ends with a UID {PYDICOM_SERIES_PSEUDONYM}."),
+        (f"references series {PYDICOM_SERIES}, {RTUTILS_SERIES}",
+         f"references series {PYDICOM_SERIES_PSEUDONYM}, {RTUTILS_SERIES_PSEUDONYM}"),
+        (f"(UID {RTUTILS_SERIES})", f"(UID {RTUTILS_SERIES_PSEUDONYM})"),
+        # PACS export layout: study/series folders and SOP-UID file names are the same identifiers
+        (f"image file {PYDICOM_SERIES}/{RTUTILS_SERIES}.dcm is truncated",
+         f"image file {PYDICOM_SERIES_PSEUDONYM}/{RTUTILS_SERIES_PSEUDONYM}.dcm is truncated"),
+        # UUID-derived UID (PS3.5 B.2) has only three components
+        ("SOP 2.25.329800735698586629295641978511506172918 missing",
+         f"SOP {uid_pseudonym('2.25.329800735698586629295641978511506172918')} missing"),
+        # the DICOM standard's own UIDs identify nobody: kept
+        ("transfer syntax 1.2.840.10008.1.2.4.90 is not supported", "transfer syntax 1.2.840.10008.1.2.4.90 is not supported"),
+        # not UIDs: versions, floats, IP addresses, sizes
+        ("numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1", "numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1"),
+        ("P-1_S2 has 2.5 ml", "P-1_S2 has 2.5 ml"),
+    ],
+    ids=["plain", "sentence-end", "list", "parentheses", "pacs-layout", "uuid-derived", "standard-uid", "not-uids", "float"],
+)
+def test_scrub_named_cases(text: str, expected: str) -> None:
+    assert scrub_uids(text) == expected
+    assert scrub_uids(expected) == expected  # idempotent: a pseudonym is not UID-shaped
+
+
+def test_reasons_and_logs_carry_pseudonyms(tmp_path: Path) -> None:
+    uid = generate_uid()
+    assert CaseError("conversion", f"series {uid} broke").reason == f"series {uid_pseudonym(uid)} broke"
+    assert uid not in str(CaseError("conversion", f"series {uid} broke"))
+    assert qc_row("P1", "P1_S1", "conversion", "warning", f"file {uid}")["reason"] == f"file {uid_pseudonym(uid)}"
+    write_status(tmp_path / "status.json", False, "conversion", f"SOP {uid} missing")
+    assert uid not in (tmp_path / "status.json").read_text()
+    assert read_status(tmp_path / "status.json")["reason"] == f"SOP {uid_pseudonym(uid)} missing"
+
+    record = logging.LogRecord("radsurv", logging.ERROR, __file__, 1, "series %s", (uid,), None)
+    try:
+        raise ValueError(f"GDCM could not read {uid}")
+    except ValueError:
+        import sys
+        record.exc_info = sys.exc_info()
+    text = ScrubbingFormatter("%(message)s").format(record)
+    assert uid not in text and text.count(uid_pseudonym(uid)) == 2 and "Traceback" in text
+
+
+def test_find_pseudonym_leads_back_to_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ct = make_ct(tmp_path / "in" / "ct", n_slices=3)
+    files = [Path(f) for f in ct["files"]]  # type: ignore[union-attr]
+    named = tmp_path / "in" / "export" / f"{ct['sops'][0]}.dcm"  # type: ignore[index]
+    named.parent.mkdir(parents=True)
+    named.write_bytes(b"not DICOM, found by its name")
+    root = tmp_path / "in"
+    rel = sorted(f.relative_to(root).as_posix() for f in files)
+    assert find_pseudonym(root, uid_pseudonym(str(ct["series_uid"]))) == rel
+    assert find_pseudonym(root, uid_pseudonym(str(ct["study_uid"]))) == rel
+    sop0 = pydicom.dcmread(files[0], stop_before_pixels=True).SOPInstanceUID
+    assert find_pseudonym(root, uid_pseudonym(sop0)) == sorted([files[0].relative_to(root).as_posix(),
+                                                                named.relative_to(root).as_posix()])
+    assert main([str(root), uid_pseudonym(str(ct["series_uid"]))]) == 0
+    assert capsys.readouterr().out.split() == rel
+    assert main([str(root), "uid-0000000000000000"]) == 1
