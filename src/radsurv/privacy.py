@@ -9,8 +9,8 @@ a one-way pseudonym of it instead:
 * :func:`uid_pseudonym` -- ``"uid-"`` and the first 16 hex digits (64 bits) of the
   SHA-256 of the UID. The same UID always gives the same pseudonym (in every run
   and on every machine), so a series can be followed through all outputs, and the
-  data holder can re-link by hashing the UIDs of their own files; nobody else can
-  invert it. Unsalted on purpose: a salt would have to be kept secret and
+  data holder can re-link by hashing the UIDs of their own files; without those
+  files it cannot be inverted. Unsalted on purpose: a salt would have to be kept secret and
   reproduced by every colleague who re-runs the study.
 * :func:`scrub_uids` -- replaces every UID-shaped token in free text (exception
   messages of GDCM or highdicom, log lines) by its pseudonym. A UID-shaped token
