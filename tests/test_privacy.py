@@ -10,7 +10,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from radsurv.errors import CaseError
-from radsurv.privacy import ScrubbingFormatter, find_pseudonym, main, scrub_uids, uid_pseudonym
+from radsurv.privacy import ScrubbingFormatter, find_pseudonym, header_uids, main, scrub_uids, uid_pseudonym
 from radsurv.qc import qc_row, read_status, write_status
 from test_dicomio import make_ct
 
@@ -88,8 +88,24 @@ def test_find_pseudonym_leads_back_to_the_files(tmp_path: Path, capsys: pytest.C
     assert find_pseudonym(root, uid_pseudonym(str(ct["series_uid"]))) == rel
     assert find_pseudonym(root, uid_pseudonym(str(ct["study_uid"]))) == rel
     sop0 = pydicom.dcmread(files[0], stop_before_pixels=True).SOPInstanceUID
+    assert header_uids(files[0]) == {str(ct["study_uid"]), str(ct["series_uid"]), sop0, str(ct["frame_uid"])}
+    assert header_uids(named) == set()  # not DICOM
     assert find_pseudonym(root, uid_pseudonym(sop0)) == sorted([files[0].relative_to(root).as_posix(),
                                                                 named.relative_to(root).as_posix()])
     assert main([str(root), uid_pseudonym(str(ct["series_uid"]))]) == 0
     assert capsys.readouterr().out.split() == rel
     assert main([str(root), "uid-0000000000000000"]) == 1
+
+
+def test_unexpected_library_error_reaches_the_scan_record_as_a_pseudonym() -> None:
+    """stages._guard turns any exception into a case's reason; features/robustness JSON write it as is."""
+    from radsurv.stages import _guard
+
+    uid = generate_uid()
+
+    def boom() -> dict[str, object]:
+        raise RuntimeError(f"source image {uid} not found")
+
+    ok, reason, info = _guard("extraction", "P1_S1", boom)
+    assert not ok and info == {"stage": "extraction"}
+    assert reason == f"unexpected error during extraction: RuntimeError: source image {uid_pseudonym(uid)} not found"

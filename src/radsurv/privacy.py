@@ -67,27 +67,30 @@ class ScrubbingFormatter(logging.Formatter):
 HEADER_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 
 
+def header_uids(path: str | Path) -> set[str]:
+    """The non-empty :data:`HEADER_UIDS` of one file; empty when pydicom cannot read it."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():  # force=True on a non-DICOM file warns
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=list(HEADER_UIDS))
+    except Exception:  # noqa: BLE001 -- not DICOM: no UIDs
+        return set()
+    return {str(ds.get(k, "")) for k in HEADER_UIDS} - {""}
+
+
 def find_pseudonym(dicom_dir: str | Path, pseudonym: str) -> list[str]:
     """Relative paths of the files under ``dicom_dir`` that ``pseudonym`` can stand for.
 
     A file matches when one of its :data:`HEADER_UIDS` or a UID-shaped part of its
     relative path has that pseudonym. Files pydicom cannot read are matched by path only.
     """
-    import pydicom
-
     root = Path(dicom_dir)
     hits: list[str] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        candidates = set(_UID.findall(rel))
-        try:
-            with warnings.catch_warnings():  # force=True on a non-DICOM file warns; the path decides then
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=list(HEADER_UIDS))
-            candidates.update(str(ds.get(k, "")) for k in HEADER_UIDS)
-        except Exception:  # noqa: BLE001 -- not DICOM: the path alone decides
-            pass
-        if any(uid_pseudonym(u) == pseudonym for u in candidates if u):
+        if any(uid_pseudonym(u) == pseudonym for u in set(_UID.findall(rel)) | header_uids(path)):
             hits.append(rel)
     return hits
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radsurv.errors import CaseError
+from radsurv.privacy import scrub_uids
 from radsurv.qc import merge_qc, qc_row, read_status, write_qc, write_status
 
 if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
@@ -34,7 +35,8 @@ def _guard(stage: str, scan_id: str, fn: Callable[[], dict[str, Any]]) -> tuple[
         return False, err.reason, {"stage": err.stage}
     except Exception as err:  # noqa: BLE001 - one bad case must not stop the cohort
         log.error("%s: unexpected error at %s\n%s", scan_id, stage, traceback.format_exc())
-        return False, f"unexpected error during {stage}: {type(err).__name__}: {err}", {"stage": stage}
+        # the library's message may quote DICOM UIDs (a CaseError's reason already has pseudonyms)
+        return False, scrub_uids(f"unexpected error during {stage}: {type(err).__name__}: {err}"), {"stage": stage}
 
 
 # --------------------------------------------------------------------------- demo
