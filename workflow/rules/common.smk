@@ -25,6 +25,7 @@ if workflow.is_main_process:
         raise WorkflowError(format_problems(PROBLEMS))
 
 from radsurv.imagesheet import cohort_source, validate_sheet
+from radsurv.stages import model_inputs as _model_inputs
 
 try:
     COHORT_SOURCE, COHORT_INPUT = cohort_source(config["cohort"])
@@ -52,6 +53,12 @@ def clinical_table(wildcards=None):
     if why:
         raise WorkflowError(why)
     return config["cohort"]["clinical_table"]
+
+
+def model_inputs(wildcards):
+    """Input files of rule model (radsurv.stages.model_inputs), once the clinical table is known."""
+    clinical_table()
+    return _model_inputs(config)
 
 
 def scan_feature_files(wildcards):

@@ -8,14 +8,6 @@ MODEL_FILES = [
 ]
 FROM_TABLE = bool(config["modelling"].get("features_table"))
 
-from radsurv.stages import model_inputs as _model_inputs
-
-
-def model_inputs(wildcards):
-    clinical_table()  # stops with a clear message when the config has no clinical table
-    return _model_inputs(config)
-
-
 rule model:
     input:
         unpack(model_inputs),
