@@ -193,3 +193,24 @@ def test_features_target_needs_no_clinical_table(tmp_path):
     assert res.returncode != 0
     assert "The models and the report need the outcome: set cohort.clinical_table and cohort.columns" in \
         res.stdout + res.stderr
+
+
+def test_a_config_mistake_stops_the_run_before_the_first_job(tmp_path):
+    """A stage the levels do not list, and a horizon beyond follow-up (months taken for days):
+    both named in one message by `snakemake`, before any job has run."""
+    study = repository_copy(tmp_path / "radsurv")
+    dicom, clinical = own_cohort(tmp_path / "cohort", n_patients=4, n_retest=0)
+    cfg = user_copy_of_example(dicom, clinical)
+    cfg["modelling"]["clinical_covariates"]["Overall.Stage"]["levels"] = ["IV"]
+    cfg["modelling"]["horizons"] = [36500]
+    (study / "my_cohort.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = subprocess.run([str(study / ".venv" / "bin" / "snakemake"), "--configfile", "my_cohort.yaml"],
+                         cwd=study, capture_output=True, text=True, timeout=600)
+    text = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "The configuration has 2 problem(s):" in text
+    assert "- modelling.clinical_covariates.Overall.Stage: clinical covariate 'Overall.Stage': value(s) [" in text
+    assert "are not one of the levels ['IV']" in text
+    assert "- modelling.horizons: 36500 days is beyond the longest follow-up in the clinical table" in text
+    assert not (study / "results").exists()  # no job ran
+    assert str(tmp_path) not in text  # the message does not repeat input paths

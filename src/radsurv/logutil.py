@@ -61,6 +61,31 @@ class _OneLineFormatter(logging.Formatter):
         return f"{record.levelname} {record.name}: {lines[0] if lines else ''} (log: {self.log_name})"
 
 
+class _NoOwnStreamLogger(logging.Logger):
+    """pyradiomics adds its own stderr handler when imported; its records already reach the
+    log file through the root logger, so that handler would only write them a second time."""
+
+    def addHandler(self, hdlr: logging.Handler) -> None:  # noqa: N802 - logging's name
+        if type(hdlr) is logging.StreamHandler:
+            return
+        super().addHandler(hdlr)
+
+
+def _no_duplicate_library_handlers() -> None:
+    name = "radiomics"
+    existing = logging.root.manager.loggerDict.get(name)
+    if isinstance(existing, logging.Logger):  # already imported: drop its stderr handler
+        for h in list(existing.handlers):
+            if type(h) is logging.StreamHandler:
+                existing.removeHandler(h)
+        return
+    logging.setLoggerClass(_NoOwnStreamLogger)
+    try:
+        logging.getLogger(name)
+    finally:
+        logging.setLoggerClass(logging.Logger)
+
+
 class ScrubbingStream(io.TextIOBase):
     """A text stream that writes whole lines, UIDs pseudonymised, to ``raw``."""
 
@@ -191,5 +216,6 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
     term_handler.setFormatter(_OneLineFormatter(log_name))
     root.addHandler(term_handler)
     logging.captureWarnings(True)
+    _no_duplicate_library_handlers()
     _install_excepthook(log_name, terminal)
     return logging.getLogger("radsurv")
