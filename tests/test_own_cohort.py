@@ -213,4 +213,4 @@ def test_a_config_mistake_stops_the_run_before_the_first_job(tmp_path):
     assert "are not one of the levels ['IV']" in text
     assert "- modelling.horizons: 36500 days is beyond the longest follow-up in the clinical table" in text
     assert not (study / "results").exists()  # no job ran
-    assert str(tmp_path) not in text  # the message does not repeat input paths
+    assert str(tmp_path / "cohort") not in text  # the message does not repeat input paths
