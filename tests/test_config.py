@@ -120,6 +120,18 @@ def test_preflight_checks_the_endpoint_columns(tmp_path):
         "horizons within follow-up (is cohort.time_unit 'days' right?)"]
 
 
+def test_preflight_says_when_a_table_cannot_be_read(tmp_path):
+    cfg = _user_config(tmp_path)
+    (tmp_path / "clinical.csv").write_bytes(b"")
+    assert preflight(cfg, tmp_path) == [
+        "cohort.clinical_table: the clinical table could not be read as a CSV/TSV table (EmptyDataError: No "
+        "columns to parse from file)"]
+    (tmp_path / "clinical.csv").write_bytes("PatientID;Survival.time\nP1;4\xe9\n".encode("latin-1"))
+    found = preflight(cfg, tmp_path)
+    assert len(found) == 1 and found[0].startswith("cohort.clinical_table: the clinical table could not be read "
+                                                   "as a CSV/TSV table (UnicodeDecodeError")
+
+
 def test_preflight_checks_files_without_repeating_their_paths(tmp_path):
     cfg = _user_config(tmp_path)
     cfg["cohort"]["dicom_dir"] = "/data/Smith^John"

@@ -144,7 +144,10 @@ def _first_lines(err: BaseException) -> str:
 
 
 def _table_problem(key: str, what: str, err: BaseException) -> str:
-    if isinstance(err, ValueError) and not isinstance(err, UnicodeDecodeError):
+    import pandas as pd
+
+    unreadable = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+    if isinstance(err, ValueError) and not isinstance(err, unreadable):  # radsurv's own message
         return f"{key}: {_first_lines(err)}"
     return f"{key}: the {what} could not be read as a CSV/TSV table ({type(err).__name__}: {_first_lines(err)})"
 
