@@ -46,3 +46,135 @@ def test_messages_name_the_key_and_the_fix():
     assert "cohort -> columns: the setting 'event' is missing (the column with the event indicator" in text
     assert "'binwidth' was unexpected" in text and "config/README.md" in text
     assert explain(cfg, SCHEMA) == "The configuration is valid."
+
+
+# ------------------------------------------------------------------ checks before the first job
+from radsurv.config import needs_outcome, preflight  # noqa: E402
+
+
+def _user_config(tmp_path, **modelling):
+    """A user's config (as config/example_cohort.yaml) with a small clinical table of its own."""
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "clinical.csv").write_text(
+        "PatientID,Survival.time,deadstatus.event,age,Overall.Stage,Histology,centre\n"
+        "P1,400,1,61,I,adeno,A\nP2,800,0,70,IIIa,Squamous,A\nP3,120,1,55,IIIB,adeno,B\n"
+        "P4,1000,0,66,ii,nos,B\nP5,30,1,72,,large cell,A\n")
+    cfg = yaml.safe_load((REPO / "config" / "example_cohort.yaml").read_text())
+    cfg["cohort"]["dicom_dir"] = "dicom"
+    cfg["cohort"]["clinical_table"] = "clinical.csv"
+    cfg["cohort"]["columns"]["covariates"] = ["age", "Overall.Stage", "Histology", "centre"]
+    cfg["modelling"]["clinical_covariates"] = {
+        "age": {"type": "numeric"}, "Overall.Stage": {"type": "ordinal", "levels": ["I", "II", "IIIa", "IIIb"]},
+        "Histology": {"type": "categorical", "missing_values": ["nos"]}}
+    cfg["modelling"]["horizons"] = [365]
+    cfg["modelling"].update(modelling)
+    return cfg
+
+
+def test_preflight_accepts_a_correct_user_config_and_the_demo(tmp_path):
+    assert preflight(_user_config(tmp_path), tmp_path) == []
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())  # tables made by the workflow
+    assert preflight(demo, tmp_path, produced=["results/demo/dicom", "results/demo/clinical.csv"]) == []
+
+
+def test_preflight_names_every_config_mistake_in_plain_words(tmp_path):
+    cfg = _user_config(tmp_path, horizons=[365, 3650], published_signatures=["signatures/aerts.yaml"],
+                       design="split", split_by="centre", validation_values=["C"])
+    cfg["cohort"]["columns"]["covariates"] = ["age", "Overall.Stage", "Histology", "centre", "T.stage"]
+    cfg["modelling"]["clinical_covariates"]["Overall.Stage"]["levels"] = ["I", "II", "III"]
+    cfg["modelling"]["clinical_covariates"]["grade"] = {"type": "numeric"}
+    cfg["cohort"]["roi_pattern"] = "^GTV("
+    found = preflight(cfg, tmp_path)
+    text = "\n".join(found)
+    # a column that is not in the table: the table's columns are listed
+    assert "has no column(s) ['T.stage']; its columns are ['PatientID', 'Survival.time'" in text
+    assert len(found) == 3 and found[0].startswith("cohort.roi_pattern: '^GTV(' is not a valid regular expression")
+
+    cfg["cohort"]["columns"]["covariates"].remove("T.stage")
+    cfg["cohort"]["roi_pattern"] = "^GTV"
+    found = preflight(cfg, tmp_path)
+    text = "\n".join(found)
+    assert "modelling.clinical_covariates.Overall.Stage: clinical covariate 'Overall.Stage': value(s) ['IIIB', " \
+           "'IIIa'] are not one of the levels ['I', 'II', 'III']" in text
+    assert "modelling.clinical_covariates: 'grade' is not listed in cohort.columns.covariates" in text
+    assert "modelling.horizons: 3650 days is beyond the longest follow-up in the clinical table (1000 days)" in text
+    assert "modelling.validation_values: ['C'] never occur in column 'centre' (its values: ['A', 'B'])" in text
+    assert "modelling.published_signatures: no signature file 'aerts.yaml'" in text
+    assert len(found) == 6 and "leaves the development or the validation cohort without patients" in text
+
+
+def test_preflight_checks_the_endpoint_columns(tmp_path):
+    cfg = _user_config(tmp_path)
+    cfg["cohort"]["columns"]["time"] = "Histology"  # text, not a time
+    found = preflight(cfg, tmp_path)
+    assert found and found[0].startswith("cohort.columns: none of the 5 rows of the clinical table has a usable "
+                                         "survival time ('Histology')")
+    cfg = _user_config(tmp_path / "x") if (tmp_path / "x").mkdir() is None else None
+    (tmp_path / "x" / "clinical.csv").write_text("PatientID,Survival.time,deadstatus.event\nP1,10,0\nP2,20,0\n")
+    cfg["cohort"]["columns"]["covariates"] = []
+    cfg["modelling"]["clinical_covariates"] = {}
+    assert preflight(cfg, tmp_path / "x") == [
+        "cohort.columns.event: column 'deadstatus.event' has no event (death or progression) among its 2 usable "
+        "rows; a survival model needs events (1 = event, 0 = censored)",
+        "modelling.horizons: 365 days is beyond the longest follow-up in the clinical table (20 days); choose "
+        "horizons within follow-up (is cohort.time_unit 'days' right?)"]
+
+
+def test_preflight_says_when_a_table_cannot_be_read(tmp_path):
+    cfg = _user_config(tmp_path)
+    (tmp_path / "clinical.csv").write_bytes(b"")
+    assert preflight(cfg, tmp_path) == [
+        "cohort.clinical_table: the clinical table could not be read as a CSV/TSV table (EmptyDataError: No "
+        "columns to parse from file)"]
+    (tmp_path / "clinical.csv").write_bytes("PatientID;Survival.time\nP1;4\xe9\n".encode("latin-1"))
+    found = preflight(cfg, tmp_path)
+    assert len(found) == 1 and found[0].startswith("cohort.clinical_table: the clinical table could not be read "
+                                                   "as a CSV/TSV table (UnicodeDecodeError")
+
+
+def test_preflight_checks_files_without_repeating_their_paths(tmp_path):
+    cfg = _user_config(tmp_path)
+    cfg["cohort"]["dicom_dir"] = "/data/Smith^John"
+    cfg["cohort"]["clinical_table"] = "/data/Smith^John/outcome.csv"
+    found = preflight(cfg, tmp_path)
+    assert [f.split(":")[0] for f in found] == ["cohort.dicom_dir", "cohort.clinical_table"]
+    assert not any("Smith" in f for f in found)
+    cfg = _user_config(tmp_path / "t") if (tmp_path / "t").mkdir() is None else None
+    (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nP1,10\n")
+    cfg["modelling"]["features_table"] = "features.csv"
+    assert preflight(cfg, tmp_path / "t") == [
+        "modelling.features_table: the feature table features.csv has no id column 'patient_id' "
+        "(set modelling.features_id_column)"]
+    cfg["modelling"]["features_id_column"] = "id"
+    (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nX1,10\n")
+    found = preflight(cfg, tmp_path / "t")
+    assert len(found) == 1 and "none of its patient ids (column 'id', e.g. ['X1']) is in the clinical table" in found[0]
+
+
+def test_preflight_checks_that_the_volume_baseline_can_be_built(tmp_path):
+    cfg = _user_config(tmp_path)
+    cfg["extraction"]["feature_classes"] = ["firstorder", "glcm"]
+    assert preflight(cfg, tmp_path) == [
+        "modelling.volume_feature: 'original_shape_MeshVolume' is a shape feature but extraction.feature_classes "
+        "['firstorder', 'glcm'] has no 'shape': the volume-only baseline could not be built"]
+    cfg["extraction"]["feature_classes"].append("shape")
+    cfg["modelling"]["volume_feature"] = "original_shape_Volume"
+    assert preflight(cfg, tmp_path) == [
+        "modelling.volume_feature: pyradiomics computes no feature 'original_shape_Volume'; volume features are "
+        "original_shape_MeshVolume and original_shape_VoxelVolume"]
+
+
+def test_any_non_negative_seed_is_accepted():
+    schema = load_schema(SCHEMA)
+    cfg = yaml.safe_load((REPO / "config" / "example_cohort.yaml").read_text())
+    for seed in (0, 20241105, 2**40):
+        assert problems({**cfg, "seed": seed}, schema) == []
+    assert problems({**cfg, "seed": -1}, schema) == ["seed: -1 is less than the minimum of 0 (the random seed from "
+                                                     "which every random step (split, bootstrap, demo data) derives)"]
+
+
+def test_features_only_needs_no_clinical_table_and_no_modelling_block():
+    ibsi = {"seed": 1, "site": "ibsi_c", "cohort": {"dicom_dir": "phantom", "roi_pattern": "GTV"}}
+    assert problems(ibsi, load_schema(SCHEMA)) == []
+    assert "To compute features only, run: snakemake features" in needs_outcome(ibsi)
+    assert needs_outcome(yaml.safe_load((REPO / "config" / "config.yaml").read_text())) is None

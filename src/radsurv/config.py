@@ -8,7 +8,8 @@ what is wrong, and what the key means (the schema's description).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,12 @@ def problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
 def explain(config: Mapping[str, Any], schema_path: str | Path) -> str:
     """A readable, multi-line account of what is wrong with ``config``."""
     found = problems(config, load_schema(schema_path))
-    if not found:
-        return "The configuration is valid."
-    lines = [f"The configuration has {len(found)} problem(s):"] + [f"  - {p}" for p in found]
-    return "\n".join(lines)
+    return format_problems(found) if found else "The configuration is valid."
+
+
+def format_problems(found: list[str]) -> str:
+    """One line per problem under a count, as the workflow prints it when it stops."""
+    return "\n".join([f"The configuration has {len(found)} problem(s):"] + [f"  - {p}" for p in found])
 
 
 # ------------------------------------------------------------------ site presets
@@ -126,3 +129,255 @@ def apply_site(config: dict[str, Any], sites_dir: str | Path | None = None) -> d
                              "keep only preprocessing.resegment_range")
         del ext["resegment_range"]
     return config
+
+
+# ------------------------------------------------------------------ checks before the first job
+def _exists(path: str | Path, base_dir: Path) -> Path | None:
+    p = Path(path)
+    p = p if p.is_absolute() else base_dir / p
+    return p if p.exists() else None
+
+
+def _first_lines(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0] if len(text) > 400 else text
+
+
+def _table_problem(key: str, what: str, err: BaseException) -> str:
+    import pandas as pd
+
+    unreadable = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+    if isinstance(err, ValueError) and not isinstance(err, unreadable):  # radsurv's own message
+        return f"{key}: {_first_lines(err)}"
+    return f"{key}: the {what} could not be read as a CSV/TSV table ({type(err).__name__}: {_first_lines(err)})"
+
+
+def _check_clinical(config: Mapping[str, Any], path: Path, problems_: list[str]) -> Any:
+    """Read the clinical table as the ``clinical`` rule will; problems with its endpoint
+    and covariates are appended. Returns the usable table, or None."""
+    from radsurv.clinical import CovariateSpec, load_clinical
+
+    cohort = config["cohort"]
+    columns = cohort["columns"]
+    try:
+        table, qc = load_clinical(path, columns)
+    except Exception as err:  # noqa: BLE001 -- any reading failure is reported, with its kind
+        problems_.append(_table_problem("cohort.clinical_table", "clinical table", err))
+        return None
+    unit = cohort.get("time_unit", "months")
+    n_rows = len(table) + sum(1 for q in qc if q.get("status") == "excluded")
+    if table.empty:
+        reasons = "; ".join(q["reason"] for q in qc[:3])
+        problems_.append(
+            f"cohort.columns: none of the {n_rows} rows of the clinical table has a usable survival time "
+            f"('{columns['time']}') and event ('{columns['event']}'); check that these are the right columns"
+            + (f" (first rows left out: {reasons})" if reasons else ""))
+        return None
+    if int(table["event"].sum()) == 0:
+        problems_.append(
+            f"cohort.columns.event: column '{columns['event']}' has no event (death or progression) among its "
+            f"{len(table)} usable rows; a survival model needs events (1 = event, 0 = censored)")
+    t_max = float(table["time"].max())
+    m = config.get("modelling") or {}
+    for h in list(m.get("horizons") or []):
+        if float(h) >= t_max:
+            problems_.append(
+                f"modelling.horizons: {h:g} {unit} is beyond the longest follow-up in the clinical table "
+                f"({t_max:g} {unit}); choose horizons within follow-up (is cohort.time_unit '{unit}' right?)")
+    if m.get("tau") is not None and float(m["tau"]) > t_max:
+        problems_.append(f"modelling.tau: {m['tau']:g} {unit} is beyond the longest follow-up in the clinical "
+                         f"table ({t_max:g} {unit})")
+    listed = set(columns.get("covariates") or [])
+    for name, spec_cfg in (m.get("clinical_covariates") or {}).items():
+        if name not in listed:
+            problems_.append(f"modelling.clinical_covariates: '{name}' is not listed in cohort.columns.covariates "
+                             f"(listed: {sorted(listed)}); add it there so that it is read from the clinical table")
+            continue
+        try:
+            CovariateSpec.from_config(name, spec_cfg).parse(table[name].tolist())
+        except ValueError as err:
+            problems_.append(f"modelling.clinical_covariates.{name}: {err}")
+    _check_split(m, table, listed, problems_)
+    return table
+
+
+def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: list[str]) -> None:
+    """``split`` design by a clinical column: the column, its values or dates, both cohorts non-empty."""
+    import pandas as pd
+
+    col = m.get("split_by")
+    if m.get("design", "cv") != "split" or not col:
+        return
+    if col not in listed:
+        problems_.append(f"modelling.split_by: column '{col}' is not listed in cohort.columns.covariates "
+                         f"(listed: {sorted(listed)})")
+        return
+    values = table[col].astype(str).str.strip()
+    if m.get("split_date"):
+        try:
+            cut = pd.Timestamp(str(m["split_date"]))
+        except ValueError:
+            problems_.append(f"modelling.split_date: '{m['split_date']}' is not a date (write YYYY-MM-DD)")
+            return
+        dates = pd.to_datetime(values, errors="coerce")
+        bad = sorted(set(values[dates.isna()]))
+        if bad:
+            problems_.append(f"modelling.split_by: column '{col}' has value(s) that are not dates: {bad[:5]}")
+            return
+        val = dates >= cut
+        how = f"'{col}' on or after {m['split_date']}"
+    else:
+        wanted = [str(v).strip() for v in m.get("validation_values") or []]
+        absent = [v for v in wanted if v not in set(values)]
+        if absent:
+            problems_.append(f"modelling.validation_values: {absent} never occur in column '{col}' "
+                             f"(its values: {sorted(set(values))[:10]})")
+        val = values.isin(wanted)
+        how = f"'{col}' in {wanted}"
+    if bool(val.all()) or not bool(val.any()):
+        problems_.append(f"modelling.split_by: the split ({how}) leaves the development or the validation "
+                         "cohort without patients")
+
+
+def _check_feature_table(key: str, path: Path, id_column: str, problems_: list[str]) -> Any:
+    from radsurv.stages import read_feature_table
+
+    try:
+        return read_feature_table(path, id_column)
+    except Exception as err:  # noqa: BLE001
+        problems_.append(_table_problem(key, "feature table", err))
+        return None
+
+
+def _shape_feature_names() -> set[str] | None:
+    try:
+        from radiomics.shape import RadiomicsShape
+    except Exception:  # noqa: BLE001 -- pyradiomics absent here: nothing to check against
+        return None
+    return {f"original_shape_{n}" for n in RadiomicsShape.getFeatureNames()}
+
+
+def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
+              produced: Collection[str] = ()) -> list[str]:
+    """Everything a (schema-valid) config and its tables can get wrong, checked before any job runs.
+
+    ``base_dir`` is the folder relative paths are read from (where snakemake runs);
+    ``produced`` are files and folders the workflow writes itself (the demo cohort), whose
+    contents cannot be checked yet. Returns one sentence per problem, naming the config key
+    (empty if nothing is wrong). Checked: the DICOM folder; the clinical table (readable,
+    its id/time/event/covariate columns, usable rows and events, every configured
+    covariate's values against its levels and missing codes, the split column and its
+    values or dates, horizons within follow-up); the modelling block as the model step
+    reads it; regular expressions; a features table, external cohorts' tables and published
+    signatures; whether the volume baseline's feature will be extracted. Input paths are
+    not repeated in the messages (folder names can be patient names): the key says which.
+    """
+    from radsurv.validation import StudyConfig
+
+    base = Path(base_dir)
+    produced_set = {str(Path(p)) for p in produced}
+    out: list[str] = []
+    cohort = config.get("cohort") or {}
+    m = config.get("modelling") or {}
+
+    def is_produced(p: str) -> bool:
+        return str(Path(p)) in produced_set
+
+    dicom = cohort.get("dicom_dir")
+    if dicom and not is_produced(dicom) and not m.get("features_table"):
+        found = _exists(dicom, base)
+        if found is None or not found.is_dir():
+            out.append("cohort.dicom_dir: the folder given there does not exist (a relative path is read from "
+                       "the folder you run snakemake in)")
+    for key, pattern in (("cohort.roi_pattern", cohort.get("roi_pattern")),
+                         ("modelling.feature_pattern", m.get("feature_pattern"))):
+        if pattern:
+            try:
+                re.compile(str(pattern))
+            except re.error as err:
+                out.append(f"{key}: {pattern!r} is not a valid regular expression ({err})")
+    try:
+        StudyConfig.from_dict(dict(m), seed=int(config.get("seed", 0)))
+    except (ValueError, TypeError) as err:
+        out.append(f"modelling: {err}")
+
+    table = None
+    clinical = cohort.get("clinical_table")
+    if clinical and not cohort.get("columns"):
+        out.append("cohort.columns: needed with cohort.clinical_table (which columns hold the patient id, "
+                   "the survival time and the event)")
+    elif clinical and not is_produced(clinical):
+        found = _exists(clinical, base)
+        if found is None or not found.is_file():
+            out.append("cohort.clinical_table: the file given there does not exist (a relative path is read from "
+                       "the folder you run snakemake in)")
+        else:
+            table = _check_clinical(config, found, out)
+
+    id_col = str(m.get("features_id_column", "patient_id"))
+    if m.get("features_table"):
+        found = _exists(m["features_table"], base)
+        if found is None:
+            out.append("modelling.features_table: the file given there does not exist")
+        else:
+            feats = _check_feature_table("modelling.features_table", found, id_col, out)
+            if feats is not None and table is not None:
+                shared = set(map(str, feats.index)) & set(table["patient_id"].astype(str))
+                if not shared:
+                    out.append(f"modelling.features_table: none of its patient ids (column '{id_col}', e.g. "
+                               f"{sorted(map(str, feats.index))[:3]}) is in the clinical table (e.g. "
+                               f"{sorted(table['patient_id'].astype(str))[:3]}); the ids must be written the same way")
+    else:
+        ext = config.get("extraction") or {}
+        vol = str(m.get("volume_feature", "original_shape_MeshVolume"))
+        classes = ext.get("feature_classes")
+        if classes is not None and "shape" not in classes and vol.startswith("original_shape_"):
+            out.append(f"modelling.volume_feature: '{vol}' is a shape feature but extraction.feature_classes "
+                       f"{list(classes)} has no 'shape': the volume-only baseline could not be built")
+        names = _shape_feature_names()
+        if names is not None and vol.startswith("original_shape_") and vol not in names:
+            out.append(f"modelling.volume_feature: pyradiomics computes no feature '{vol}'; volume features "
+                       "are original_shape_MeshVolume and original_shape_VoxelVolume")
+
+    for i, ext_cohort in enumerate(m.get("external_cohorts") or []):
+        name = ext_cohort.get("name", i)
+        key = f"modelling.external_cohorts[{name}]"
+        f_path = _exists(ext_cohort["features_table"], base)
+        c_path = _exists(ext_cohort["clinical_table"], base)
+        if f_path is None:
+            out.append(f"{key}.features_table: the file given there does not exist")
+        else:
+            _check_feature_table(f"{key}.features_table", f_path, id_col, out)
+        if c_path is None:
+            out.append(f"{key}.clinical_table: the file given there does not exist")
+        elif cohort.get("columns"):
+            from radsurv.clinical import load_clinical
+            try:
+                load_clinical(c_path, cohort["columns"])
+            except Exception as err:  # noqa: BLE001
+                out.append(_table_problem(f"{key}.clinical_table", "clinical table", err))
+
+    for path in m.get("published_signatures") or []:
+        from radsurv.signature import load_signature
+
+        found = _exists(path, base)
+        if found is None:
+            out.append(f"modelling.published_signatures: no signature file {Path(path).name!r}")
+            continue
+        try:
+            load_signature(found)
+        except Exception as err:  # noqa: BLE001
+            out.append(f"modelling.published_signatures: {_first_lines(err)}")
+    return out
+
+
+def needs_outcome(config: Mapping[str, Any]) -> str | None:
+    """Why the full analysis (target ``all``: models and report) cannot run with this config,
+    or None. ``snakemake features`` needs neither a clinical table nor a modelling block."""
+    cohort = config.get("cohort") or {}
+    missing = [k for k in ("clinical_table", "columns") if not cohort.get(k)]
+    if not missing:
+        return None
+    return ("The models and the report need the outcome: set " + " and ".join(f"cohort.{k}" for k in missing)
+            + " (the clinical table with one row per patient, and its id, time and event columns). "
+            "To compute features only, run: snakemake features")

@@ -1,34 +1,221 @@
-"""Logging set-up shared by the rule adapters in ``scripts/``."""
+"""Logging set-up shared by the rule adapters in ``scripts/``.
+
+Each job of the workflow writes everything it has to say into its own log file
+(``results/logs/...``): radsurv's log records, pyradiomics' and other libraries'
+messages, Python warnings, anything written to stdout/stderr (C++ libraries included)
+and, if the job fails, the full traceback. The terminal, which Snakemake uses for
+its progress, gets at most one line per problem: radsurv's WARNING and ERROR records
+(first line only) and, for a failing job, the error with the name of the log file.
+DICOM UIDs are written as pseudonyms everywhere (:mod:`radsurv.privacy`).
+
+A job also dies with the Snakemake process that started it (Linux), so that a killed
+Snakemake leaves no job behind that writes its outputs without being recorded; the
+rerun (``--rerun-incomplete``) then redoes it (README, "Running on SLURM").
+"""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
+from types import TracebackType
+from typing import TextIO
 
-from radsurv.privacy import ScrubbingFormatter
+from radsurv.privacy import ScrubbingFormatter, scrub_uids
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Libraries whose INFO records are not worth a log line (pyradiomics: one per feature class and image).
+QUIET_LOGGERS = ("radiomics", "matplotlib", "pykwalify", "PIL", "numexpr")
+
+
+class _QuietLibraries(logging.Filter):
+    """Drop INFO/DEBUG records of :data:`QUIET_LOGGERS` (their warnings pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(record.name == n or record.name.startswith(n + ".") for n in QUIET_LOGGERS)
+
+
+class _OnlyRadsurv(logging.Filter):
+    """radsurv's own records, except those meant for the log file only (``extra={"terminal": False}``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "terminal", True):
+            return False
+        return record.name == "radsurv" or record.name.startswith("radsurv.")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``WARNING radsurv.x: first line of the message (log: <file>)``: no traceback, UIDs scrubbed."""
+
+    def __init__(self, log_name: str) -> None:
+        super().__init__()
+        self.log_name = log_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = scrub_uids(record.getMessage()).strip().splitlines()
+        return f"{record.levelname} {record.name}: {lines[0] if lines else ''} (log: {self.log_name})"
+
+
+class _NoOwnStreamLogger(logging.Logger):
+    """pyradiomics adds its own stderr handler when imported; its records already reach the
+    log file through the root logger, so that handler would only write them a second time."""
+
+    def addHandler(self, hdlr: logging.Handler) -> None:  # noqa: N802 - logging's name
+        if type(hdlr) is logging.StreamHandler:
+            return
+        super().addHandler(hdlr)
+
+
+def _no_duplicate_library_handlers() -> None:
+    name = "radiomics"
+    existing = logging.root.manager.loggerDict.get(name)
+    if isinstance(existing, logging.Logger):  # already imported: drop its stderr handler
+        for h in list(existing.handlers):
+            if type(h) is logging.StreamHandler:
+                existing.removeHandler(h)
+        return
+    logging.setLoggerClass(_NoOwnStreamLogger)
+    try:
+        logging.getLogger(name)
+    finally:
+        logging.setLoggerClass(logging.Logger)
+
+
+class ScrubbingStream(io.TextIOBase):
+    """A text stream that writes whole lines, UIDs pseudonymised, to ``raw``."""
+
+    def __init__(self, raw: TextIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self._buf = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        if "\n" in self._buf:
+            done, self._buf = self._buf.rsplit("\n", 1)
+            self.raw.write(scrub_uids(done) + "\n")
+            self.raw.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buf:
+            self.raw.write(scrub_uids(self._buf))
+            self._buf = ""
+        self.raw.flush()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent (Snakemake) dies.
+
+    Snakemake starts each job's Python directly (``python script.py``), so the parent is
+    Snakemake itself; if Snakemake is killed (``kill -9``, out-of-memory killer, a closed
+    session), its jobs stop instead of finishing their outputs unrecorded. Returns False
+    where this is not available (not Linux). If the parent died during the call, the job
+    stops at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died during the call
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def _install_excepthook(log_name: str, terminal: TextIO | None) -> None:
+    """Uncaught exceptions: full traceback (UIDs scrubbed) into the log file, one line on the terminal."""
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        logging.getLogger("radsurv").critical("the step stopped with an error: %s: %s", exc_type.__name__, exc,
+                                              exc_info=(exc_type, exc, tb), extra={"terminal": False})
+        if terminal is not None:
+            first = scrub_uids(str(exc)).strip().splitlines()
+            msg = f"{exc_type.__name__}: {first[0] if first else ''}"
+            terminal.write(f"ERROR {msg} (full traceback in {log_name})\n")
+            terminal.flush()
+        for h in logging.getLogger().handlers:
+            h.flush()
+
+    sys.excepthook = hook
 
 
 def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
-    """Send ``radsurv`` and ``radiomics`` log records to ``log_path`` (and stderr).
+    """Send every message of this job to ``log_path`` (one line per problem to the terminal).
 
-    Called once at the top of every rule script so that each job writes its own
-    log file under ``results/logs/``; DICOM UIDs in any record (tracebacks included)
-    are written as pseudonyms (:mod:`radsurv.privacy`). Returns the ``radsurv`` logger.
+    Called once at the top of every rule script, so that each job writes its own log
+    file under ``results/logs/``. With a log file: radsurv and library records go to it
+    (INFO and above; pyradiomics and other chatty libraries only WARNING and above), and
+    so do stdout/stderr (Python warnings, C++ library messages) and the traceback of an
+    uncaught exception; the terminal gets radsurv's WARNING/ERROR records and the error
+    of a failing job, one line each, naming the log file. Without a log file (interactive
+    use), records go to stderr. DICOM UIDs are written as pseudonyms (:mod:`radsurv.privacy`).
+    The job also dies with its parent (:func:`die_with_parent`). Returns the ``radsurv`` logger.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path is not None:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
-    fmt = ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    for h in handlers:
-        h.setFormatter(fmt)
-        root.addHandler(h)
     root.setLevel(level)
-    # pyradiomics is chatty at INFO (one line per feature class and filter).
-    logging.getLogger("radiomics").setLevel(logging.WARNING)
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    fmt = ScrubbingFormatter(FORMAT)
+    quiet = _QuietLibraries()
+    if log_path is None:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        handler.addFilter(quiet)
+        root.addHandler(handler)
+        return logging.getLogger("radsurv")
+
+    die_with_parent()
+    path = Path(log_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")  # a fresh log per run of the job
+    log_name = str(log_path)
+
+    # The terminal keeps a copy of the original stderr; fds 1 and 2 then go to the log file
+    # (append mode, so that the handler and raw writes interleave instead of overwriting).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    raw = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    sys.stdout = sys.stderr = ScrubbingStream(raw)
+
+    file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    file_handler.setFormatter(fmt)
+    file_handler.addFilter(quiet)
+    root.addHandler(file_handler)
+    term_handler = logging.StreamHandler(terminal)
+    term_handler.setLevel(logging.WARNING)
+    term_handler.addFilter(_OnlyRadsurv())
+    term_handler.setFormatter(_OneLineFormatter(log_name))
+    root.addHandler(term_handler)
+    logging.captureWarnings(True)
+    _no_duplicate_library_handlers()
+    _install_excepthook(log_name, terminal)
     return logging.getLogger("radsurv")

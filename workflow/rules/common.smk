@@ -3,7 +3,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from radsurv.config import apply_site, explain
+from radsurv.config import apply_site, explain, format_problems, needs_outcome, preflight
 
 SCHEMA = os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")
 
@@ -16,7 +16,16 @@ try:
 except WorkflowError as err:
     raise WorkflowError(explain(config, SCHEMA)) from err
 
+DEMO_DIR = "results/demo"
+# Everything the config and its tables can get wrong, before the first job (radsurv.config.preflight);
+# not again in the per-job processes of a cluster run.
+if workflow.is_main_process:
+    PROBLEMS = preflight(config, os.getcwd(), produced=[f"{DEMO_DIR}/dicom", f"{DEMO_DIR}/clinical.csv"])
+    if PROBLEMS:
+        raise WorkflowError(format_problems(PROBLEMS))
+
 from radsurv.imagesheet import cohort_source, validate_sheet
+from radsurv.stages import model_inputs as _model_inputs
 
 try:
     COHORT_SOURCE, COHORT_INPUT = cohort_source(config["cohort"])
@@ -25,7 +34,6 @@ try:
 except (ValueError, OSError) as err:
     raise WorkflowError(str(err)) from err
 
-DEMO_DIR = "results/demo"
 ENVS = os.path.join(workflow.basedir, "envs")
 
 
@@ -37,6 +45,20 @@ def scan_ids(wildcards=None):
     """Scan ids found by the discovery checkpoint."""
     scans = checkpoints.discover.get().output.scans
     return pd.read_csv(scans, sep="\t", dtype=str)["scan_id"].tolist()
+
+
+def clinical_table(wildcards=None):
+    """The clinical table: the models and the report need it, `snakemake features` does not."""
+    why = needs_outcome(config)
+    if why:
+        raise WorkflowError(why)
+    return config["cohort"]["clinical_table"]
+
+
+def model_inputs(wildcards):
+    """Input files of rule model (radsurv.stages.model_inputs), once the clinical table is known."""
+    clinical_table()
+    return _model_inputs(config)
 
 
 def scan_feature_files(wildcards):

@@ -53,13 +53,13 @@ else:
 
 rule clinical:
     input:
-        table=config["cohort"]["clinical_table"],
+        table=clinical_table,
         scans="results/ingest/scans.tsv",
     output:
         table="results/clinical/clinical.tsv",
         qc="results/qc/clinical.tsv",
     params:
-        columns=config["cohort"]["columns"],
+        columns=config["cohort"].get("columns", {}),
     log:
         "results/logs/clinical.log",
     threads: 1

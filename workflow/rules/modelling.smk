@@ -8,12 +8,9 @@ MODEL_FILES = [
 ]
 FROM_TABLE = bool(config["modelling"].get("features_table"))
 
-from radsurv.stages import model_inputs as _model_inputs
-
-
 rule model:
     input:
-        unpack(lambda wildcards: _model_inputs(config)),
+        unpack(model_inputs),
     output:
         predictions=f"{MODEL_DIR}/predictions.tsv",
         metrics=f"{MODEL_DIR}/metrics.json",
@@ -48,7 +45,7 @@ rule model:
     params:
         modelling=config["modelling"],
         seed=config["seed"],
-        columns=config["cohort"]["columns"],
+        columns=config["cohort"].get("columns", {}),
         from_table=FROM_TABLE,
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:

@@ -1,0 +1,99 @@
+"""Rule logging: everything a job says goes to its log file (tracebacks included), the
+terminal gets one line per problem, UIDs are pseudonymised, and a job dies with Snakemake."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from radsurv.privacy import uid_pseudonym
+
+UID = "1.2.826.0.1.3680043.8.498.12345678901234567890"
+
+ADAPTER = textwrap.dedent(f"""
+    import logging, os, sys, warnings
+    from radsurv.logutil import setup_logging
+    log = setup_logging(sys.argv[1])
+    log.info("step started")
+    logging.getLogger("radiomics.featureextractor").info("Computing glcm")   # chatty library INFO
+    logging.getLogger("radiomics.glcm").warning("GLCM is symmetrical")       # library warning
+    logging.getLogger("radsurv.stages").warning("RSD-001_S1 excluded at conversion: series {UID} has a gap")
+    print("printed by a library")
+    os.write(2, b"written by C code to fd 2\\n")
+    warnings.warn("a Python warning")
+    import radiomics  # adds its own stderr handler on import
+    logging.getLogger("radiomics.shape").warning("Feature Compactness1 is deprecated")
+    raise ValueError("cannot read series {UID}\\nsecond line of the message")
+""")
+
+
+def _run_adapter(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    script = tmp_path / "adapter.py"
+    script.write_text(ADAPTER)
+    log = tmp_path / "logs" / "rule.log"
+    res = subprocess.run([sys.executable, str(script), str(log)], capture_output=True, text=True, timeout=120)
+    return res, log.read_text()
+
+
+def test_traceback_of_a_failing_job_lands_in_its_log_file(tmp_path):
+    res, log = _run_adapter(tmp_path)
+    assert res.returncode != 0
+    assert "Traceback (most recent call last)" in log and "ValueError: cannot read series" in log
+    assert 'adapter.py", line' in log  # the frame that raised
+    assert UID not in log and uid_pseudonym(UID) in log  # scrubbed like every other log line
+    # everything else the job wrote is in the log file too
+    for text in ("step started", "GLCM is symmetrical", "printed by a library", "written by C code to fd 2",
+                 "a Python warning", "RSD-001_S1 excluded at conversion"):
+        assert text in log, text
+    assert "Computing glcm" not in log  # pyradiomics' INFO chatter is dropped
+    assert log.count("Feature Compactness1 is deprecated") == 1  # once, not again by pyradiomics' own handler
+
+
+def test_terminal_gets_one_line_per_problem(tmp_path):
+    res, _ = _run_adapter(tmp_path)
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    log_name = str(tmp_path / "logs" / "rule.log")
+    assert lines == [
+        f"WARNING radsurv.stages: RSD-001_S1 excluded at conversion: series {uid_pseudonym(UID)} has a gap "
+        f"(log: {log_name})",
+        f"ERROR ValueError: cannot read series {uid_pseudonym(UID)} (full traceback in {log_name})",
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_a_job_dies_with_the_process_that_started_it(tmp_path):
+    alive, started = tmp_path / "still_alive", tmp_path / "started"
+    child = textwrap.dedent(f"""
+        import time
+        from radsurv.logutil import die_with_parent
+        assert die_with_parent()
+        open({str(started)!r}, "w").write("asked to die with the parent")
+        time.sleep(5)
+        open({str(alive)!r}, "w").write("the job outlived its parent")
+    """)
+    # the parent stands for Snakemake: it starts the job and is then killed with SIGKILL
+    parent = textwrap.dedent(f"""
+        import subprocess, sys, time
+        p = subprocess.Popen([sys.executable, "-c", {child!r}])
+        print(p.pid, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    job_pid = int(proc.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not started.exists():  # the job has imported radsurv and asked for the signal
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(8)
+    assert not alive.exists(), "the job kept running after its parent was killed"
+    state = Path(f"/proc/{job_pid}/status")
+    assert not state.exists() or "zombie" in state.read_text() or "(dead)" in state.read_text()
