@@ -7,6 +7,7 @@ Rows that cannot be used are reported in the QC table, never silently dropped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from radsurv.qc import qc_row
+
+log = logging.getLogger(__name__)
 
 STAGE = "clinical"
 
@@ -28,6 +31,32 @@ _EVENT_VALUES = {
 def _read_table(path: Path) -> pd.DataFrame:
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+
+
+def id_key(value: Any) -> str:
+    """Matching key of a patient id: stripped, and an all-digit id without leading zeros
+    (``"002"`` = ``"2"``: spreadsheets drop leading zeros, so two tables of one cohort often
+    disagree on them)."""
+    s = str(value).strip()
+    return str(int(s)) if s.isdigit() else s
+
+
+def reconcile_ids(ids: Sequence[str], reference: Sequence[str]) -> dict[str, str]:
+    """``{id: reference id}`` for the ``ids`` absent from ``reference`` that equal exactly one
+    reference id by :func:`id_key` (e.g. ``"002"`` -> ``"2"``)."""
+    ref = set(reference)
+    by_key: dict[str, list[str]] = {}
+    for r in ref:
+        by_key.setdefault(id_key(r), []).append(r)
+    own = set(ids)
+    out = {}
+    for i in ids:
+        if i in ref:
+            continue
+        cands = by_key.get(id_key(i), [])
+        if len(cands) == 1 and cands[0] not in own:  # never merge two of our own patients
+            out[i] = cands[0]
+    return out
 
 
 def read_clinical_tables(path: str | Path | Sequence[str | Path], id_col: str) -> tuple[pd.DataFrame, str]:
@@ -58,6 +87,13 @@ def read_clinical_tables(path: str | Path | Sequence[str | Path], id_col: str) -
         both = sorted((set(merged.columns) & set(t.columns)) - {id_col})
         if both:
             raise ValueError(f"column(s) {both} are in more than one of the clinical tables {name}")
+        # join on the id key (002 = 2), keeping the first table's spelling of the id
+        renamed = reconcile_ids(t[id_col].tolist(), merged[id_col].tolist())
+        if renamed:
+            ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
+            log.info("clinical tables %s: %d id(s) of %s matched ignoring leading zeros (e.g. %s)",
+                     name, len(renamed), p.name, ex)
+            t[id_col] = t[id_col].map(lambda v: renamed.get(v, v))
         merged = merged.merge(t, on=id_col, how="outer", sort=False).fillna("")
     assert merged is not None
     return merged, name
@@ -136,6 +172,13 @@ def load_clinical(
     table = pd.DataFrame(keep, columns=["patient_id", "time", "event", *covariates])
     table["event"] = table["event"].astype(int)
     if image_ids is not None:
+        renamed = reconcile_ids(table["patient_id"].tolist(), list(image_ids))
+        if renamed:  # the images' spelling of the id is the cohort's
+            table["patient_id"] = table["patient_id"].map(lambda v: renamed.get(v, v))
+            ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
+            qc.append(qc_row("", "", STAGE, "warning",
+                             f"{len(renamed)} patient id(s) of {table_name} equal the images' ids only without "
+                             f"leading zeros (e.g. {ex}); matched"))
         have = set(table["patient_id"])
         bad = {q["patient_id"] for q in qc}
         no_outcome = sorted(set(image_ids) - have - bad)
