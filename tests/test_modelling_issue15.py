@@ -17,7 +17,7 @@ from sksurv.metrics import concordance_index_ipcw
 
 from radsurv import metrics as M
 from radsurv.clinical import ClinicalEncoder, CovariateSpec
-from radsurv.validation import StudyConfig, resolve_volume_column, run_study
+from radsurv.validation import StudyConfig, run_study
 from test_modelling import planted_cohort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +99,8 @@ def test_volume_column_found_automatically_and_said():
     assert res.metrics["volume_feature"] == "CT_original_shape_VoxelVolume"
     assert "modelling.volume_feature 'original_shape_MeshVolume' is not a column" in _messages(res)
     assert "uses 'CT_original_shape_VoxelVolume'" in _messages(res)
+    from radsurv.validation import resolve_volume_column
+
     assert resolve_volume_column(["a", "x_shape_MeshVolume", "x_shape_VoxelVolume"], VOL)[0] == "x_shape_MeshVolume"
 
 
@@ -226,7 +228,9 @@ def test_ipcw_censoring_from_training_patients_split_design():
     dev = sorted(set(c.index) - set(pred.index))
     y_dev = M.surv_array(c.loc[dev, "time"], c.loc[dev, "event"])
     y_val = M.surv_array(pred["time"], pred["event"])
-    y_val_in = M.within_followup(y_dev, y_val)
+    t_max = y_dev["time"].max()  # sksurv needs the evaluated times inside the reference's follow-up
+    late = y_val["time"] >= t_max
+    y_val_in = M.surv_array(np.minimum(y_val["time"], t_max), y_val["event"] & ~late)
     want = concordance_index_ipcw(y_dev, y_val_in, pred["risk_score"].to_numpy(), tau=30.0)[0]
     own = concordance_index_ipcw(y_val, y_val, pred["risk_score"].to_numpy(), tau=30.0)[0]
     got = res.performance.query("model == 'radiomics' and set == 'validation' and metric == 'uno_c'")["estimate"]
