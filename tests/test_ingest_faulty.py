@@ -31,7 +31,9 @@ EXPECTED = [
     ("RSD-013", "clinical", "excluded", "survival time -3.5 is negative"),
     ("RSD-014", "clinical", "excluded", "event '2'"),
     ("RSD-015", "clinical", "excluded", "has images but no row"),
-    ("RSD-099", "clinical", "warning", "has no analysable scan"),
+    # clinical rows without an analysable scan: one summary row (issue #15), not one per patient
+    ("", "clinical", "warning", "4 patient(s) in clinical.csv have no analysable scan and are not modelled "
+                                "(e.g. RSD-007, RSD-008, RSD-010, RSD-099)"),
     ("", "discovery", "warning", "non-DICOM file(s) ignored: README.txt, RSD-001/export.log, RSD-002/IMG0001"),
     ("", "discovery", "warning", "RSD-016/empty.dcm is empty"),
 ]

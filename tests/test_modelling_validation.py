@@ -331,7 +331,7 @@ def test_stage_starts_from_feature_and_clinical_tables(tmp_path):
 
 
 def test_shipped_configs_parse_as_study_config():
-    for name in ("config.yaml", "example_cohort.yaml"):
+    for name in ("config.yaml", "example_cohort.yaml", "examples/lung1_features.yaml", "examples/owkin_nsclc.yaml"):
         block = yaml.safe_load((REPO / "config" / name).read_text())["modelling"]
         StudyConfig.from_dict(block)
     with pytest.raises(ValueError, match="unknown modelling config"):

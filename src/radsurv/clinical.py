@@ -7,6 +7,7 @@ Rows that cannot be used are reported in the QC table, never silently dropped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from radsurv.qc import qc_row
+
+log = logging.getLogger(__name__)
 
 STAGE = "clinical"
 
@@ -30,29 +33,100 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
 
 
+def id_key(value: Any) -> str:
+    """Matching key of a patient id: stripped, and an all-digit id without leading zeros
+    (``"002"`` = ``"2"``: spreadsheets drop leading zeros, so two tables of one cohort often
+    disagree on them)."""
+    s = str(value).strip()
+    return str(int(s)) if s.isdigit() else s
+
+
+def reconcile_ids(ids: Sequence[str], reference: Sequence[str]) -> dict[str, str]:
+    """``{id: reference id}`` for the ``ids`` absent from ``reference`` that equal exactly one
+    reference id by :func:`id_key` (e.g. ``"002"`` -> ``"2"``)."""
+    ref = set(reference)
+    by_key: dict[str, list[str]] = {}
+    for r in ref:
+        by_key.setdefault(id_key(r), []).append(r)
+    own = set(ids)
+    out = {}
+    for i in ids:
+        if i in ref:
+            continue
+        cands = by_key.get(id_key(i), [])
+        if len(cands) == 1 and cands[0] not in own:  # never merge two of our own patients
+            out[i] = cands[0]
+    return out
+
+
+def read_clinical_tables(path: str | Path | Sequence[str | Path], id_col: str) -> tuple[pd.DataFrame, str]:
+    """The clinical table as text, and its name for messages. ``path`` may be a list of
+    tables (e.g. outcomes in one file, covariates in another): they are joined on the id
+    column ``id_col`` (a patient missing from one of them gets empty cells there).
+
+    Raises:
+        ValueError: a table without the id column, or a column in more than one table.
+    """
+    if isinstance(path, (str, Path)):
+        p = Path(path)
+        return _read_table(p), p.name
+    paths = [Path(p) for p in path]
+    if not paths:
+        raise ValueError("cohort.clinical_table is an empty list")
+    name = " + ".join(p.name for p in paths)
+    merged: pd.DataFrame | None = None
+    for p in paths:
+        t = _read_table(p)
+        if id_col not in t.columns:
+            raise ValueError(f"the clinical table {p.name} has no id column {id_col!r} (cohort.columns.id); its "
+                             f"columns are {list(t.columns)}")
+        t[id_col] = t[id_col].str.strip()
+        if merged is None:
+            merged = t
+            continue
+        both = sorted((set(merged.columns) & set(t.columns)) - {id_col})
+        if both:
+            raise ValueError(f"column(s) {both} are in more than one of the clinical tables {name}")
+        # join on the id key (002 = 2), keeping the first table's spelling of the id
+        renamed = reconcile_ids(t[id_col].tolist(), merged[id_col].tolist())
+        if renamed:
+            ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
+            log.info("clinical tables %s: %d id(s) of %s matched ignoring leading zeros (e.g. %s)",
+                     name, len(renamed), p.name, ex)
+            t[id_col] = t[id_col].map(lambda v: renamed.get(v, v))
+        merged = merged.merge(t, on=id_col, how="outer", sort=False).fillna("")
+    assert merged is not None
+    return merged, name
+
+
 def load_clinical(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     columns: Mapping[str, Any],
     image_ids: Sequence[str] | None = None,
+    image_source: str = "scans",
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Read the clinical table and return ``(table, qc_rows)``.
 
-    The returned table has columns ``patient_id``, ``time`` (float), ``event``
+    ``path``: one table, or a list of tables joined on the id column
+    (:func:`read_clinical_tables`). The returned table has columns ``patient_id``, ``time`` (float), ``event``
     (0/1) and the configured covariates unchanged (categorical values stay
     strings; imputation and encoding happen inside the training fold). Rows
     with a missing or negative time, an event that is not binary, or a
     duplicated id are excluded and reported. If ``image_ids`` is given, patients
-    with images but no outcome and outcome rows without images are reported too
-    (the latter as warnings, since they are simply not part of the image cohort).
+    with images but no outcome and outcome rows without images are reported too:
+    the latter as ONE warning row (count and a few ids), since they are simply not
+    part of the image cohort; the former one excluded row per patient when
+    ``image_source`` is ``"scans"`` (the pipeline's own scans), or one summary row
+    for a table of features (``image_source="feature table"``).
     """
-    path = Path(path)
-    raw = _read_table(path)
     id_col, time_col, event_col = columns["id"], columns["time"], columns["event"]
+    raw, table_name = read_clinical_tables(path, id_col)
+    single = isinstance(path, (str, Path))
     covariates = list(columns.get("covariates", []) or [])
     missing = [c for c in [id_col, time_col, event_col, *covariates] if c not in raw.columns]
     if missing:
         raise ValueError(
-            f"The clinical table {path.name} has no column(s) {missing}; its columns are "
+            f"The clinical table {table_name} has no column(s) {missing}; its columns are "
             f"{list(raw.columns)}. Fix cohort.columns in the config."
         )
     qc: list[dict[str, str]] = []
@@ -61,12 +135,13 @@ def load_clinical(
     dup = set(ids[ids.duplicated()])
     for pid in sorted(dup):
         qc.append(qc_row(pid, "", STAGE, "excluded",
-                         f"patient id {pid} appears more than once in {path.name}"))
+                         f"patient id {pid} appears more than once in {table_name}"))
     for i, row in raw.iterrows():
         pid = str(row[id_col]).strip()
         line = i + 2  # header is line 1
+        at = f"{table_name} line {line}" if single else f"{table_name}, patient {pid or '(no id)'}"
         if pid == "":
-            qc.append(qc_row("", "", STAGE, "excluded", f"{path.name} line {line}: empty patient id"))
+            qc.append(qc_row("", "", STAGE, "excluded", f"{at}: empty patient id"))
             continue
         if pid in dup:
             continue
@@ -77,17 +152,17 @@ def load_clinical(
             t = float("nan")
         if not np.isfinite(t):
             qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{path.name} line {line}: survival time '{t_raw}' in column "
+                             f"{at}: survival time '{t_raw}' in column "
                              f"'{time_col}' is missing or not a number"))
             continue
         if t < 0:
             qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{path.name} line {line}: survival time {t:g} is negative"))
+                             f"{at}: survival time {t:g} is negative"))
             continue
         e_raw = str(row[event_col]).strip().lower()
         if e_raw not in _EVENT_VALUES:
             qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{path.name} line {line}: event '{row[event_col]}' in column "
+                             f"{at}: event '{row[event_col]}' in column "
                              f"'{event_col}' is not 0/1 (or yes/no, dead/alive)"))
             continue
         rec: dict[str, Any] = {"patient_id": pid, "time": t, "event": _EVENT_VALUES[e_raw]}
@@ -97,15 +172,35 @@ def load_clinical(
     table = pd.DataFrame(keep, columns=["patient_id", "time", "event", *covariates])
     table["event"] = table["event"].astype(int)
     if image_ids is not None:
+        renamed = reconcile_ids(table["patient_id"].tolist(), list(image_ids))
+        if renamed:  # the images' spelling of the id is the cohort's
+            table["patient_id"] = table["patient_id"].map(lambda v: renamed.get(v, v))
+            ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
+            qc.append(qc_row("", "", STAGE, "warning",
+                             f"{len(renamed)} patient id(s) of {table_name} equal the images' ids only without "
+                             f"leading zeros (e.g. {ex}); matched"))
         have = set(table["patient_id"])
         bad = {q["patient_id"] for q in qc}
-        for pid in sorted(set(image_ids) - have - bad):
-            qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"patient {pid} has images but no row in {path.name}"))
-        for pid in sorted(have - set(image_ids)):
-            qc.append(qc_row(pid, "", STAGE, "warning",
-                             f"patient {pid} is in {path.name} but has no analysable scan"))
+        no_outcome = sorted(set(image_ids) - have - bad)
+        if image_source == "scans":  # their scans were processed: one exclusion row each
+            for pid in no_outcome:
+                qc.append(qc_row(pid, "", STAGE, "excluded",
+                                 f"patient {pid} has images but no row in {table_name}"))
+        elif no_outcome:
+            qc.append(qc_row("", "", STAGE, "excluded",
+                             f"{len(no_outcome)} patient(s) of the {image_source} have no row in {table_name} and "
+                             f"are not modelled (e.g. {_examples(no_outcome)})"))
+        clinical_only = sorted(have - set(image_ids))
+        if clinical_only:  # not part of the image cohort: one summary row, not one per patient
+            what = "no analysable scan" if image_source == "scans" else f"no row in the {image_source}"
+            qc.append(qc_row("", "", STAGE, "warning",
+                             f"{len(clinical_only)} patient(s) in {table_name} have {what} and are not modelled "
+                             f"(e.g. {_examples(clinical_only)})"))
     return table.sort_values("patient_id").reset_index(drop=True), qc
+
+
+def _examples(ids: Sequence[str], k: int = 5) -> str:
+    return ", ".join(ids[:k]) + (", ..." if len(ids) > k else "")
 
 
 # --------------------------------------------------------------------------- covariates
@@ -116,11 +211,12 @@ DEFAULT_MISSING = ("", "na", "n/a", "nan", "none", "null", "unknown", "?", "-")
 
 
 def norm_token(value: Any) -> str:
-    """Canonical text of a table cell for matching levels: stripped, lower case, and
-    integral numbers without decimals (``"2.0"`` -> ``"2"``, ``" IIIa "`` -> ``"iiia"``)."""
+    """Canonical text of a table cell for matching levels: lower case, surrounding spaces
+    removed, runs of inner spaces as one, and integral numbers without decimals
+    (``"2.0"`` -> ``"2"``, ``" IIIa "`` -> ``"iiia"``, ``"Squamous  cell "`` -> ``"squamous cell"``)."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""
-    s = str(value).strip().lower()
+    s = " ".join(str(value).split()).lower()
     try:
         f = float(s)
     except ValueError:
@@ -139,8 +235,9 @@ class CovariateSpec:
             0, 1, 2, ... in that order, e.g. stage I < II < IIIA < IIIB) or
             ``categorical`` (one indicator per level except the first, e.g. histology).
         levels: the allowed values, in order (required for ordinal; optional for
-            categorical, default: the levels seen in the training patients, sorted).
-            Matching ignores case and surrounding spaces, and ``2`` equals ``2.0``.
+            categorical, default: the levels seen in the training patients, sorted, each
+            named by its canonical text: lower case, single spaces).
+            Matching ignores case and spaces (surrounding, repeated), and ``2`` equals ``2.0``.
         missing_values: extra cell values meaning "not recorded" (e.g. ``x`` for Tx),
             on top of empty cells and ``NA``/``unknown``.
 
@@ -180,7 +277,8 @@ class CovariateSpec:
         return {"name": self.name, "type": self.type, "levels": self.levels, "missing_values": self.missing_values}
 
     def parse(self, values: Sequence[Any]) -> tuple[list[Any], list[bool]]:
-        """Cells -> (parsed values, missing flags). Numeric -> float, others -> canonical level.
+        """Cells -> (parsed values, missing flags). Numeric -> float, others -> canonical level
+        (the configured level's spelling, or without ``levels`` the :func:`norm_token` text).
 
         Raises:
             ValueError: a value that is not a number / not a level / not a missing code.
@@ -212,7 +310,9 @@ class CovariateSpec:
                 else:
                     out.append(lev[tok])
             else:
-                out.append(str(v).strip())
+                # no configured levels: the canonical (case- and space-folded) text is the
+                # level, so 'Adenocarcinoma' and 'adenocarcinoma ' are one category
+                out.append(tok)
             miss.append(False)
         if bad:
             what = "a number" if self.type == "numeric" else f"one of the levels {self.levels}"

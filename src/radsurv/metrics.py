@@ -12,9 +12,22 @@ computed on a (small or resampled) set returns ``nan`` instead of raising:
 
 The censoring distribution needed by the IPCW metrics (Uno's C, td-AUC, IBS)
 is the Kaplan-Meier estimate of the censoring times of a *reference* set
-(``y_ref``): the full evaluation set, not the bootstrap resample, so every
-replicate uses the same weights. It uses no model and no fitted parameter, so
-it cannot leak information into a model.
+(``y_ref``), which scikit-survival calls ``survival_train``: the patients the
+evaluated model was trained on. :mod:`radsurv.validation` passes the development
+cohort: for the split design and external cohorts the patients the final models
+were fit on; for cross-validation, whose pooled out-of-fold predictions come from
+several fits, the union of their training sets, i.e. the whole development cohort
+(one censoring estimate for the pooled predictions; every patient is a training
+patient of the other folds' fits). The bootstrap keeps it fixed (it is not
+resampled), so every replicate uses the same weights. A published signature
+(:mod:`radsurv.signature`) has no training patients here: its cohort is its own
+reference.
+
+scikit-survival needs the evaluated times inside the reference's follow-up (the
+censoring distribution is unknown beyond it): for the IPCW metrics only,
+an evaluated patient followed beyond the reference's last time is censored at
+that time (:func:`within_followup`; administrative censoring, which changes no
+comparison before it), and Harrell's C uses the data unchanged.
 
 Risk scores follow scikit-survival's convention: higher = higher hazard =
 shorter survival.
@@ -54,9 +67,37 @@ __all__ = [
     "calibration_slope",
     "point_metrics",
     "bootstrap_metrics",
+    "derive_seed",
+    "within_followup",
+    "INTERVAL_BOOTSTRAP",
+    "INTERVAL_FOLD_SPREAD",
 ]
 
+#: What ``ci_low``/``ci_high`` mean, in the ``interval`` column of the performance tables.
+INTERVAL_BOOTSTRAP = "95% CI: paired percentile bootstrap over patients"
+INTERVAL_FOLD_SPREAD = "2.5-97.5% quantiles of the fold estimates (spread, not a CI)"
+INTERVAL_WALD = "95% CI: Cox model (Wald)"
+#: Columns of the performance tables (``interval`` says what ``ci_low``/``ci_high`` are).
+PERFORMANCE_COLUMNS = ["model", "metric", "estimate", "ci_low", "ci_high", "interval", "n_boot_valid"]
+
 NAN = float("nan")
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A ``random_state`` in ``[0, 2**32 - 1]`` derived from the study seed and ``keys``
+    (purpose, repeat, fold ...) by numpy's :class:`numpy.random.SeedSequence`.
+
+    Any non-negative seed works (scikit-learn and numpy's legacy generators accept only
+    32-bit seeds, so ``seed * 1000 + r`` overflowed for seeds above 4,294,967); different
+    keys give independent streams, and the same inputs always give the same number.
+
+    Raises:
+        ValueError: a negative seed or key, with a message naming the config key.
+    """
+    vals = [int(seed), *(int(k) for k in keys)]
+    if any(v < 0 for v in vals):
+        raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
+    return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
 
 
 def surv_array(time: Sequence[float] | np.ndarray, event: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -80,6 +121,26 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     if event.sum() == 0 or len(event) < 2:
         return NAN
     return _quiet(lambda: concordance_index_censored(event, np.asarray(time, float), np.asarray(risk, float))[0])
+
+
+def within_followup(y_ref: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` with every patient followed to or beyond the reference set's last time
+    censored at that time (events there included: the censoring distribution may be 0
+    at the last time), so that scikit-survival's IPCW metrics can weight ``y`` with
+    the censoring distribution of ``y_ref``. Unchanged when ``y`` is inside it."""
+    t_max = float(np.max(y_ref["time"]))
+    t = np.asarray(y["time"], float)
+    if not (t >= t_max).any():
+        return y
+    late = t >= t_max
+    last_is_event = bool(np.asarray(y_ref["event"])[np.asarray(y_ref["time"], float) == t_max].all())
+    if last_is_event:  # censoring distribution still positive at t_max: only later times are outside
+        late = t > t_max
+        if not late.any():
+            return y
+    ev = np.asarray(y["event"]).astype(bool).copy()
+    ev[late] = False
+    return surv_array(np.where(late, t_max, t), ev)
 
 
 def uno_c(y_ref: np.ndarray, y: np.ndarray, risk: np.ndarray, tau: float | None) -> float:
@@ -141,13 +202,12 @@ def point_metrics(
     tau: float | None,
 ) -> dict[str, float]:
     """Harrell's C, Uno's C, td-AUC per horizon and IBS of one prediction set."""
-    out = {
-        "harrell_c": harrell_c(y["time"], y["event"], risk),
-        "uno_c": uno_c(y_ref, y, risk, tau),
-    }
-    for h, a in zip(horizons, td_auc(y_ref, y, risk, horizons), strict=True):
+    out = {"harrell_c": harrell_c(y["time"], y["event"], risk)}
+    yw = within_followup(y_ref, y)  # IPCW metrics: inside the reference's follow-up
+    out["uno_c"] = uno_c(y_ref, yw, risk, tau)
+    for h, a in zip(horizons, td_auc(y_ref, yw, risk, horizons), strict=True):
         out[f"auc_{_h(h)}"] = a
-    out["ibs"] = ibs(y_ref, y, surv_grid, grid) if surv_grid is not None else NAN
+    out["ibs"] = ibs(y_ref, yw, surv_grid, grid) if surv_grid is not None else NAN
     return out
 
 
@@ -170,7 +230,8 @@ def bootstrap_metrics(
     """Point estimates and paired percentile bootstrap CIs for several models.
 
     Args:
-        y_ref: the censoring reference set (see module docstring).
+        y_ref: the censoring reference set: the evaluated model's training patients
+            (see module docstring).
         y: outcomes of the evaluated patients (one row per patient).
         sets: model name -> list (one entry per CV repeat, or a single entry for a
             validation set) of ``(risk, surv_grid)``, rows aligned with ``y``.
@@ -186,7 +247,8 @@ def bootstrap_metrics(
     variation between CV repeats, at the cost of one evaluation per replicate.
 
     Returns:
-        Long table: ``model, metric, estimate, ci_low, ci_high, n_boot_valid``.
+        Long table: ``model, metric, estimate, ci_low, ci_high, interval, n_boot_valid``
+        (``interval``: :data:`INTERVAL_BOOTSTRAP`, empty when there is no CI).
     """
     def evaluate(rows: np.ndarray, rep: int | None) -> dict[str, dict[str, float]]:
         warnings.simplefilter("ignore", RuntimeWarning)  # (also in worker processes)
@@ -226,8 +288,9 @@ def bootstrap_metrics(
             ok = len(vals) >= max(10, n_boot // 2)
             lo, hi = (np.percentile(vals, [2.5, 97.5]) if ok else (NAN, NAN))
             rows.append({"model": name, "metric": k, "estimate": est, "ci_low": float(lo), "ci_high": float(hi),
-                         "n_boot_valid": int(len(vals))})
-    return pd.DataFrame(rows, columns=["model", "metric", "estimate", "ci_low", "ci_high", "n_boot_valid"])
+                         "interval": INTERVAL_BOOTSTRAP if ok else "", "n_boot_valid": int(len(vals))})
+    return pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
+
 
 
 # --------------------------------------------------------------------------- calibration

@@ -292,7 +292,7 @@ def split_cohort(
     train, test = train_test_split(
         df["patient_id"].to_numpy(),
         test_size=test_fraction,
-        random_state=seed,
+        random_state=int(np.random.SeedSequence([int(seed), 1]).generate_state(1, dtype=np.uint32)[0]),
         shuffle=True,
         stratify=stratify,
     )

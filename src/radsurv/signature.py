@@ -86,7 +86,7 @@ def validate_signature(
     """Metrics of a published signature on the patients in both tables.
 
     Returns:
-        Long table ``signature, model, metric, estimate, ci_low, ci_high, n, events``
+        Long table ``signature, model, metric, estimate, ci_low, ci_high, interval, n, events``
         (model ``signature`` and, for comparison, ``volume``).
     """
     sig = load_signature(path)
@@ -105,12 +105,15 @@ def validate_signature(
         sets["volume"] = [(pd.to_numeric(feats.loc[ids, volume_feature], errors="coerce").to_numpy(float), None)]
     hz = list(horizons)
     tau_ = float(tau) if tau is not None else (float(max(hz)) if hz else None)
+    # the censoring reference of the IPCW metrics is this cohort itself: a published
+    # signature's training patients are not available
     perf = M.bootstrap_metrics(y, y, sets, np.array([]), hz, tau_, n_boot, seed,
                                reference="volume" if "volume" in sets else None)
     perf = perf[perf["metric"] != "ibs"].reset_index(drop=True)  # a published lp has no baseline survival
     slope = M.calibration_slope(y["time"], y["event"], np.exp(-np.exp(lp.loc[ids].to_numpy())))
     perf.loc[len(perf)] = {"model": "signature", "metric": "calibration_slope", "estimate": slope[0],
-                           "ci_low": slope[1], "ci_high": slope[2], "n_boot_valid": 0}
+                           "ci_low": slope[1], "ci_high": slope[2],
+                           "interval": M.INTERVAL_WALD if math.isfinite(slope[1]) else "", "n_boot_valid": 0}
     perf.insert(0, "signature", sig["name"])
     perf["n"] = len(ids)
     perf["events"] = int(y["event"].sum())

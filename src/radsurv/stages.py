@@ -498,19 +498,142 @@ def model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
     return files
 
 
-def read_feature_table(path: str | Path, id_column: str) -> pd.DataFrame:
-    """A user's own feature table (CSV/TSV, one row per patient) indexed by patient id."""
+#: Column names that are a leftover row index, never a feature (pandas ``to_csv`` writes an
+#: unnamed first column; R writes ``X`` or ``""``).
+_INDEX_NAME = r"^(Unnamed: \d+(_level_\d+)?|index|X|)$"
+
+
+def _numeric_or_text(col: pd.Series) -> pd.Series:
+    """Numbers when every non-empty cell is one, else the text unchanged."""
+    import pandas as pd
+
+    txt = col.astype(str).str.strip()
+    empty = txt.isin(["", "nan", "NaN", "NA", "N/A"])
+    num = pd.to_numeric(txt.where(~empty, None), errors="coerce")
+    return num.astype(float) if not (num.isna() & ~empty).any() else col
+
+
+def _header_diagnosis(df: pd.DataFrame, id_column: str, max_rows: int = 10) -> tuple[int, int | None]:
+    """``(leading rows that look like header rows, row holding id_column or None)``: rows at the top
+    in which (almost) no cell is a number, while rows below are numbers."""
+    import pandas as pd
+
+    n_extra, id_row = 0, None
+    for i in range(min(max_rows, len(df))):
+        cells = df.iloc[i].astype(str).str.strip()
+        filled = cells[(cells != "") & (cells.str.lower() != "nan")]
+        numeric = pd.to_numeric(filled, errors="coerce").notna().sum()
+        if len(filled) and numeric > 0.5 * len(filled):
+            break
+        n_extra += 1
+        if id_row is None and (cells == id_column).any():
+            id_row = i
+    return n_extra, id_row
+
+
+def read_feature_table(path: str | Path, id_column: str, header_rows: int = 1,
+                       id_pattern: str | None = None, qc: list[dict[str, str]] | None = None) -> pd.DataFrame:
+    """A user's own feature table (CSV/TSV, one row per patient) indexed by patient id.
+
+    Args:
+        id_column: the patient id column (``modelling.features_id_column``).
+        header_rows: rows of column headings at the top (``modelling.features_header_rows``);
+            with several, a column's name is its last non-empty heading (a table with a
+            class row, a feature-name row and an id row names its columns by feature and id).
+        id_pattern: regular expression (``modelling.features_id_pattern``) whose first group
+            is the patient id within the id column's value, e.g. ``^(LUNG1-[0-9]+)`` for
+            ``LUNG1-001_000000_GTV-1_mask``. Rows it does not match are left out (log line and,
+            if ``qc`` is given, one QC row appended to it); none matching is an error.
+
+    A leftover row-index column (``Unnamed: 0``, ``index``, or whole numbers 0..n-1 / 1..n in
+    row order) is dropped with a log line: it is never a feature.
+
+    Raises:
+        ValueError: naming the actual problem: extra header rows (with the value of
+            ``modelling.features_header_rows`` to set), a missing id column (with the table's
+            columns), a pattern matching no id, duplicate ids.
+    """
+    import re
+
     import pandas as pd
     path = Path(path)
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
-    df = pd.read_csv(path, sep=sep, dtype={id_column: str}, low_memory=False)
+    header_rows = int(header_rows)
+    if header_rows < 1:
+        raise ValueError("modelling.features_header_rows must be 1 or more")
+    if header_rows == 1:
+        df = pd.read_csv(path, sep=sep, dtype={id_column: str}, low_memory=False)
+    else:
+        raw = pd.read_csv(path, sep=sep, header=list(range(header_rows)), dtype=str, keep_default_na=False)
+        names = []
+        for levels in raw.columns:
+            parts = [str(v).strip() for v in levels if not re.fullmatch(r"Unnamed: \d+_level_\d+", str(v))]
+            parts = [v for v in parts if v]
+            names.append(parts[-1] if parts else "")
+        raw.columns = names
+        df = pd.DataFrame({i: (raw.iloc[:, i] if names[i] == id_column else _numeric_or_text(raw.iloc[:, i]))
+                           for i in range(raw.shape[1])})
+        df.columns = names
     if id_column not in df.columns:
-        raise ValueError(f"the feature table {path.name} has no id column {id_column!r} "
-                         "(set modelling.features_id_column)")
-    df[id_column] = df[id_column].str.strip()
+        n_extra, id_row = _header_diagnosis(df, id_column)
+        if n_extra and (id_row is not None or header_rows == 1):
+            where = f"; {id_column!r} is in header row {header_rows + id_row + 1}" if id_row is not None else ""
+            raise ValueError(
+                f"the feature table {path.name} has {header_rows + n_extra} header rows, not {header_rows}: "
+                f"its first {n_extra} row(s) below the column names are not numbers{where}. "
+                f"Set modelling.features_header_rows: {header_rows + n_extra} (a column is then named by its last "
+                "non-empty heading).")
+        raise ValueError(f"the feature table {path.name} has no patient id column {id_column!r}; its first "
+                         f"columns are {[str(c) for c in df.columns[:8]]}. Set modelling.features_id_column to the "
+                         "column holding the patient ids.")
+    if header_rows == 1:
+        n_extra, _ = _header_diagnosis(df.drop(columns=[id_column]), id_column)
+        if n_extra:
+            raise ValueError(
+                f"the feature table {path.name}: its first {n_extra} row(s) below the column names are not "
+                f"numbers (more header rows?). Set modelling.features_header_rows: {1 + n_extra}, or remove them.")
+    dup_names = sorted({str(c) for c in df.columns[df.columns.duplicated()]} - {""})
+    if dup_names:
+        raise ValueError(f"the feature table {path.name} has duplicate column names {dup_names[:5]}")
+    ids = df[id_column].astype(str).str.strip()
+    if id_pattern:
+        rx = re.compile(id_pattern)
+        found = ids.map(lambda v: (m.group(1) if m.groups() else m.group(0)) if (m := rx.search(v)) else None)
+        bad = ids[found.isna()].tolist()
+        if len(bad) == len(ids):
+            raise ValueError(f"modelling.features_id_pattern {id_pattern!r} matches none of the ids of {path.name} "
+                             f"(e.g. {ids.tolist()[:3]})")
+        if bad:
+            msg = (f"{len(bad)} row(s) of the feature table {path.name} do not match modelling.features_id_pattern "
+                   f"and are not used (e.g. {', '.join(bad[:5])})")
+            log.warning("%s", msg)
+            if qc is not None:
+                qc.append(qc_row("", "", "modelling", "warning", msg))
+        ok = found.notna().to_numpy()
+        log.info("feature table %s: patient ids taken from column %s by modelling.features_id_pattern "
+                 "(e.g. %s -> %s)", path.name, id_column, ids[ok].iloc[0], found[ok].iloc[0])
+        df = df.loc[ok].copy()
+        ids = found[ok].astype(str)
+    df[id_column] = ids
     if df[id_column].duplicated().any():
-        raise ValueError(f"duplicate patient ids in {path.name}: {df.loc[df[id_column].duplicated(), id_column][:5].tolist()}")
-    return df.set_index(id_column)
+        d = df.loc[df[id_column].duplicated(), id_column][:5].tolist()
+        raise ValueError(f"duplicate patient ids in {path.name}: {d}"
+                         + (" (after modelling.features_id_pattern)" if id_pattern else ""))
+    df = df.set_index(id_column)
+    n = len(df)
+    drop = []
+    for c in df.columns:
+        col = df[c]
+        if re.fullmatch(_INDEX_NAME, str(c)):
+            drop.append(c)
+        elif pd.api.types.is_integer_dtype(col) and n > 2 and (
+                (col.to_numpy() == range(n)).all() or (col.to_numpy() == range(1, n + 1)).all()):
+            drop.append(c)
+    if drop:
+        log.info("feature table %s: column(s) %s dropped: a leftover row index (row numbers), not a feature",
+                 path.name, [str(c) for c in drop])
+        df = df.drop(columns=drop)
+    return df
 
 
 def candidate_columns(X: pd.DataFrame, pattern: str | None, allowed: Sequence[str] | None = None) -> list[str]:
@@ -556,8 +679,10 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
     out.mkdir(parents=True, exist_ok=True)
     qc: list[dict[str, str]] = []
     if robust_txt is None:
-        X = read_feature_table(features, sc.features_id_column)
-        clin, qc = load_clinical(clinical, columns, image_ids=sorted(X.index))
+        X = read_feature_table(features, sc.features_id_column, sc.features_header_rows, sc.features_id_pattern,
+                               qc=qc)
+        clin, cqc = load_clinical(clinical, columns, image_ids=sorted(X.index), image_source="feature table")
+        qc += cqc
         candidates = candidate_columns(X, sc.feature_pattern)
     else:
         X = modelling_matrix(read_features(features))
@@ -570,8 +695,12 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
         raise ValueError("no radiomic candidate feature (check the robust list / modelling.feature_pattern)")
     external = {}
     for ext in sc.external_cohorts:
-        ex = read_feature_table(ext["features_table"], sc.features_id_column)
-        ec, eqc = load_clinical(ext["clinical_table"], columns, image_ids=sorted(ex.index))
+        eqc: list[dict[str, str]] = []
+        ex = read_feature_table(ext["features_table"], sc.features_id_column, sc.features_header_rows,
+                                sc.features_id_pattern, qc=eqc)
+        ec, ecq = load_clinical(ext["clinical_table"], columns, image_ids=sorted(ex.index),
+                                image_source="feature table")
+        eqc += ecq
         qc += [dict(r, stage=f"modelling:external:{ext['name']}") for r in eqc]
         external[str(ext["name"])] = (ex, ec)
     log.info("modelling: %d patients with features, %d candidate features, design %s, learner %s",
@@ -599,12 +728,12 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
     for path in sc.published_signatures:
         try:
             pub.append(validate_signature(path, Xv, clin, res.metrics["horizons"], res.metrics["tau"],
-                                          sc.bootstrap, sc.seed, sc.volume_feature))
+                                          sc.bootstrap, sc.seed, res.metrics.get("volume_feature")))
         except ValueError as err:  # e.g. a feature the extraction did not compute
             log.warning("published signature %s not validated: %s", path, err)
             qc.append(qc_row("", "", "modelling", "warning", f"published signature {Path(path).name}: {err}"))
-    cols = ["signature", "model", "metric", "estimate", "ci_low", "ci_high", "n_boot_valid", "n", "events",
-            "n_not_scorable"]
+    cols = ["signature", "model", "metric", "estimate", "ci_low", "ci_high", "interval", "n_boot_valid", "n",
+            "events", "n_not_scorable"]
     (pd.concat(pub, ignore_index=True) if pub else pd.DataFrame(columns=cols)).to_csv(
         out / MODEL_OUTPUTS["published"], sep="\t", index=False)
     write_qc(qc, out / MODEL_OUTPUTS["qc"])

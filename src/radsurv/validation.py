@@ -23,10 +23,18 @@ whole development cohort, saved with its exact features and preprocessing, and
 applied unchanged to optional external cohorts.
 
 Models (always all that the data allow): ``radiomics`` (radiomic candidates),
-``volume`` (log tumour volume, Cox), ``clinical`` (configured covariates, Cox) and
-``combined`` (radiomics + clinical). Risk-group cut-offs (median, tertiles or the
+``volume`` (log tumour volume, Cox; column from :func:`resolve_volume_column`),
+``clinical`` (configured covariates, Cox) and ``combined`` (radiomics + clinical).
+A baseline that cannot be built is never skipped silently: a QC row, a log line and
+``metrics["baselines_not_built"]`` say why. Risk-group cut-offs (median, tertiles or the
 maximally selected log-rank statistic) come from each fit's own training
 patients' scores and are applied unchanged to its held-out patients.
+
+Metrics (:mod:`radsurv.metrics`): the IPCW metrics take the censoring distribution
+from the development cohort (the training patients of the final models; in CV the
+union of the folds' training sets). Every random choice (folds, splits, forests,
+bootstrap) draws its ``random_state`` from the config's ``seed`` through numpy's
+``SeedSequence`` (:func:`radsurv.metrics.derive_seed`): any seed >= 0 works.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from radsurv import metrics as M
 from radsurv.clinical import CovariateSpec, complete_case_ids, missing_counts
 from radsurv.modelling import GROUP_LABELS, _group_tests, univariate_cox_score
+from radsurv.qc import qc_row
 from radsurv.pipelines import (
     LEARNERS,
     build_pipeline,
@@ -62,6 +71,8 @@ __all__ = ["StudyConfig", "StudyResult", "run_study", "choose_cutoffs", "assign_
 MODELS = ("radiomics", "volume", "clinical", "combined")
 RISK_CUTS = ("median", "tertiles", "maxstat")
 PRIMARY = "radiomics"
+#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.metrics.derive_seed`).
+SEED_SPLIT, SEED_OUTER_FOLDS, SEED_FOLD_FIT, SEED_FINAL_FIT, SEED_BOOTSTRAP = 1, 2, 3, 4, 5
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -103,6 +114,8 @@ class StudyConfig:
     bootstrap: int = 500
     features_table: str | None = None
     features_id_column: str = "patient_id"
+    features_header_rows: int = 1
+    features_id_pattern: str | None = None
     feature_pattern: str | None = None
     external_cohorts: tuple[dict[str, str], ...] = ()
     published_signatures: tuple[str, ...] = ()
@@ -113,6 +126,9 @@ class StudyConfig:
                   "horizons", "validation_values", "external_cohorts", "published_signatures"):
             object.__setattr__(self, k, tuple(_as_list(getattr(self, k))))
         object.__setattr__(self, "validation_values", tuple(str(v) for v in self.validation_values))
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0 (it makes the folds and resamples "
+                             f"reproducible), got {self.seed!r}")
         if self.design not in ("cv", "split"):
             raise ValueError(f"design must be 'cv' or 'split', got {self.design!r}")
         if self.learner not in LEARNERS:
@@ -197,11 +213,51 @@ class StudyData:
     y: np.ndarray  # sksurv structured, aligned with X
     radiomic: list[str]
     clinical: pd.DataFrame  # patient_id index, covariates as text + split column
+    volume: str | None = None  # column of the volume baseline; None: baseline not built
+    volume_note: str = ""  # why the volume baseline is missing, or which column was chosen
 
 
-def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence[str], cfg: StudyConfig
-            ) -> tuple[StudyData, dict[str, Any], list[dict[str, str]]]:
-    """Join features and clinical data, apply the complete-case rule; counts and QC rows."""
+#: Column names taken for tumour volume when ``modelling.volume_feature`` is not in the table,
+#: in order of preference (each also with any prefix, e.g. ``CT_original_shape_MeshVolume``).
+VOLUME_SUFFIXES = ("shape_MeshVolume", "shape_VoxelVolume")
+
+
+def resolve_volume_column(columns: Sequence[str], configured: str) -> tuple[str | None, str]:
+    """The feature-table column of the volume-only baseline, and a note for the QC table.
+
+    ``configured`` (``modelling.volume_feature``) if it is a column; otherwise the one
+    column ending in ``shape_MeshVolume`` or, failing that, the one ending in
+    ``shape_VoxelVolume`` (pyradiomics' names); ``None`` when there is none or several
+    (ambiguous), with the reason.
+    """
+    cols = [str(c) for c in columns]
+    if configured in cols:
+        return configured, ""
+    for suffix in VOLUME_SUFFIXES:
+        found = sorted(c for c in cols if c.endswith(suffix))
+        if len(found) == 1:
+            return found[0], (f"modelling.volume_feature {configured!r} is not a column of the feature table; "
+                              f"the volume-only baseline uses {found[0]!r}, the table's only *{suffix} column")
+        if len(found) > 1:
+            return None, (f"volume-only baseline not built: modelling.volume_feature {configured!r} is not a "
+                          f"column of the feature table, and it has several *{suffix} columns {found[:5]}; "
+                          "set modelling.volume_feature to one of them")
+    return None, (f"volume-only baseline not built: modelling.volume_feature {configured!r} is not a column of "
+                  "the feature table and the table has no tumour-volume column (*shape_MeshVolume or "
+                  "*shape_VoxelVolume); set modelling.volume_feature to the column holding the tumour volume")
+
+
+def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence[str], cfg: StudyConfig,
+            volume: str | None | bool = True) -> tuple[StudyData, dict[str, Any], list[dict[str, str]]]:
+    """Join features and clinical data, apply the complete-case rule; counts and QC rows.
+
+    ``volume``: ``True`` finds the volume column (:func:`resolve_volume_column`); a column
+    name uses that one (external cohorts: the development cohort's); ``None``/``False``: none.
+    Patients whose volume is missing or <= 0 (an empty contour) are left out of every model,
+    so all models compare on the same patients, one QC row each; if that would leave out more
+    than half of the cohort the volume column is taken to be wrong and the baseline is not
+    built instead (QC row naming ``modelling.volume_feature``).
+    """
     feats = features.copy()
     feats.index = feats.index.astype(str)
     if feats.index.duplicated().any():
@@ -239,9 +295,45 @@ def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence
         counts["n_dropped_incomplete_covariates"] = 0
         for s in specs:  # parse now so bad values stop the run with a clear message
             s.parse(clin[s.name].tolist())
+    vol_col: str | None
+    vol_note = ""
+    n_bad_volume = 0
+    if volume is True:
+        vol_col, vol_note = resolve_volume_column(list(feats.columns), cfg.volume_feature)
+    elif volume:
+        vol_col = str(volume) if str(volume) in feats.columns else None
+        if vol_col is None:
+            vol_note = (f"volume-only baseline not applied: the table has no column {volume!r} "
+                        "(modelling.volume_feature of the development cohort)")
+    else:
+        vol_col = None
+    if vol_col is not None:
+        v = pd.to_numeric(feats.loc[common, vol_col], errors="coerce")
+        bad = [pid for pid, val in zip(common, v.to_numpy(float), strict=True) if not (np.isfinite(val) and val > 0)]
+        if len(bad) * 2 > len(common):
+            vol_note = (f"volume-only baseline not built: modelling.volume_feature column {vol_col!r} is missing or "
+                        f"<= 0 for {len(bad)} of {len(common)} patients; set modelling.volume_feature to the "
+                        "column holding the tumour volume")
+            vol_col = None
+        elif bad:
+            n_bad_volume = len(bad)
+            for pid in bad:
+                raw = feats.loc[pid, vol_col]
+                qc.append(qc_row(pid, "", "modelling", "excluded",
+                                 f"tumour volume ({vol_col}) is {'missing' if pd.isna(raw) or raw == '' else raw}"
+                                 " (an empty or unreadable contour); left out of every model so that all "
+                                 "models compare on the same patients"))
+            bad_set = set(bad)
+            common = [c for c in common if c not in bad_set]
+            clin = clin.loc[common]
+    counts["n_dropped_invalid_volume"] = n_bad_volume
+    counts["volume_feature"] = vol_col
+    if vol_note:
+        qc.append(qc_row("", "", "modelling", "warning", vol_note))
+        log.warning("%s", vol_note)
     cols = list(dict.fromkeys(candidates))
-    if cfg.volume_feature in feats.columns and cfg.volume_feature not in cols:
-        cols.append(cfg.volume_feature)  # the volume baseline's input (not a radiomics candidate)
+    if vol_col is not None and vol_col not in cols:
+        cols.append(vol_col)  # the volume baseline's input (not a radiomics candidate)
     num = feats.loc[common, cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     X = pd.DataFrame(num, index=pd.Index(common, name="patient_id"), columns=cols)  # one float block: fast
     for s in specs:
@@ -249,16 +341,14 @@ def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence
     y = M.surv_array(clin["time"].astype(float).to_numpy(), clin["event"].astype(int).to_numpy())
     counts["n_used"] = int(len(common))
     counts["events"] = int(y["event"].sum())
-    return StudyData(X, y, list(dict.fromkeys(candidates)), clin), counts, qc
+    return StudyData(X, y, list(dict.fromkeys(candidates)), clin, vol_col, vol_note), counts, qc
 
 
 def _model_blocks(cfg: StudyConfig, data: StudyData) -> dict[str, tuple[list[str], str]]:
     """Model name -> (blocks, learner), for the models the data allow."""
     specs = cfg.covariate_specs()
     out: dict[str, tuple[list[str], str]] = {"radiomics": (["rad"], cfg.learner)}
-    vol_ok = cfg.volume_feature in data.X.columns and bool(np.all(pd.to_numeric(
-        data.X[cfg.volume_feature], errors="coerce") > 0))
-    if vol_ok:
+    if data.volume is not None:  # else prepare() has written the QC row and log line saying why
         out["volume"] = (["vol"], "cox")
     if specs:
         out["clinical"] = (["clin"], "cox")
@@ -282,7 +372,7 @@ def _fit(model: str, blocks: list[str], learner: str, cfg: StudyConfig, data: St
          seed: int, n_jobs: int, memory: Any) -> FitRecord:
     specs = [s.to_dict() for s in cfg.covariate_specs()]
     settings = cfg.to_dict()
-    pipe = build_pipeline(blocks, data.radiomic, cfg.volume_feature, specs, learner, settings, seed, n_jobs, memory)
+    pipe = build_pipeline(blocks, data.radiomic, data.volume, specs, learner, settings, seed, n_jobs, memory)
     grid = param_grid(blocks, learner, settings)
     if model in ("volume",):
         grid = {"model__alpha": [min(cfg.penalizer)]}
@@ -331,7 +421,8 @@ class StudyResult:
 def _dev_val_split(cfg: StudyConfig, data: StudyData) -> tuple[np.ndarray, np.ndarray, str]:
     ids = data.X.index.to_numpy()
     if not cfg.split_by:
-        tr, te = train_test_split(np.arange(len(ids)), test_size=cfg.test_fraction, random_state=cfg.seed,
+        tr, te = train_test_split(np.arange(len(ids)), test_size=cfg.test_fraction,
+                                  random_state=M.derive_seed(cfg.seed, SEED_SPLIT),
                                   shuffle=True, stratify=data.y["event"].astype(int))
         return np.sort(tr), np.sort(te), f"random {1 - cfg.test_fraction:.0%}/{cfg.test_fraction:.0%} (stratified by event)"
     col = data.clinical[cfg.split_by]
@@ -400,7 +491,7 @@ def run_study(
             raise ValueError("too few events or censored patients for cross-validation")
         folds = []
         for r in range(cfg.cv_repeats):
-            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed * 1000 + r)
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=M.derive_seed(cfg.seed, SEED_OUTER_FOLDS, r))
             for f, (tr, te) in enumerate(skf.split(np.zeros(n), ev)):
                 folds.append((r, f, tr, te))
         eval_idx = np.arange(n)
@@ -430,7 +521,7 @@ def run_study(
     # same for any n_jobs. Estimators then use one thread each.
     fold_jobs = max(1, min(int(n_jobs), len(folds)))
     inner_jobs = 1 if fold_jobs > 1 else n_jobs
-    tasks = [(r, f, tr, te, cfg.seed + 7919 * r + 104729 * f) for r, f, tr, te in folds]
+    tasks = [(r, f, tr, te, M.derive_seed(cfg.seed, SEED_FOLD_FIT, r, f)) for r, f, tr, te in folds]
     if fold_jobs > 1:
         from joblib import Parallel, delayed
 
@@ -463,14 +554,19 @@ def run_study(
     t0 = time.perf_counter()
     final: dict[str, FitRecord] = {}
     for m, (blocks, learner) in models.items():
-        final[m] = _fit(m, blocks, learner, cfg, data, dev_idx, cfg.seed, n_jobs, memory)
+        final[m] = _fit(m, blocks, learner, cfg, data, dev_idx, M.derive_seed(cfg.seed, SEED_FINAL_FIT), n_jobs,
+                        memory)
     timing["final_models"] = time.perf_counter() - t0
 
     # ---- metrics on the evaluation set with paired bootstrap CIs
     t0 = time.perf_counter()
     ng = len(grid)
     sets = {m: [(risk[m][r], surv[m][r][:, :ng] if ng else None) for r in range(n_rep)] for m in models}
-    perf = M.bootstrap_metrics(y, y_eval, sets, grid, horizons, tau, cfg.bootstrap, cfg.seed,
+    # IPCW censoring distribution: the development cohort (split: the final models' training
+    # patients; CV: the union of the folds' training sets), as sksurv's survival_train
+    y_dev = y[dev_idx]
+    perf = M.bootstrap_metrics(y_dev, y_eval, sets, grid, horizons, tau, cfg.bootstrap,
+                               M.derive_seed(cfg.seed, SEED_BOOTSTRAP),
                                reference="volume" if "volume" in models else None, n_jobs=n_jobs)
     perf.insert(1, "set", "cross-validated" if cfg.design == "cv" else "validation")
     fw = pd.DataFrame(foldwise)
@@ -479,7 +575,8 @@ def run_study(
             v = fw.loc[fw["model"] == m, "harrell_c"].astype(float)
             perf.loc[len(perf)] = {"model": m, "set": "cross-validated", "metric": "harrell_c_foldwise_mean",
                                    "estimate": float(v.mean()), "ci_low": float(v.quantile(0.025)),
-                                   "ci_high": float(v.quantile(0.975)), "n_boot_valid": 0}
+                                   "ci_high": float(v.quantile(0.975)), "interval": M.INTERVAL_FOLD_SPREAD,
+                                   "n_boot_valid": 0}
 
     timing["bootstrap_metrics"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -534,12 +631,14 @@ def run_study(
 
     # ---- external cohorts: final models unchanged
     for name, (efeat, eclin) in (external or {}).items():
-        edata, ecounts, eqc = prepare(efeat, eclin, data.radiomic, cfg)
-        qc += eqc
+        edata, ecounts, eqc = prepare(efeat, eclin, data.radiomic, cfg, volume=data.volume)
+        qc += [dict(r, stage=f"modelling:external:{name}") for r in eqc]
         ey = edata.y
         egrid = M.ibs_grid(ey["time"], max(horizons))
         esets = {}
         for m, rec in final.items():
+            if m == "volume" and edata.volume is None:
+                continue  # the QC row of prepare() says why
             s = rec.pipe.predict(edata.X)
             S = _surv_at(rec.pipe, edata.X, np.concatenate([egrid, np.asarray(horizons, float)]))
             esets[m] = [(s, S[:, :len(egrid)] if len(egrid) else None)]
@@ -549,7 +648,8 @@ def run_study(
             for hi, h in enumerate(horizons):
                 d[f"surv_{h:g}"] = S[:, len(egrid) + hi]
             fin_rows.append(d)
-        ep = M.bootstrap_metrics(ey, ey, esets, egrid, horizons, tau, cfg.bootstrap, cfg.seed,
+        ep = M.bootstrap_metrics(y[dev_idx], ey, esets, egrid, horizons, tau, cfg.bootstrap,
+                                 M.derive_seed(cfg.seed, SEED_BOOTSTRAP),
                                  reference="volume" if "volume" in esets else None)
         ep.insert(1, "set", f"external:{name}")
         perf = pd.concat([perf, ep], ignore_index=True)
@@ -561,7 +661,7 @@ def run_study(
         yd = y[dev_idx]
         perf.loc[len(perf)] = {"model": m, "set": "development (apparent)", "metric": "harrell_c",
                                "estimate": M.harrell_c(yd["time"], yd["event"], rec.train_risk),
-                               "ci_low": np.nan, "ci_high": np.nan, "n_boot_valid": 0}
+                               "ci_low": np.nan, "ci_high": np.nan, "interval": "", "n_boot_valid": 0}
 
     # ---- final model description and coefficients
     coef_rows, desc_models = [], {}
@@ -635,6 +735,12 @@ def run_study(
         "c_index_volume_test": est("volume", "harrell_c"),
         "c_index_train": M.harrell_c(y["time"][dev_idx], y["event"][dev_idx], final[PRIMARY].train_risk),
         "risk_cut": cfg.risk_cut,
+        "volume_feature": data.volume,
+        "baselines_not_built": {
+            **({} if data.volume is not None else {"volume": data.volume_note}),
+            **({} if cfg.covariate_specs() else {
+                "clinical": "no modelling.clinical_covariates configured (clinical and combined models need them)"}),
+        },
     })
     for i, c in enumerate(final[PRIMARY].cutoffs, start=1):
         metrics[f"cutoff_{i}"] = float(c)
