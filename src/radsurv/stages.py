@@ -649,7 +649,9 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     else:
         title = {"test": "Held-out patients", "train": "Training patients"}.get(subset, subset)
     if subset == "test" and "fold" in pred.columns and pred["fold"].nunique() > 1:
-        title = "Cross-validated risk groups (out-of-fold, repeat 1)"
+        # predictions.tsv holds repeat 1 only; the report's C-index averages every repeat
+        title = ("Cross-validated risk groups (out-of-fold, CV repeat 1 only; "
+                 "the report's C-index is the mean over all repeats)")
     plot_km(pred, Path(out_png), subset=subset, title=f"{title}: radiomic risk groups", time_unit=time_unit)
 
 
