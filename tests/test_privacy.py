@@ -193,3 +193,29 @@ def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_pat
     # only the private manifests hold the real paths (needed to read the files)
     man = json.loads(next((out / "private" / "manifests").glob("*.json")).read_text())
     assert all(Path(f).is_file() for f in man["image_files"])
+
+
+def test_library_messages_quoting_an_input_path_carry_its_pseudonym(tmp_path: Path) -> None:
+    """A library error or traceback that quotes an input file's path (GDCM, ITK, highdicom)."""
+    from radsurv import privacy
+    from radsurv.privacy import file_pseudonym, register_input_root
+    from radsurv.stages import _guard
+
+    root = tmp_path / "DOE^JOHN exports"
+    rel = f"DOE^JOHN_12345/CT.{TPS_SOP}.dcm"
+    old = list(privacy._INPUT_ROOTS)
+    try:
+        register_input_root(root)
+
+        def boom() -> dict[str, object]:
+            raise RuntimeError(f"ImageSeriesReader: cannot read '{root / rel}': no such file")
+
+        ok, reason, _ = _guard("conversion", "P1_S1", boom)
+        assert not ok and reason == ("unexpected error during conversion: RuntimeError: ImageSeriesReader: "
+                                     f"cannot read '{file_pseudonym(rel)}': no such file")
+        assert scrub_uids(f"reading {root}, then {root}2/x") == f"reading <cohort folder>, then {root}2/x"
+        record = logging.LogRecord("radsurv", logging.ERROR, __file__, 1, "failed on %s", (str(root / rel),), None)
+        text = ScrubbingFormatter("%(message)s").format(record)
+        assert text == f"failed on {file_pseudonym(rel)}" and "DOE" not in text
+    finally:
+        privacy._INPUT_ROOTS[:] = old

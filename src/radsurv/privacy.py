@@ -74,9 +74,35 @@ def file_pseudonym(relative_path: str | Path) -> str:
     return FILE_PREFIX + hashlib.sha256(rel.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
+#: input folders registered by the running job (:func:`register_input_root`), longest first
+_INPUT_ROOTS: list[str] = []
+
+
+def register_input_root(root: str | Path) -> None:
+    """Declare the cohort folder this process reads from: from now on :func:`scrub_uids` also
+    replaces any path under it (as given and resolved) by the :func:`file_pseudonym` of the
+    file, e.g. in a library's error message or a traceback."""
+    for r in {str(root), str(Path(root).resolve())}:
+        r = r.rstrip("/")
+        if r and r not in _INPUT_ROOTS:
+            _INPUT_ROOTS.append(r)
+    _INPUT_ROOTS.sort(key=len, reverse=True)
+
+
+def _scrub_paths(text: str) -> str:
+    for root in _INPUT_ROOTS:
+        if root in text:
+            # the path runs to the next whitespace, quote or bracket
+            text = re.sub(re.escape(root) + r"(?:(/[^\s'\"()\[\]{},;]*)|(?![^\s'\"()\[\]{},;:.]))",
+                          lambda m: file_pseudonym(m.group(1)[1:].rstrip(".:")) if m.group(1) else "<cohort folder>",
+                          text)
+    return text
+
+
 def scrub_uids(text: str) -> str:
-    """``text`` with every UID-shaped token replaced by :func:`uid_pseudonym` of it."""
-    return _UID.sub(lambda m: uid_pseudonym(m.group(0)), text)
+    """``text`` with every UID-shaped token replaced by :func:`uid_pseudonym` of it, and every
+    path under a registered input folder (:func:`register_input_root`) by its file pseudonym."""
+    return _UID.sub(lambda m: uid_pseudonym(m.group(0)), _scrub_paths(text) if _INPUT_ROOTS else text)
 
 
 class ScrubbingFormatter(logging.Formatter):

@@ -58,7 +58,9 @@ def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | 
     ``threads``: processes reading the file headers (same result for any number).
     """
     from radsurv.dicomio import discover, write_discovery
+    from radsurv.privacy import register_input_root
 
+    register_input_root(dicom_dir)  # a path under it in any message or log becomes a file pseudonym
     disc = discover(Path(dicom_dir), retest_max_days=int(retest_max_days), workers=int(threads))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
@@ -73,7 +75,9 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
     """
     from radsurv.dicomio import write_discovery
     from radsurv.imagesheet import discover_sheet
+    from radsurv.privacy import register_input_root
 
+    register_input_root(Path(image_sheet).parent)
     disc = discover_sheet(Path(image_sheet), retest_max_days=int(retest_max_days))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
@@ -90,7 +94,11 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
     from radsurv.dicomio import convert_scan, read_manifest
     from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
 
+    from radsurv.privacy import register_input_root
+
     scan = read_manifest(Path(manifest))
+    if scan.cohort_root:
+        register_input_root(scan.cohort_root)  # library errors quoting an input path: pseudonym
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     margin = conversion_margin_mm(scan.modality, preprocessing) if preprocessing is not None else None
