@@ -79,7 +79,7 @@ def test_held_out_km_title_says_repeat_1_only(tmp_path: Path, monkeypatch: pytes
                          "time": [1.0, 2, 3, 4], "event": [1, 0, 1, 1], "risk_group": ["low", "high"] * 2})
     pred.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
     stages.km_figure(tmp_path / "p.tsv", tmp_path / "none.tsv", tmp_path / "km.png", "test", "months")
-    assert "repeat 1 only" in seen["title"] and "mean over all repeats" in seen["title"]
+    assert "CV repeat 1 only" in seen["title"] and "mean over all repeats" in seen["title"]
 
 
 # ------------------------------------------------------------------ forest

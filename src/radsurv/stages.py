@@ -653,14 +653,14 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     if subset == "train" and not (pred["set"] == "train").any():
         fin = pd.read_csv(final_tsv, sep="\t", dtype={"patient_id": str})
         pred = fin[(fin["model"] == model) & (fin["set"] == "development")].assign(set="train")
-        title = "Development cohort, final model (apparent, optimistic)"
+        title = "Radiomic risk groups, development cohort: final model (apparent, optimistic)"
     else:
-        title = {"test": "Held-out patients", "train": "Training patients"}.get(subset, subset)
+        title = "Radiomic risk groups: " + {"test": "held-out patients", "train": "training patients"}.get(subset, subset)
     if subset == "test" and "fold" in pred.columns and pred["fold"].nunique() > 1:
         # predictions.tsv holds repeat 1 only; the report's C-index averages every repeat
-        title = ("Cross-validated risk groups (out-of-fold, CV repeat 1 only; "
-                 "the report's C-index is the mean over all repeats)")
-    plot_km(pred, Path(out_png), subset=subset, title=f"{title}: radiomic risk groups", time_unit=time_unit)
+        title = ("Radiomic risk groups, cross-validated: out-of-fold groups of CV repeat 1 only "
+                 "(the report's C-index is the mean over all repeats)")
+    plot_km(pred, Path(out_png), subset=subset, title=title, time_unit=time_unit)
 
 
 # ----------------------------------------------------------------------------- QC
