@@ -128,7 +128,7 @@ def plot_forest(coefficients: pd.DataFrame, out_path: str | Path, model: str = "
         ax.set_xscale("log")
         from matplotlib.ticker import FormatStrFormatter
         for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-            axis(FormatStrFormatter("%.2g"))  # 0.8, 1, 1.5 rather than 8 x 10^-1
+            axis(FormatStrFormatter("%.3g"))  # 0.8, 1, 1.05 rather than 8 x 10^-1
         ax.set_xlabel("hazard ratio per training standard deviation (log scale)")
     what = ("with 95% CI" if has_ci else
             "point estimates only: a penalised fit\nhas no valid CI for its coefficients")
