@@ -27,6 +27,7 @@ from radsurv.dicomio import (
     write_discovery,
 )
 from radsurv.errors import CaseError
+from radsurv.privacy import file_pseudonym as F
 from radsurv.privacy import header_uids, uid_pseudonym
 from radsurv.qc import read_qc
 
@@ -272,16 +273,17 @@ def test_dicom_samples_broken_references(shared_data: Path, tmp_path: Path) -> N
     disc = discover(root)  # must not raise
     text = reasons(disc)
     # rt-utils: wrong image references and missing series reference
-    assert "invalid_reference_rt.dcm references 5 images" in text
-    assert "non_existent_reference_rt.dcm references 3 images" in text
+    # files are named by the pseudonym of their path relative to the cohort folder (radsurv.privacy)
+    assert f"{F('rt-utils/mock_data/invalid_reference_rt.dcm')} references 5 images" in text
+    assert f"{F('rt-utils/mock_data/non_existent_reference_rt.dcm')} references 3 images" in text
     # pydicom: structure set on a series that is not there
     # (UIDs appear as pseudonyms: radsurv.privacy)
-    assert (f"rtstruct.dcm references series {uid_pseudonym('1.2.826.0.1.3680043.8.498.2010020400001.2.1.1')} "
+    assert (f"{F('pydicom/rtstruct.dcm')} references series {uid_pseudonym('1.2.826.0.1.3680043.8.498.2010020400001.2.1.1')} "
             "which is not in the input folder") in text
     # dicompyler: 97 of 98 slices are missing
     assert "97 of which are not in the input folder" in text
     # non-DICOM files ignored (one summary row)
-    assert "non-DICOM file(s) ignored" in text and "LICENSE" in text
+    assert "non-DICOM file(s) ignored: file-" in text and "LICENSE" not in text
     # the valid rt-utils structure set is paired with its two-slice CT
     by_file = {Path(s.contour_file).name: s for s in disc.scans}
     assert "rt.dcm" in by_file
@@ -297,7 +299,7 @@ def test_empty_rtstruct_reason(tmp_path: Path) -> None:
     disc = discover(tmp_path / "in")
     assert disc.scans == []
     text = reasons(disc)
-    assert "excluded: RTSTRUCT rs_empty.dcm is empty: 1 ROIs defined but no contour data" in text
+    assert f"excluded: RTSTRUCT {F('rs_empty.dcm')} is empty: 1 ROIs defined but no contour data" in text
     assert "has no RTSTRUCT or SEG referencing it: not analysable" in text
 
 
@@ -488,13 +490,14 @@ def test_discovery_picks_referenced_series_and_orders_sessions(tmp_path: Path) -
     assert s1.n_images == 10 and all(Path(f).is_absolute() for f in s1.image_files)
     assert scans["Q2_S1"].series_uid == uid_pseudonym(str(other["series_uid"]))
     assert "matched to series" in text
-    assert "has 2 contour objects" in text and "rs_base_old.dcm" in text
-    assert "orphan.dcm references series" in text and "which is not in the input folder" in text
-    assert "empty.dcm is empty" in text
-    assert "a/truncated.dcm has a DICOM preamble but its header is truncated" in text
-    assert "a/cut_pixels.dcm" in text and "is truncated" in text
+    assert "has 2 contour objects" in text and F("a/rs_base_old.dcm") in text
+    assert f"{F('orphan.dcm')} references series" in text and "which is not in the input folder" in text
+    assert f"{F('empty.dcm')} is empty" in text
+    assert f"{F('a/truncated.dcm')} has a DICOM preamble but its header is truncated" in text
+    assert F("a/cut_pixels.dcm") in text and "is truncated" in text
     assert "localizer series" in text and "not analysable" in text
-    assert "1 non-DICOM file(s) ignored: notes.txt" in text
+    assert f"1 non-DICOM file(s) ignored: {F('notes.txt')}" in text
+    assert ".dcm" not in text and "notes" not in text  # no file name, only pseudonyms
     assert "DICOMDIR" not in text and "index_file" not in text
     warn_rows = [q for q in disc.qc if "contour objects" in q["reason"]]
     assert warn_rows[0]["scan_id"] == "P-1_S1" and warn_rows[0]["patient_id"] == "P/1"
@@ -504,7 +507,9 @@ def test_discovery_picks_referenced_series_and_orders_sessions(tmp_path: Path) -
     back = read_manifest(out / "manifests" / "P-1_S2.json")
     assert back == s2
     header = (out / "scans.tsv").read_text().splitlines()[0].split("\t")
-    assert "image_files" not in header and "scan_id" in header
+    assert "image_files" not in header and "scan_id" in header and "contour_file" not in header
+    assert str(root) not in (out / "scans.tsv").read_text()  # no path: the contour file by pseudonym
+    assert F("a/rs_base.dcm") in (out / "scans.tsv").read_text()
     assert len(read_qc(out / "qc.tsv")) == len(disc.qc)
 
 

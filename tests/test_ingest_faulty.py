@@ -15,17 +15,18 @@ import yaml
 
 from conftest import snakemake_run, tiny_config
 from radsurv.faulty import FAULTS, GOOD, generate_faulty_cohort
+from radsurv.privacy import file_pseudonym as F  # QC reasons name files by pseudonym
 
 #: (patient, stage, status, words the reason must contain) per fault.
 EXPECTED = [
     ("RSD-005", "discovery", "warning", "localizer series"),
-    ("RSD-005", "discovery", "warning", "RSD-005/1/CT_LUNG/0001.dcm) has no RTSTRUCT or SEG referencing it"),
+    ("RSD-005", "discovery", "warning", f"{F('RSD-005/1/CT_LUNG/0001.dcm')}) has no RTSTRUCT or SEG referencing it"),
     ("RSD-006", "conversion", "excluded", "a slice is missing"),
-    ("RSD-007", "discovery", "warning", "RSD-007/1/CT/0011.dcm of series"),
-    ("RSD-007", "discovery", "excluded", "ignored as truncated (e.g. RSD-007/1/CT/0011.dcm)"),
+    ("RSD-007", "discovery", "warning", f"{F('RSD-007/1/CT/0011.dcm')} of series"),
+    ("RSD-007", "discovery", "excluded", f"ignored as truncated (e.g. {F('RSD-007/1/CT/0011.dcm')})"),
     ("RSD-008", "discovery", "excluded", "has no analysable scan: no RTSTRUCT or SEG"),
     ("RSD-009", "conversion", "excluded", "no ROI name matches pattern '^GTV'; available: 'Tumour'"),
-    ("RSD-010", "discovery", "excluded", "RSD-010/1/RTSTRUCT/0001.dcm references series"),
+    ("RSD-010", "discovery", "excluded", f"{F('RSD-010/1/RTSTRUCT/0001.dcm')} references series"),
     ("RSD-011", "conversion", "excluded", "'GTV-1' lies entirely outside the image field of view"),
     ("RSD-012", "clinical", "excluded", "missing or not a number"),
     ("RSD-013", "clinical", "excluded", "survival time -3.5 is negative"),
@@ -34,8 +35,8 @@ EXPECTED = [
     # clinical rows without an analysable scan: one summary row (issue #15), not one per patient
     ("", "clinical", "warning", "4 patient(s) in clinical.csv have no analysable scan and are not modelled "
                                 "(e.g. RSD-007, RSD-008, RSD-010, RSD-099)"),
-    ("", "discovery", "warning", "non-DICOM file(s) ignored: README.txt, RSD-001/export.log, RSD-002/IMG0001"),
-    ("", "discovery", "warning", "RSD-016/empty.dcm is empty"),
+    ("", "discovery", "warning", "non-DICOM file(s) ignored: " + ", ".join(map(F, ["README.txt", "RSD-001/export.log", "RSD-002/IMG0001"]))),
+    ("", "discovery", "warning", f"{F('RSD-016/empty.dcm')} is empty"),
 ]
 
 
@@ -82,7 +83,7 @@ def test_every_good_patient_completes(faulty_run: Path) -> None:
     assert scans.loc["RSD-004_S2", "label"] == "follow-up" and scans.loc["RSD-004_S2", "days_from_first"] == 90
     assert (scans.loc[["RSD-001_S2", "RSD-002_S2", "RSD-003_S2"], "label"] == "retest").all()
     # the decoys were not chosen: RSD-005's scan is the series its RTSTRUCT references
-    man = json.loads((faulty_run / "ingest" / "manifests" / "RSD-005_S1.json").read_text())
+    man = json.loads((faulty_run / "ingest" / "private" / "manifests" / "RSD-005_S1.json").read_text())
     assert all("/RSD-005/1/CT/" in f for f in man["image_files"])
     clin = pd.read_csv(faulty_run / "clinical" / "clinical.tsv", sep="\t", dtype={"patient_id": str})
     assert set(GOOD) <= set(clin["patient_id"]) and not {"RSD-012", "RSD-013", "RSD-014"} & set(clin["patient_id"])

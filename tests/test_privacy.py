@@ -109,3 +109,113 @@ def test_unexpected_library_error_reaches_the_scan_record_as_a_pseudonym() -> No
     ok, reason, info = _guard("extraction", "P1_S1", boom)
     assert not ok and info == {"stage": "extraction"}
     assert reason == f"unexpected error during extraction: RuntimeError: source image {uid_pseudonym(uid)} not found"
+
+
+# ------------------------------------------------- planning-system exports (issue 15, item 7)
+TPS_SOP = "1.2.246.352.71.3.1634561234.2089765.20241105120000"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"file CT.{TPS_SOP}.dcm is empty", f"file CT.{uid_pseudonym(TPS_SOP)}.dcm is empty"),
+        (f"RS.{TPS_SOP}.dcm references", f"RS.{uid_pseudonym(TPS_SOP)}.dcm references"),
+        (f"RS_{TPS_SOP}.dcm", f"RS_{uid_pseudonym(TPS_SOP)}.dcm"),
+        (f"DOE^JOHN/{TPS_SOP}/CT.{TPS_SOP}.dcm", f"DOE^JOHN/{uid_pseudonym(TPS_SOP)}/CT.{uid_pseudonym(TPS_SOP)}.dcm"),
+    ],
+    ids=["ct-prefix", "rs-prefix", "underscore", "study-folder"],
+)
+def test_scrub_finds_uids_inside_planning_system_file_names(text: str, expected: str) -> None:
+    assert scrub_uids(text) == expected
+
+
+def test_file_pseudonym_hides_names_and_leads_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from radsurv.privacy import file_pseudonym
+
+    root = tmp_path / "export"
+    f = root / "DOE^JOHN_12345" / f"CT.{TPS_SOP}.dcm"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"x")
+    # reference value: printf %s 'DOE^JOHN_12345/CT.<uid>.dcm' | sha256sum | cut -c1-16
+    import hashlib
+    rel = f"DOE^JOHN_12345/CT.{TPS_SOP}.dcm"
+    assert file_pseudonym(rel) == "file-" + hashlib.sha256(rel.encode()).hexdigest()[:16]
+    assert file_pseudonym(Path(rel)) == file_pseudonym(rel)
+    shown = file_pseudonym(rel)
+    assert "DOE" not in shown and TPS_SOP not in shown and scrub_uids(shown) == shown
+    assert find_pseudonym(root, shown) == [rel]
+    assert main([str(root), shown]) == 0 and capsys.readouterr().out.split() == [rel]
+    assert find_pseudonym(root, uid_pseudonym(TPS_SOP)) == [rel]  # UID in the name, file not DICOM
+
+
+def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_path: Path) -> None:
+    """Patient-name folders and UID file names (CT.<uid>.dcm): no part reaches scans.tsv, QC or the log."""
+    import json
+
+    from radsurv import stages
+    from radsurv.demo import generate_demo_cohort, tps_export
+
+    generate_demo_cohort(tmp_path / "demo", n_patients=3, n_retest=1, seed=11,
+                         n_slices=16, slice_thickness=5.0)
+    exp = tps_export(tmp_path / "demo" / "dicom", tmp_path / "export", truncate=1)
+    dicom = exp["dicom_dir"]
+    uids = set().union(*(header_uids(f) for f in (tmp_path / "demo" / "dicom").rglob("*.dcm")))
+    phi = json.loads((tmp_path / "demo" / "phi_values.json").read_text())
+    names = [n for f in dicom.rglob("*") for n in (f.name,) if f.is_file() or f.is_dir()]
+    needles = {*uids, *phi, *names, *exp["folders"], str(dicom), str(dicom.resolve()), str(tmp_path)}
+    out, log_file = tmp_path / "results", tmp_path / "results" / "discover.log"
+    out.mkdir()
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("radsurv").addHandler(handler)
+    logging.getLogger("radsurv").setLevel(logging.DEBUG)
+    try:
+        stages.discovery(dicom, out / "scans.tsv", out / "private" / "manifests", out / "discovery.tsv")
+    finally:
+        logging.getLogger("radsurv").removeHandler(handler)
+        handler.close()
+    qc = (out / "discovery.tsv").read_text()
+    shareable = [out / "scans.tsv", out / "discovery.tsv", log_file]
+    assert log_file.read_text().count("\n") > 3
+    for path in shareable:
+        text = path.read_text()
+        leaked = sorted(n for n in needles if n and n in text)
+        assert not leaked, f"{path.name} names {len(leaked)} input name(s)/UID(s)/path(s), e.g. {leaked[:3]}"
+    # the faults are reported, each naming the file by its pseudonym, which leads back to it
+    from radsurv.privacy import file_pseudonym
+
+    truncated = exp["truncated"][0].relative_to(dicom).as_posix()
+    assert f"image file {file_pseudonym(truncated)} of series" in qc
+    assert "non-DICOM file(s) ignored: file-" in qc
+    assert find_pseudonym(dicom, file_pseudonym(truncated)) == [truncated]
+    scans = (out / "scans.tsv").read_text().splitlines()
+    assert len(scans) == 1 + 3 and "contour_file_id" in scans[0] and "file-" in scans[1]
+    # only the private manifests hold the real paths (needed to read the files)
+    man = json.loads(next((out / "private" / "manifests").glob("*.json")).read_text())
+    assert all(Path(f).is_file() for f in man["image_files"])
+
+
+def test_library_messages_quoting_an_input_path_carry_its_pseudonym(tmp_path: Path) -> None:
+    """A library error or traceback that quotes an input file's path (GDCM, ITK, highdicom)."""
+    from radsurv import privacy
+    from radsurv.privacy import file_pseudonym, register_input_root
+    from radsurv.stages import _guard
+
+    root = tmp_path / "DOE^JOHN exports"
+    rel = f"DOE^JOHN_12345/CT.{TPS_SOP}.dcm"
+    old = list(privacy._INPUT_ROOTS)
+    try:
+        register_input_root(root)
+
+        def boom() -> dict[str, object]:
+            raise RuntimeError(f"ImageSeriesReader: cannot read '{root / rel}': no such file")
+
+        ok, reason, _ = _guard("conversion", "P1_S1", boom)
+        assert not ok and reason == ("unexpected error during conversion: RuntimeError: ImageSeriesReader: "
+                                     f"cannot read '{file_pseudonym(rel)}': no such file")
+        assert scrub_uids(f"reading {root}, then {root}2/x") == f"reading <cohort folder>, then {root}2/x"
+        record = logging.LogRecord("radsurv", logging.ERROR, __file__, 1, "failed on %s", (str(root / rel),), None)
+        text = ScrubbingFormatter("%(message)s").format(record)
+        assert text == f"failed on {file_pseudonym(rel)}" and "DOE" not in text
+    finally:
+        privacy._INPUT_ROOTS[:] = old

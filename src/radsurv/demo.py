@@ -23,6 +23,11 @@ Files written under ``out_dir``
 ``README.md``
     This documentation plus the realised cohort summary.
 
+:func:`tps_export` copies such a folder into the layout a treatment-planning system
+writes (``<PatientName>_<PatientID>/<StudyInstanceUID>/CT.<SOPInstanceUID>.dcm``,
+``RS.<SOPInstanceUID>.dcm``): folders named like patients, files named by UIDs, for
+the tests that prove no name, path or UID of an input file reaches an output.
+
 Planted truth (the generative model)
 ------------------------------------
 Patient ``i`` (1-based, PatientID ``RSD-<iii>``) draws all its quantities from
@@ -986,6 +991,50 @@ def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15
         "censored_fraction": cohort.censored_fraction,
         "data_freeze_months": cohort.data_freeze_months,
     }
+
+
+#: File-name prefixes a treatment-planning system writes per DICOM modality.
+TPS_PREFIX = {"CT": "CT", "MR": "MR", "PT": "PT", "RTSTRUCT": "RS", "SEG": "SEG", "RTDOSE": "RD", "RTPLAN": "RP"}
+
+
+def tps_export(dicom_dir: Path, out_dir: Path, truncate: int = 0, notes: bool = True) -> dict[str, Any]:
+    """Copy the DICOM files under ``dicom_dir`` into a planning-system-style export under ``out_dir``.
+
+    Each file goes to ``<PatientName>_<PatientID>/<StudyInstanceUID>/<prefix>.<SOPInstanceUID>.dcm``
+    (prefix ``CT``, ``RS``, ... per :data:`TPS_PREFIX`), so that folder names hold the
+    patient's name and file names hold UIDs, as in real exports. ``truncate`` > 0 cuts
+    the last CT file of the last ``truncate`` patients to half its size (a file-level fault
+    whose QC reason must name the file), and ``notes`` adds a non-DICOM
+    ``<PatientName>_<PatientID>/<PatientName> notes.txt`` per patient. Returns the
+    folder names written and the paths of the truncated files.
+    """
+    import shutil
+
+    import pydicom
+
+    dicom_dir, out_dir = Path(dicom_dir), Path(out_dir)
+    folders: dict[str, str] = {}
+    last_ct: dict[str, Path] = {}
+    for src in sorted(dicom_dir.rglob("*.dcm")):
+        ds = pydicom.dcmread(src, stop_before_pixels=True)
+        pid = str(ds.PatientID)
+        folder = f"{ds.PatientName}_{pid}"
+        folders[pid] = folder
+        modality = str(ds.Modality)
+        dst = out_dir / folder / str(ds.StudyInstanceUID) / f"{TPS_PREFIX.get(modality, modality)}.{ds.SOPInstanceUID}.dcm"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        if modality == "CT":
+            last_ct[pid] = max(last_ct.get(pid, dst), dst)
+    truncated = []
+    for pid in sorted(last_ct)[len(last_ct) - truncate:] if truncate > 0 else []:
+        data = last_ct[pid].read_bytes()
+        last_ct[pid].write_bytes(data[: len(data) // 2])
+        truncated.append(last_ct[pid])
+    if notes:
+        for pid, folder in sorted(folders.items()):
+            (out_dir / folder / f"{folder.split('_')[0]} notes.txt").write_text(f"planning notes of {folder}\n")
+    return {"dicom_dir": out_dir, "folders": sorted(folders.values()), "truncated": truncated}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,7 +55,7 @@ from pydicom.tag import Tag
 
 from radsurv.errors import CaseError
 from radsurv.preprocess import array_bbox
-from radsurv.privacy import uid_pseudonym
+from radsurv.privacy import file_pseudonym, uid_pseudonym
 from radsurv.qc import qc_row, write_qc
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 MEDIA_STORAGE_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
 ROI_POLICIES = ("first", "largest", "union", "error")
 
-#: Columns of the scans TSV (the ScanRecord fields without the file list).
+#: Columns of the scans TSV: the ScanRecord fields without any path (the files are read
+#: through the private manifests); ``contour_file_id`` is the contour file's
+#: :func:`radsurv.privacy.file_pseudonym`.
 SCAN_COLUMNS = [
     "scan_id",
     "patient_id",
@@ -83,7 +85,7 @@ SCAN_COLUMNS = [
     "study_uid",
     "n_images",
     "contour_type",
-    "contour_file",
+    "contour_file_id",
 ]
 
 
@@ -94,7 +96,12 @@ SCAN_COLUMNS = [
 
 @dataclass
 class ScanRecord:
-    """One analysable scan: an image series and the contour object that references it."""
+    """One analysable scan: an image series and the contour object that references it.
+
+    ``image_files``, ``contour_file`` and ``cohort_root`` are absolute input paths: they
+    live only in the private manifest (``results/ingest/private/manifests``), never in
+    scans.tsv, a QC reason or a log (which name files by :func:`shown_file`).
+    """
 
     scan_id: str
     patient_id: str
@@ -116,6 +123,20 @@ class ScanRecord:
     label: str = "baseline"
     #: image sheet only: the mask label value of the ROI (0 = every non-zero voxel)
     mask_label: int = 0
+    #: the cohort folder (DICOM folder, or the image sheet's folder) the files were found in
+    cohort_root: str = ""
+
+
+def shown_file(scan: ScanRecord, path: str | Path) -> str:
+    """How outputs name one of ``scan``'s input files: the pseudonym of its path relative to
+    the cohort folder (:func:`radsurv.privacy.file_pseudonym`), never a name or a path."""
+    p = Path(path)
+    if scan.cohort_root:
+        try:
+            p = p.relative_to(scan.cohort_root)
+        except ValueError:
+            pass
+    return file_pseudonym(p.as_posix())
 
 
 @dataclass
@@ -137,6 +158,11 @@ class _Instance:
     acquisition_time: str
     acquisition_date: str
     multiframe: bool
+
+    @property
+    def shown(self) -> str:
+        """How outputs, QC reasons and logs name this file (:func:`radsurv.privacy.file_pseudonym`)."""
+        return file_pseudonym(self.rel)
 
 
 @dataclass
@@ -165,6 +191,11 @@ class _Contour:
     recency: str  # sortable date+time string (never written out)
     n_rois: int
     n_contours: int  # contours with data (RTSTRUCT) or segments (SEG)
+
+    @property
+    def shown(self) -> str:
+        """How outputs, QC reasons and logs name this file (:func:`radsurv.privacy.file_pseudonym`)."""
+        return file_pseudonym(self.rel)
 
 
 # ---------------------------------------------------------------------------
@@ -382,33 +413,34 @@ class _Examined:
 def _examine(path: Path, root: Path) -> _Examined:
     """Read one file's header and classify it (the per-file part of :func:`discover`)."""
     rel = _rel(path, root)
+    shown = file_pseudonym(rel)  # never the path: file and folder names can be UIDs or patient names
     if path.name.upper() == "DICOMDIR":
-        log.debug("skipping DICOMDIR %s", rel)
+        log.debug("skipping DICOMDIR %s", shown)
         return _Examined("skip")
     if path.name.startswith("."):
         # Hidden files: OS metadata (.DS_Store, ._* resource forks) and tool markers
         # such as Snakemake's .snakemake_timestamp; never images.
-        log.debug("skipping hidden file %s", rel)
+        log.debug("skipping hidden file %s", shown)
         return _Examined("skip")
     try:
         size = path.stat().st_size
     except OSError as exc:
-        return _Examined("qc", ("", "", "warning", f"file {rel} cannot be accessed ({exc.strerror}); ignored"))
+        return _Examined("qc", ("", "", "warning", f"file {shown} cannot be accessed ({exc.strerror}); ignored"))
     if size == 0:
-        return _Examined("qc", ("", "", "warning", f"file {rel} is empty (0 bytes); ignored"))
+        return _Examined("qc", ("", "", "warning", f"file {shown} is empty (0 bytes); ignored"))
     try:
         ds, pixel_offset = _read_header(path)
     except _TruncatedHeader:
-        return _Examined("qc", ("", "", "warning", f"file {rel} has a DICOM preamble but its header is truncated; ignored"))
+        return _Examined("qc", ("", "", "warning", f"file {shown} has a DICOM preamble but its header is truncated; ignored"))
     except Exception as exc:  # noqa: BLE001 - any parser failure is a per-file problem
-        return _Examined("qc", ("", "", "warning", f"file {rel} looks like DICOM but cannot be read (truncated or "
+        return _Examined("qc", ("", "", "warning", f"file {shown} looks like DICOM but cannot be read (truncated or "
                                                    f"corrupt: {type(exc).__name__}); ignored"))
     if ds is None:
         return _Examined("non_dicom")
     meta = getattr(ds, "file_meta", None)
     sop_class = _s(ds, "SOPClassUID") or (_s(meta, "MediaStorageSOPClassUID") if meta else "")
     if sop_class == MEDIA_STORAGE_DIRECTORY_SOP_CLASS or "DirectoryRecordSequence" in ds:
-        log.debug("skipping DICOMDIR-type file %s", rel)
+        log.debug("skipping DICOMDIR-type file %s", shown)
         return _Examined("skip")
     modality = _s(ds, "Modality").upper()
     pid = _s(ds, "PatientID")
@@ -423,7 +455,7 @@ def _examine(path: Path, root: Path) -> _Examined:
         return _Examined("contour", contour=_Contour(path, rel, "SEG", pid, sop_uid, ref_series, ref_sops,
                                                      _recency(ds, "SEG"), n_seg, n_seg))
     if modality not in IMAGE_MODALITIES or "Rows" not in ds:
-        log.debug("ignoring %s object %s", modality or "unknown", rel)
+        log.debug("ignoring %s object %s", modality or "unknown", shown)
         return _Examined("skip")
 
     series_uid = _s(ds, "SeriesInstanceUID")
@@ -437,11 +469,11 @@ def _examine(path: Path, root: Path) -> _Examined:
     # pixel data element: tag + length (8 bytes implicit VR, 12 explicit) + values
     if expected is not None and size < pixel_offset + 8 + expected:
         return _Examined("truncated_image", (pid, "", "warning",
-                                             f"image file {rel} of series {series_uid} is truncated "
+                                             f"image file {shown} of series {series_uid} is truncated "
                                              f"({size} bytes, but the pixel data alone needs {expected}); "
                                              f"the file is ignored"), instance=instance)
     if not series_uid:
-        return _Examined("qc", (pid, "", "warning", f"image file {rel} has no SeriesInstanceUID; ignored"))
+        return _Examined("qc", (pid, "", "warning", f"image file {shown} has no SeriesInstanceUID; ignored"))
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     ser = _Series(
         series_uid=series_uid,
@@ -512,22 +544,22 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
 
     for path, ex in zip(paths, _examine_all(paths, root, workers)):
         if ex.kind == "non_dicom":
-            non_dicom.append(_rel(path, root))
+            non_dicom.append(file_pseudonym(_rel(path, root)))
         elif ex.kind == "contour":
             contours.append(ex.contour)
         elif ex.kind in ("qc", "truncated_image"):
             add_qc(*ex.qc)
             if ex.kind == "truncated_image" and ex.instance.sop_uid:
-                ignored_sops[ex.instance.sop_uid] = ex.instance.rel
+                ignored_sops[ex.instance.sop_uid] = ex.instance.shown
         elif ex.kind == "image":
             inst = ex.instance
             if inst.sop_uid and inst.sop_uid in seen_sops:
                 add_qc(ex.series.patient_id, "", "warning",
-                       f"image file {inst.rel} is a duplicate of {seen_sops[inst.sop_uid]} (same SOP Instance "
+                       f"image file {inst.shown} is a duplicate of {seen_sops[inst.sop_uid]} (same SOP Instance "
                        f"UID {inst.sop_uid}); the duplicate is ignored")
                 continue
             if inst.sop_uid:
-                seen_sops[inst.sop_uid] = inst.rel
+                seen_sops[inst.sop_uid] = inst.shown
             ser = series.setdefault(ex.series.series_uid, ex.series)
             ser.instances.append(inst)
 
@@ -554,7 +586,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                 con.patient_id,
                 "",
                 "excluded",
-                f"{kind} {con.rel} is empty: {con.n_rois} {what} defined but no contour data",
+                f"{kind} {con.shown} is empty: {con.n_rois} {what} defined but no contour data",
             )
             continue
         present = [u for u in con.ref_series if u in series]
@@ -574,24 +606,24 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                 chosen = max(sorted(counts), key=lambda u: counts[u])
                 if con.ref_series:
                     note = (
-                        f"{kind} {con.rel} references series {', '.join(con.ref_series)} which is "
+                        f"{kind} {con.shown} references series {', '.join(con.ref_series)} which is "
                         f"not in the input folder, but its referenced images belong to series "
                         f"{chosen}; using that series"
                     )
                 else:
                     note = (
-                        f"{kind} {con.rel} names no referenced series; matched to series {chosen} "
+                        f"{kind} {con.shown} names no referenced series; matched to series {chosen} "
                         f"through its referenced image UIDs"
                     )
         if chosen is None:
             if con.ref_series:
                 reason = (
-                    f"{kind} {con.rel} references series {', '.join(con.ref_series)} which is not "
+                    f"{kind} {con.shown} references series {', '.join(con.ref_series)} which is not "
                     f"in the input folder"
                 )
             else:
                 reason = (
-                    f"{kind} {con.rel} does not reference any image series or image instance "
+                    f"{kind} {con.shown} does not reference any image series or image instance "
                     f"(no referenced series UID and no contour image UIDs)"
                 )
             add_qc(con.patient_id, "", "excluded", reason)
@@ -603,7 +635,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
             pending[chosen].append(
                 (
                     "warning",
-                    f"{kind} {con.rel} also references images of series {', '.join(elsewhere)}; "
+                    f"{kind} {con.shown} also references images of series {', '.join(elsewhere)}; "
                     f"using series {chosen}",
                 )
             )
@@ -613,7 +645,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                 con.patient_id or ser.patient_id,
                 "",
                 "excluded",
-                f"{kind} {con.rel} references {len(con.ref_sops)} images of series {chosen}, "
+                f"{kind} {con.shown} references {len(con.ref_sops)} images of series {chosen}, "
                 f"{len(missing)} of which are not in the input folder (series incomplete or "
                 f"wrong references, e.g. {missing[0]})"
                 + (
@@ -629,7 +661,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                 ser.patient_id,
                 "",
                 "excluded",
-                f"series {chosen} referenced by {con.rel} is an enhanced multi-frame image; "
+                f"series {chosen} referenced by {con.shown} is an enhanced multi-frame image; "
                 f"only single-frame series are supported",
             )
             continue
@@ -639,7 +671,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
             pending[chosen].append(
                 (
                     "warning",
-                    f"{kind} {con.rel} has PatientID {con.patient_id!r} but its image series "
+                    f"{kind} {con.shown} has PatientID {con.patient_id!r} but its image series "
                     f"{chosen} has {ser.patient_id!r}; using the image's PatientID",
                 )
             )
@@ -651,12 +683,12 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
         cons.sort(key=lambda c: (c.recency, c.rel))
         selected[uid] = cons[-1]
         if len(cons) > 1:
-            others = ", ".join(c.rel for c in cons[:-1])
+            others = ", ".join(c.shown for c in cons[:-1])
             pending[uid].append(
                 (
                     "warning",
-                    f"series {uid} has {len(cons)} contour objects ({others}, {cons[-1].rel}); "
-                    f"using the most recent one, {cons[-1].rel}, and ignoring the others",
+                    f"series {uid} has {len(cons)} contour objects ({others}, {cons[-1].shown}); "
+                    f"using the most recent one, {cons[-1].shown}, and ignoring the others",
                 )
             )
 
@@ -675,7 +707,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                 "",
                 "warning",
                 f"{ser.modality}{kind} series {uid} ({len(ser.instances)} images, e.g. "
-                f"{ser.instances[0].rel}) {why}: not analysable",
+                f"{ser.instances[0].shown}) {why}: not analysable",
             )
 
     # -- number sessions per patient ------------------------------------------
@@ -729,6 +761,7 @@ def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discove
                     image_files=[str(i.path) for i in insts],
                     contour_file=str(con.path.resolve()),
                     contour_type=con.kind,
+                    cohort_root=str(root.resolve()),
                     hours_from_first=float(hours),
                     study_number=study_numbers[ser.study_uid or uid],
                     label=scan_label(n, int(days), retest_max_days, dated or n == 1),
@@ -832,7 +865,7 @@ def write_discovery(disc: Discovery, scans_tsv: Path, manifest_dir: Path, qc_tsv
     manifest_dir.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(SCAN_COLUMNS)]
     for scan in disc.scans:
-        row = asdict(scan)
+        row = {**asdict(scan), "contour_file_id": shown_file(scan, scan.contour_file)}
         lines.append("\t".join(str(row[c]).replace("\t", " ") for c in SCAN_COLUMNS))
         (manifest_dir / f"{scan.scan_id}.json").write_text(
             json.dumps(asdict(scan), indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -872,7 +905,7 @@ def _check_geometry(scan: ScanRecord) -> _Geometry:
             headers.append((f, pydicom.dcmread(f, stop_before_pixels=True, force=True)))
         except Exception as exc:  # noqa: BLE001
             raise CaseError(
-                STAGE_CONVERSION, f"image file {Path(f).name} of series {uid} cannot be read ({type(exc).__name__})"
+                STAGE_CONVERSION, f"image file {shown_file(scan, f)} of series {uid} cannot be read ({type(exc).__name__})"
             ) from exc
     if len(headers) < 2:
         raise CaseError(
@@ -889,17 +922,17 @@ def _check_geometry(scan: ScanRecord) -> _Geometry:
         if iop is None or len(iop) != 6 or not np.allclose(iop, iop0, atol=1e-4):
             raise CaseError(
                 STAGE_CONVERSION,
-                f"series {uid} has inconsistent ImageOrientationPatient (file {Path(f).name}); "
+                f"series {uid} has inconsistent ImageOrientationPatient (file {shown_file(scan, f)}); "
                 f"slices are not parallel",
             )
         if ds.get("Rows") != rows0 or ds.get("Columns") != cols0:
-            raise CaseError(STAGE_CONVERSION, f"series {uid} mixes image sizes (file {Path(f).name})")
+            raise CaseError(STAGE_CONVERSION, f"series {uid} mixes image sizes (file {shown_file(scan, f)})")
         ps = _floats(ds.get("PixelSpacing"))
         if ps is None or ps0 is None or not np.allclose(ps, ps0, atol=1e-4):
             raise CaseError(STAGE_CONVERSION, f"series {uid} has missing or inconsistent PixelSpacing")
         ipp = _floats(ds.get("ImagePositionPatient"))
         if ipp is None or len(ipp) != 3:
-            raise CaseError(STAGE_CONVERSION, f"series {uid}: file {Path(f).name} has no ImagePositionPatient")
+            raise CaseError(STAGE_CONVERSION, f"series {uid}: file {shown_file(scan, f)} has no ImagePositionPatient")
         pos.append(ipp)
     row, col = np.array(iop0[:3]), np.array(iop0[3:])
     normal = np.cross(row, col)
@@ -919,8 +952,8 @@ def _check_geometry(scan: ScanRecord) -> _Geometry:
         raise CaseError(
             STAGE_CONVERSION,
             f"series {uid} has {dup.size + 1} or more images at the same slice position "
-            f"z={proj[k]:.2f} mm (duplicate slices, e.g. {Path(files[k]).name} and "
-            f"{Path(files[k + 1]).name})",
+            f"z={proj[k]:.2f} mm (duplicate slices, e.g. {shown_file(scan, files[k])} and "
+            f"{shown_file(scan, files[k + 1])})",
         )
     expected = float(np.median(diffs))
     tol = max(0.01, 0.01 * expected)
@@ -1357,7 +1390,7 @@ def _mask_from_rtstruct(
     try:
         rs = pydicom.dcmread(scan.contour_file, force=True)
     except Exception as exc:  # noqa: BLE001
-        raise CaseError(STAGE_CONVERSION, f"RTSTRUCT {Path(scan.contour_file).name} cannot be read") from exc
+        raise CaseError(STAGE_CONVERSION, f"RTSTRUCT {shown_file(scan, scan.contour_file)} cannot be read") from exc
     names: dict[int, str] = {}
     for roi in rs.get("StructureSetROISequence", []) or []:
         num = _int_or_none(roi.get("ROINumber"))
@@ -1401,7 +1434,7 @@ def _mask_from_seg(
         seg = hd.seg.segread(scan.contour_file)
     except Exception as exc:  # noqa: BLE001
         raise CaseError(
-            STAGE_CONVERSION, f"SEG {Path(scan.contour_file).name} cannot be read ({type(exc).__name__})"
+            STAGE_CONVERSION, f"SEG {shown_file(scan, scan.contour_file)} cannot be read ({type(exc).__name__})"
         ) from exc
     names = {int(n): seg.get_segment_description(n).SegmentLabel for n in seg.segment_numbers}
     available = [names[n] for n in sorted(names)]
@@ -1428,7 +1461,7 @@ def _mask_from_seg(
             if problem:
                 raise CaseError(
                     STAGE_CONVERSION,
-                    f"SEG {Path(scan.contour_file).name} does not state that it preserves the "
+                    f"SEG {shown_file(scan, scan.contour_file)} does not state that it preserves the "
                     f"pixel grid of series {scan.series_uid}, and {problem}",
                 ) from exc
             warnings.append("SEG lacks SpatialLocationsPreserved; frame geometry checked against the image grid")
@@ -1438,14 +1471,14 @@ def _mask_from_seg(
     except Exception as exc:  # noqa: BLE001
         raise CaseError(
             STAGE_CONVERSION,
-            f"SEG {Path(scan.contour_file).name} cannot be mapped onto series {scan.series_uid} "
+            f"SEG {shown_file(scan, scan.contour_file)} cannot be mapped onto series {scan.series_uid} "
             f"({type(exc).__name__}: {str(exc)[:200]})",
         ) from exc
     nx, ny, nz = image.GetSize()
     if arr.shape[:3] != (nz, ny, nx):
         raise CaseError(
             STAGE_CONVERSION,
-            f"SEG {Path(scan.contour_file).name} frames have size {arr.shape[1:3]} but the image is {(ny, nx)}",
+            f"SEG {shown_file(scan, scan.contour_file)} frames have size {arr.shape[1:3]} but the image is {(ny, nx)}",
         )
     seg_type = str(getattr(seg, "SegmentationType", "BINARY")).upper()
     masks: dict[int, np.ndarray] = {}

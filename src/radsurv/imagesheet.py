@@ -33,6 +33,7 @@ from radsurv.dicomio import (
     files_sha256,
     safe,
     scan_label,
+    shown_file,
     write_image_and_mask,
 )
 from radsurv.errors import CaseError
@@ -173,7 +174,8 @@ def discover_sheet(path: str | Path, retest_max_days: int = 30) -> Discovery:
             add(pid, "", "excluded", f"{path.name} line {line}: " + "; ".join(bad[i]))
             continue
         img, msk = _resolve(rec["image"], base), _resolve(rec["mask"], base)
-        missing = [f"{what} file {p.name}" for what, p in (("image", img), ("mask", msk)) if not p.is_file()]
+        # the sheet line locates the file; its name (often the patient's) is not repeated
+        missing = [f"{what} file" for what, p in (("image", img), ("mask", msk)) if not p.is_file()]
         if missing:
             add(pid, "", "excluded", f"{path.name} line {line}: {' and '.join(missing)} not found "
                                      f"(paths are relative to the sheet's folder)")
@@ -202,6 +204,7 @@ def discover_sheet(path: str | Path, retest_max_days: int = 30) -> Discovery:
                 scan_id=sid, patient_id=pid, session=n, days_from_first=int(round(days)),
                 modality=str(r["modality"]), series_uid="", study_uid="", n_images=1,
                 image_files=[str(r["image"])], contour_file=str(r["mask"]), contour_type="MASK",
+                cohort_root=str(base.resolve()),
                 hours_from_first=round(days * 24.0, 2), study_number=n,
                 label=scan_label(n, int(round(days)), retest_max_days, dated),
                 mask_label=int(r.get("mask_label", 0)),
@@ -240,23 +243,24 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
     input files is not carried over.
     """
     img_path, mask_path = Path(scan.image_files[0]), Path(scan.contour_file)
+    img_shown, mask_shown = shown_file(scan, img_path), shown_file(scan, mask_path)
     try:
         image = sitk.ReadImage(str(img_path))
     except RuntimeError as exc:
-        raise CaseError(STAGE_CONVERSION, f"image file {img_path.name} cannot be read ({str(exc)[-120:]})") from exc
+        raise CaseError(STAGE_CONVERSION, f"image file {img_shown} cannot be read ({str(exc)[-120:]})") from exc
     try:
         mask_in = sitk.ReadImage(str(mask_path))
     except RuntimeError as exc:
-        raise CaseError(STAGE_CONVERSION, f"mask file {mask_path.name} cannot be read ({str(exc)[-120:]})") from exc
+        raise CaseError(STAGE_CONVERSION, f"mask file {mask_shown} cannot be read ({str(exc)[-120:]})") from exc
     for what, im, p in (("image", image, img_path), ("mask", mask_in, mask_path)):
         if im.GetDimension() != 3 or im.GetNumberOfComponentsPerPixel() != 1:
-            raise CaseError(STAGE_CONVERSION, f"{what} file {p.name} is not a 3D greyscale volume "
+            raise CaseError(STAGE_CONVERSION, f"{what} file {shown_file(scan, p)} is not a 3D greyscale volume "
                                               f"({im.GetDimension()}D, {im.GetNumberOfComponentsPerPixel()} "
                                               f"component(s))")
     problem = _same_grid(image, mask_in)
     if problem:
-        raise CaseError(STAGE_CONVERSION, f"mask {mask_path.name} is not on the voxel grid of image "
-                                          f"{img_path.name}: {problem} (radsurv does not resample masks silently)")
+        raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} is not on the voxel grid of image "
+                                          f"{img_shown}: {problem} (radsurv does not resample masks silently)")
     warnings: list[str] = []
     m = sitk.GetArrayFromImage(mask_in)
     label = int(getattr(scan, "mask_label", 0) or 0)
@@ -265,22 +269,22 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
         roi = f"label {label}"
         if not sel.any():
             found = [int(v) for v in np.unique(m) if v != 0][:10]
-            raise CaseError(STAGE_CONVERSION, f"mask {mask_path.name} has no voxel with label {label} "
+            raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} has no voxel with label {label} "
                                               f"(labels present: {found or 'none'})")
     elif np.issubdtype(m.dtype, np.floating) and np.any((m > 0) & (m < 1)):
         sel = m >= 0.5
         roi = "mask >= 0.5"
-        warnings.append(f"mask {mask_path.name} is fractional; voxels >= 0.5 kept")
+        warnings.append(f"mask {mask_shown} is fractional; voxels >= 0.5 kept")
     else:
         sel = m != 0
         roi = "mask"
         labels = [v for v in np.unique(m) if v != 0]
         if len(labels) > 1:
-            warnings.append(f"mask {mask_path.name} has {len(labels)} labels; all non-zero voxels used "
+            warnings.append(f"mask {mask_shown} has {len(labels)} labels; all non-zero voxels used "
                             f"(set mask_label to choose one)")
     voxels = int(sel.sum())
     if voxels == 0:
-        raise CaseError(STAGE_CONVERSION, f"mask {mask_path.name} is empty (no non-zero voxel)")
+        raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} is empty (no non-zero voxel)")
     for key in image.GetMetaDataKeys():
         image.EraseMetaData(key)
     pid = image.GetPixelID()
@@ -296,7 +300,7 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
              "MR": "native scanner units (as stored in the image file)"}.get(scan.modality, "as stored")
     prov = {
         "scan_id": scan.scan_id, "patient_id": scan.patient_id, "modality": scan.modality,
-        "series_uid": "", "source_image": img_path.name, "source_mask": mask_path.name,
+        "series_uid": "", "source_image": img_shown, "source_mask": mask_shown,
         "manufacturer": "", "model": "", "kernel": "",
         "n_slices": int(image.GetSize()[2]), "spacing": spacing, "size": [int(s) for s in image.GetSize()],
         "roi_name": roi, "roi_names_available": [roi], "voxel_count": voxels,
@@ -306,6 +310,6 @@ def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
     }
     for w in warnings:
         log.warning("%s: %s", scan.scan_id, w)
-    log.info("%s: image %s + mask %s, %d voxels (%.2f ml)", scan.scan_id, img_path.name, mask_path.name,
+    log.info("%s: image %s + mask %s, %d voxels (%.2f ml)", scan.scan_id, img_shown, mask_shown,
              voxels, prov["roi_volume_ml"])
     return prov

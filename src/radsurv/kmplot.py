@@ -6,6 +6,7 @@ readable in print (line styles differ per group, not only colours).
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from lifelines import KaplanMeierFitter  # noqa: E402
 from lifelines.plotting import add_at_risk_counts  # noqa: E402
 from lifelines.statistics import multivariate_logrank_test  # noqa: E402
 
-__all__ = ["plot_km", "format_p"]
+__all__ = ["plot_km", "format_p", "wrap_title"]
 
 GROUP_ORDER = ("low", "intermediate", "high")
 # Okabe-Ito colours (colour-blind safe) + distinct line styles (greyscale print)
@@ -30,6 +31,14 @@ STYLE = {
     "high": {"color": "#D55E00", "linestyle": "--"},
 }
 DPI = 150
+#: characters per title line: a 12 pt title over the 7-inch figure holds about 65
+TITLE_WIDTH = 58
+
+
+def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """``title`` broken into lines of at most ``width`` characters (at word boundaries), so
+    that no title is cut off at the figure's edges."""
+    return "\n".join(textwrap.wrap(title, width=width, break_long_words=False)) or title
 
 
 def format_p(p: float | None) -> str:
@@ -104,7 +113,7 @@ def plot_km(
                 ax.set_ylabel("Overall survival probability")
                 ax.grid(alpha=0.3)
                 ax.legend(loc="upper right", title=f"Log-rank {format_p(p_value)}", frameon=True)
-                ax.set_title(title or f"Kaplan-Meier by risk group ({subset} set, n={len(df)})")
+                ax.set_title(wrap_title(title or f"Kaplan-Meier by risk group ({subset} set, n={len(df)})"))
                 add_at_risk_counts(*fitters, ax=ax, fig=fig, rows_to_show=["At risk"],
                                    labels=[f"{g}" for g in present])
             fig.tight_layout()

@@ -12,7 +12,9 @@ import base64
 import hashlib
 import html
 import json
+import math
 import os
+import re
 import platform
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -88,6 +90,22 @@ def converted_inputs_sha256(converted_dirs: Sequence[str | Path]) -> tuple[int, 
     return len(lines), hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
+def shareable_config(config: Any) -> Any:
+    """``config`` with every absolute path cut to ``<path withheld>/<its last name>``.
+
+    The report is meant to be mailed; the folders above a cohort's input files are the
+    user's own (and exports are often foldered by patient). Relative paths (to the
+    analysis folder) are kept; the inputs themselves are identified by SHA-256 below.
+    """
+    if isinstance(config, Mapping):
+        return {k: shareable_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [shareable_config(v) for v in config]
+    if isinstance(config, str) and (os.path.isabs(config) or config.startswith("~")):
+        return f"<path withheld>/{Path(config).name}"
+    return config
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the packages that produced the results."""
     out = {"python": platform.python_version()}
@@ -140,30 +158,87 @@ def _num(metrics: Mapping[str, Any], key: str) -> float | None:
     return None if v is None or (isinstance(v, float) and v != v) else float(v)
 
 
-def headline(metrics: Mapping[str, Any]) -> str:
-    """The model's main results in one sentence (held-out data first)."""
+def cv_repeats(metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> int:
+    """Number of repeats of the outer cross-validation (1 for a split design)."""
+    if metrics.get("design", "cv") != "cv":
+        return 1
+    n = (config or {}).get("modelling", {}).get("cv_repeats") if config else None
+    if n is None:
+        m = re.match(r"\s*(\d+) x repeated", str(metrics.get("design_description", "")))
+        n = int(m.group(1)) if m else 1
+    return max(int(n), 1)
+
+
+def versus_volume(performance: pd.DataFrame | None, model: str = "radiomics") -> str:
+    """Whether ``model`` beats the volume-only baseline, from the paired bootstrap CI of the
+    difference in held-out Harrell's C (``delta_harrell_c_vs_volume``); ``""`` when not computed."""
+    if performance is None or performance.empty or "metric" not in performance:
+        return ""
+    d = performance[(performance["model"] == model) & (performance["metric"] == "delta_harrell_c_vs_volume")
+                    & performance["set"].isin(["cross-validated", "validation"])]
+    if d.empty:
+        return ""
+    e, lo, hi = (float(d.iloc[0][k]) for k in ("estimate", "ci_low", "ci_high"))
+    if not all(map(math.isfinite, (e, lo, hi))):
+        return f"difference in C to tumour volume alone: {e:+.3f} (no confidence interval could be computed)"
+    diff = f"difference in C {e:+.3f}, 95% paired bootstrap CI {lo:+.3f} to {hi:+.3f}"
+    if lo > 0:
+        return f"the {model} model discriminates better than tumour volume alone ({diff})"
+    if hi < 0:
+        return f"the {model} model discriminates WORSE than tumour volume alone ({diff})"
+    return (f"the {model} model does NOT discriminate significantly better than tumour volume alone "
+            f"({diff}, which includes 0)")
+
+
+def headline(metrics: Mapping[str, Any], performance: pd.DataFrame | None = None, repeats: int = 1) -> str:
+    """The model's main results in one sentence (held-out data first).
+
+    ``repeats`` > 1 (repeated cross-validation): the C-index is the mean over the repeats,
+    while risk groups, log-rank p and hazard ratio are those of repeat 1 (as in the held-out
+    Kaplan-Meier figure); the sentence says so. ``performance`` adds whether the model beats
+    tumour volume alone (:func:`versus_volume`).
+    """
     parts = []
     c = _num(metrics, "c_index_test")
     if c is not None:
         lo, hi = _num(metrics, "c_index_test_ci_low"), _num(metrics, "c_index_test_ci_high")
         ci = f" (95% bootstrap CI {lo:.2f}-{hi:.2f})" if lo is not None and hi is not None else ""
+        mean = f", mean over the {repeats} repeats of the cross-validation" if repeats > 1 else ""
         parts.append(f"Harrell's C-index on {metrics.get('n_test', '?')} held-out patients "
-                     f"({metrics.get('events_test', '?')} events): {c:.3f}{ci}")
+                     f"({metrics.get('events_test', '?')} events): {c:.3f}{ci}{mean}")
     cv = _num(metrics, "c_index_volume_test")
     if cv is not None:
         parts.append(f"tumour volume alone: {cv:.3f}")
+    vs = versus_volume(performance, str(metrics.get("primary_model", "radiomics")))
+    if vs:
+        parts.append(vs)
     p = _num(metrics, "logrank_p_test")
+    which = f" (repeat 1 of {repeats} only)" if repeats > 1 else ""
     if p is not None:
-        parts.append(f"log-rank p between held-out risk groups: {p:.3g}")
+        parts.append(f"log-rank p between held-out risk groups{which}: {p:.3g}")
     hr = _num(metrics, "hr_high_vs_low_test")
     if hr is not None:
         lo, hi = _num(metrics, "hr_ci_low_test"), _num(metrics, "hr_ci_high_test")
         ci = f" (95% CI {lo:.2f}-{hi:.2f})" if lo is not None and hi is not None else ""
-        parts.append(f"hazard ratio high vs low risk: {hr:.2f}{ci}")
+        parts.append(f"hazard ratio high vs low risk{which}: {hr:.2f}{ci}")
     ct = _num(metrics, "c_index_train")
     if ct is not None:
         parts.append(f"training C-index (optimistic, for reference): {ct:.3f}")
     return "; ".join(parts) + "." if parts else "No model metrics could be computed."
+
+
+def volume_surrogates_in_model(coefficients: pd.DataFrame, volume_correlation: pd.DataFrame,
+                               model: str = "radiomics") -> pd.DataFrame:
+    """Features of the final ``model`` flagged as volume surrogates (``volume_correlation.tsv``):
+    feature, spearman_rho; empty when none (or either table is empty)."""
+    cols = ["feature", "spearman_rho"]
+    if coefficients.empty or volume_correlation.empty or "volume_surrogate" not in volume_correlation:
+        return pd.DataFrame(columns=cols)
+    feats = coefficients.loc[coefficients["model"] == model, "feature"] if "model" in coefficients \
+        else coefficients["feature"]
+    flagged = volume_correlation[volume_correlation["volume_surrogate"].astype(str).str.lower().isin(["true", "1"])]
+    hit = flagged[flagged["feature"].isin(set(feats))]
+    return hit[cols].reset_index(drop=True)
 
 
 def _read_tsv(path: str | None) -> pd.DataFrame:
@@ -179,15 +254,19 @@ def study_facts(robustness: Mapping[str, Any], metrics: Mapping[str, Any], calib
 
     method = str(robustness.get("method", "test-retest"))
     analyses = robustness.get("analyses") or {}
-    tr = analyses.get("test-retest", robustness) if isinstance(analyses, Mapping) else robustness
-    pairs = int(tr.get("pairs_used", 0) or 0) if isinstance(tr, Mapping) else 0
+    # robustness/summary.json (stages.robustness): "pairs_used" at the top; the test-retest
+    # analysis's own summary calls the complete pairs "n" (and "pairs_found" the pairs discovered)
+    tr = analyses.get("test-retest") if isinstance(analyses, Mapping) else None
+    tr = tr if isinstance(tr, Mapping) else None
+    pairs = int(robustness.get("pairs_used") or (tr or {}).get("n") or 0)
+    tr_assessed = bool(tr.get("assessed", False)) if tr is not None else bool(robustness.get("assessed", False))
     pert = perturbation_summary or (analyses.get("perturbation") if isinstance(analyses, Mapping) else None)
     contour = bool(pert) and "contour" in json.dumps(pert).lower()
     models = set((metrics.get("by_model") or {}).keys()) or set(metrics.get("models") or [])
     n_ext = int(metrics.get("n_external_cohorts", 0) or 0)
     return StudyFacts(
         test_retest_pairs=pairs,
-        robustness_assessed=bool(robustness.get("assessed", False)) and method in ("test-retest", "both"),
+        robustness_assessed=tr_assessed and method in ("test-retest", "both"),
         perturbation=method in ("perturbation", "both"),
         contour_perturbation=contour and method in ("perturbation", "both"),
         feature_reduction=True,
@@ -306,7 +385,22 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     add("<p>Every data-dependent step (scaling, redundancy reduction, selection, tuning, imputation and the "
         "risk cut-off) was fitted on training patients only and applied unchanged to held-out patients. "
         f"{_esc(metrics.get('design_description', ''))}</p>")
-    add(f'<p class="ok">{_esc(headline(metrics))}</p>')
+    repeats = cv_repeats(metrics, config)
+    primary = str(metrics.get("primary_model", "radiomics"))
+    vs_volume = versus_volume(perf, primary)
+    box = "ok" if vs_volume.startswith(f"the {primary} model discriminates better") else ("note" if vs_volume else "ok")
+    add(f'<p class="{box}">{_esc(headline(metrics, perf, repeats))}</p>')
+    if repeats > 1:
+        add(f"<p>Each held-out metric is the mean over the {repeats} repeats of the cross-validation (its "
+            "bootstrap CI covers patient sampling and the variation between repeats); the held-out risk groups, their log-rank p and hazard ratio, and the held-out Kaplan-Meier "
+            "figure are those of repeat 1 only (one out-of-fold risk group per patient).</p>")
+    surrogates = volume_surrogates_in_model(coefs, volcorr, primary)
+    if not surrogates.empty:
+        listed = ", ".join(f"{f} (Spearman rho {r:+.2f})" for f, r in surrogates.itertuples(index=False))
+        add(f'<p class="note">{len(surrogates)} of the final {_esc(primary)} model\'s features '
+            f"{'is a volume surrogate' if len(surrogates) == 1 else 'are volume surrogates'} "
+            f"(|Spearman| with tumour volume &ge; 0.9 across patients): {_esc(listed)}. What they add may be "
+            "tumour size; compare with the volume-only baseline.</p>")
     comp = model_comparison_table(perf) if not perf.empty else pd.DataFrame()
     if not comp.empty:
         add("<h3>Model comparison (held-out, 95% bootstrap CI)</h3>")
@@ -334,6 +428,9 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     # KM
     add('<h2 id="km">Risk groups: Kaplan-Meier curves</h2>')
     add("<h3>Held-out patients</h3>")
+    if repeats > 1:
+        add(f"<p>Out-of-fold risk groups of repeat 1 of the {repeats} cross-validation repeats (the "
+            f"C-index above is the mean over all {repeats}).</p>")
     add(_img(inputs["km_test"], "Kaplan-Meier curves of held-out patients by risk group"))
     add("<h3>Development cohort (final model, apparent)</h3>")
     add(_img(inputs["km_train"], "Kaplan-Meier curves of development patients by risk group"))
@@ -367,7 +464,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     if checks:
         add(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
     add("<h3>Configuration used</h3>")
-    add(f"<pre>{_esc(yaml.safe_dump(json.loads(json.dumps(dict(config))), sort_keys=False))}</pre>")
+    add(f"<pre>{_esc(yaml.safe_dump(shareable_config(json.loads(json.dumps(dict(config)))), sort_keys=False))}</pre>")
 
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>radsurv report: {_esc(title)}</title><style>{CSS}</style></head><body>"

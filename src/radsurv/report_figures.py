@@ -95,29 +95,77 @@ def plot_calibration(calibration: pd.DataFrame, out_path: str | Path, time_unit:
     plt.close(fig)
 
 
-def plot_forest(coefficients: pd.DataFrame, out_path: str | Path, model: str = "radiomics") -> None:
-    """Hazard ratio per training SD of each feature in the final model (development cohort)."""
+def plot_forest(coefficients: pd.DataFrame, out_path: str | Path, model: str = "radiomics",
+                performance: pd.DataFrame | None = None) -> None:
+    """Forest plot: the final model's hazard ratios, and every model's held-out C with its 95% CI.
+
+    Left: hazard ratio per training SD of each feature of the final ``model`` (development
+    cohort), with its 95% CI when ``coefficients`` has one (``hr_ci_low``/``hr_ci_high``).
+    A penalised Cox fit has no valid CI for its coefficients, and none is invented: the
+    panel then says that it shows point estimates only. Right (when ``performance`` is
+    given): Harrell's C of every model on held-out patients with its paired bootstrap 95% CI,
+    and the difference to the volume-only baseline, i.e. the intervals the analysis has.
+    """
     d = coefficients[coefficients["model"] == model] if "model" in coefficients else coefficients
     hr_col = "hr_per_sd" if "hr_per_sd" in d else "hr"
-    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(d), 3) + 1.5))
-    if d.empty:
-        _empty(ax, f"the final {model} model has no features")
+    perf = _held_out_c(performance) if performance is not None else pd.DataFrame()
+    n_rows = max(len(d), len(perf), 3)
+    ncols = 2 if not perf.empty else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(8 if ncols == 1 else 13, 0.45 * n_rows + 2.0), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 2] if ncols == 2 else [1]})
+    ax = axes[0, 0]
+    has_ci = {"hr_ci_low", "hr_ci_high"} <= set(d.columns) and not d.empty and d[["hr_ci_low", "hr_ci_high"]].notna().any().any()
+    if d.empty or hr_col not in d:
+        _empty(ax, f"the final {model} model has no features with a hazard ratio")
     else:
         d = d.sort_values(hr_col)
         y = np.arange(len(d))
+        if has_ci:
+            ax.hlines(y, d["hr_ci_low"], d["hr_ci_high"], color="grey", lw=2, zorder=2)
         ax.scatter(d[hr_col], y, color=COLOURS.get(model, "tab:blue"), zorder=3)
-        for lo, hi in (("hr_ci_low", "hr_ci_high"),):
-            if lo in d and hi in d:
-                ax.hlines(y, d[lo], d[hi], color="grey")
         ax.axvline(1.0, color="grey", ls=":")
         ax.set_yticks(y, [_short(f) for f in d["feature"]], fontsize=8)
         ax.set_xscale("log")
+        from matplotlib.ticker import FormatStrFormatter
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(FormatStrFormatter("%.3g"))  # 0.8, 1, 1.05 rather than 8 x 10^-1
         ax.set_xlabel("hazard ratio per training standard deviation (log scale)")
-    ax.set_title(f"Final {model} model: hazard ratio per SD\n(penalised fit on the whole development cohort)",
-                 fontsize=10)
+    what = ("with 95% CI" if has_ci else
+            "point estimates only: a penalised fit\nhas no valid CI for its coefficients")
+    ax.set_title(f"Final {model} model, whole development cohort:\nhazard ratio per SD, {what}", fontsize=10)
+    if ncols == 2:
+        ax2 = axes[0, 1]
+        y = np.arange(len(perf))[::-1]
+        for yi, (_, r) in zip(y, perf.iterrows(), strict=True):
+            colour = COLOURS.get(r["model"], "black") if r["kind"] == "C" else "black"
+            if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+                ax2.hlines(yi, r["ci_low"], r["ci_high"], color=colour, lw=2)
+            ax2.plot(r["estimate"], yi, "o" if r["kind"] == "C" else "D", color=colour)
+        ax2.set_yticks(y, list(perf["label"]), fontsize=8)
+        ax2.axvline(0.5, color="grey", ls=":", lw=1)
+        ax2.axvline(0.0, color="grey", ls="--", lw=1)
+        ax2.set_xlabel("Harrell's C (o) / difference in C to volume alone (◇)")
+        ax2.set_title("Held-out discrimination, 95% paired bootstrap CI", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_path, dpi=150)
     plt.close(fig)
+
+
+def _held_out_c(performance: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the forest's performance panel: each model's held-out Harrell's C, then each
+    model's difference to volume alone (columns label, model, kind, estimate, ci_low, ci_high)."""
+    if performance is None or performance.empty:
+        return pd.DataFrame()
+    main = performance[performance["set"].isin(["cross-validated", "validation"])]
+    rows = []
+    for metric, kind, fmt in (("harrell_c", "C", "{m}: C"), ("delta_harrell_c_vs_volume", "delta", "{m} - volume")):
+        for m in _models(main):
+            r = main[(main["model"] == m) & (main["metric"] == metric)]
+            if not r.empty:
+                e, lo, hi = (float(r.iloc[0][k]) for k in ("estimate", "ci_low", "ci_high"))
+                rows.append({"label": fmt.format(m=m), "model": m, "kind": kind, "estimate": e,
+                             "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
 
 
 def _short(name: str, n: int = 48) -> str:
@@ -191,5 +239,5 @@ def draw_report_figures(performance_tsv: str | Path, calibration_tsv: str | Path
     in_model = coefs.loc[coefs.get("model", pd.Series("radiomics", index=coefs.index)) == "radiomics", "feature"]
     plot_td_auc(perf, td_auc_png, time_unit)
     plot_calibration(calib, calibration_png, time_unit)
-    plot_forest(coefs, forest_png)
+    plot_forest(coefs, forest_png, performance=perf)
     plot_correlation_heatmap(first, robust, list(in_model), heatmap_png)

@@ -58,7 +58,9 @@ def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | 
     ``threads``: processes reading the file headers (same result for any number).
     """
     from radsurv.dicomio import discover, write_discovery
+    from radsurv.privacy import register_input_root
 
+    register_input_root(dicom_dir)  # a path under it in any message or log becomes a file pseudonym
     disc = discover(Path(dicom_dir), retest_max_days=int(retest_max_days), workers=int(threads))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
@@ -73,7 +75,9 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
     """
     from radsurv.dicomio import write_discovery
     from radsurv.imagesheet import discover_sheet
+    from radsurv.privacy import register_input_root
 
+    register_input_root(Path(image_sheet).parent)
     disc = discover_sheet(Path(image_sheet), retest_max_days=int(retest_max_days))
     Path(manifest_dir).mkdir(parents=True, exist_ok=True)
     write_discovery(disc, Path(scans_tsv), Path(manifest_dir), Path(qc_tsv))
@@ -90,7 +94,11 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
     from radsurv.dicomio import convert_scan, read_manifest
     from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
 
+    from radsurv.privacy import register_input_root
+
     scan = read_manifest(Path(manifest))
+    if scan.cohort_root:
+        register_input_root(scan.cohort_root)  # library errors quoting an input path: pseudonym
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     margin = conversion_margin_mm(scan.modality, preprocessing) if preprocessing is not None else None
@@ -774,12 +782,14 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     if subset == "train" and not (pred["set"] == "train").any():
         fin = pd.read_csv(final_tsv, sep="\t", dtype={"patient_id": str})
         pred = fin[(fin["model"] == model) & (fin["set"] == "development")].assign(set="train")
-        title = "Development cohort, final model (apparent, optimistic)"
+        title = "Radiomic risk groups, development cohort: final model (apparent, optimistic)"
     else:
-        title = {"test": "Held-out patients", "train": "Training patients"}.get(subset, subset)
+        title = "Radiomic risk groups: " + {"test": "held-out patients", "train": "training patients"}.get(subset, subset)
     if subset == "test" and "fold" in pred.columns and pred["fold"].nunique() > 1:
-        title = "Cross-validated risk groups (out-of-fold, repeat 1)"
-    plot_km(pred, Path(out_png), subset=subset, title=f"{title}: radiomic risk groups", time_unit=time_unit)
+        # predictions.tsv holds repeat 1 only; the report's C-index averages every repeat
+        title = ("Radiomic risk groups, cross-validated: out-of-fold groups of CV repeat 1 only "
+                 "(the report's C-index is the mean over all repeats)")
+    plot_km(pred, Path(out_png), subset=subset, title=title, time_unit=time_unit)
 
 
 # ----------------------------------------------------------------------------- QC

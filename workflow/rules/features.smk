@@ -7,7 +7,7 @@
 # CPU and peak memory beside its benchmark file.
 rule scan:
     input:
-        manifest="results/ingest/manifests/{scan}.json",
+        manifest="results/ingest/private/manifests/{scan}.json",
     output:
         converted=directory("results/scans/{scan}/converted"),
         preprocessed=directory("results/scans/{scan}/preprocessed"),

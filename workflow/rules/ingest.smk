@@ -1,5 +1,7 @@
 # Ingestion: a DICOM folder (cohort.dicom_dir) or an image sheet (cohort.image_sheet) becomes
 # the same scans.tsv + one manifest per scan, so every later rule is the same for both.
+# The manifests hold the absolute input paths the scan jobs read: private (results/ingest/private/),
+# never copied into a shareable table; scans.tsv, QC and logs name files by pseudonym.
 RETEST_MAX_DAYS = config["robustness"].get("retest_max_days", 30)
 
 if COHORT_SOURCE == "sheet":
@@ -9,7 +11,7 @@ if COHORT_SOURCE == "sheet":
             sheet=COHORT_INPUT,
         output:
             scans="results/ingest/scans.tsv",
-            manifests=directory("results/ingest/manifests"),
+            manifests=directory("results/ingest/private/manifests"),
             qc="results/qc/discovery.tsv",
         params:
             retest_max_days=RETEST_MAX_DAYS,
@@ -33,7 +35,7 @@ else:
             dicom=COHORT_INPUT,
         output:
             scans="results/ingest/scans.tsv",
-            manifests=directory("results/ingest/manifests"),
+            manifests=directory("results/ingest/private/manifests"),
             qc="results/qc/discovery.tsv",
         params:
             retest_max_days=RETEST_MAX_DAYS,
