@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,8 @@ from conftest import REPO, snakemake_run
 
 from radsurv.cli import main as radsurv_main
 from radsurv.config import load_schema, problems
-from radsurv.init import propose_clinical, render_yaml, stage_key
+from radsurv.init import (DicomSurvey, propose_clinical, propose_robustness, propose_roi, propose_site,
+                          render_yaml, stage_key)
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 UID = re.compile(r"\b\d+(\.\d+){4,}\b")  # a DICOM UID
@@ -99,6 +101,48 @@ def test_time_unit_from_values_is_reported_as_a_guess():
     p = propose_clinical(table, ["a", "b", "c", "d"])
     assert (p.columns["time"], p.columns["event"], p.time_unit) == ("os", "vital_status", "years")
     assert any("guessed" in u for u in p.undecided)
+
+
+def _survey(scan_rois: dict[str, list[str]], modality: str = "CT", repeat_days=None) -> DicomSurvey:
+    pids = {sid: sid.rsplit("_S", 1)[0] for sid in scan_rois}
+    per: dict[str, set[str]] = {}
+    for sid, names in scan_rois.items():
+        for n in names:
+            per.setdefault(n, set()).add(pids[sid])
+    return DicomSurvey(n_patients=len(set(pids.values())), n_scans=len(scan_rois),
+                       modalities=Counter({modality: len(scan_rois)}),
+                       roi_patients=Counter({n: len(v) for n, v in per.items()}), scan_rois=scan_rois,
+                       body_parts=Counter(), repeat_days=repeat_days or {}, qc_counts=Counter(), qc_patients=0,
+                       patient_ids=sorted(set(pids.values())), scan_patient=pids)
+
+
+def test_roi_proposal_leaves_out_nodes_and_second_lesions():
+    s = _survey({"A_S1": ["GTVp", "GTVn1", "Parotid_L"], "B_S1": ["GTVp", "GTV-N", "Mandible"],
+                 "C_S1": ["gtvp", "GTVp2"], "D_S1": ["Primary tumour", "Brainstem"]})
+    pattern, policy, _, todo = propose_roi(s)
+    rx = re.compile(pattern, re.I)
+    assert [n for n in ("GTVp", "gtvp", "Primary tumour") if rx.search(n)] == ["GTVp", "gtvp", "Primary tumour"]
+    assert not any(rx.search(n) for n in ("GTVn1", "GTV-N", "GTVp2", "Parotid_L", "Brainstem"))
+    assert policy == "first"
+    assert propose_site(s)[0] == "hn_ct"
+    assert any("'Primary tumour' is used instead of 'GTVp'" in t for t in todo)
+
+
+def test_roi_policy_error_when_a_scan_has_two_matches():
+    s = _survey({"A_S1": ["GTV-1", "GTV-2", "Lung"], "B_S1": ["GTV-1", "Lung"]})
+    pattern, policy, why, _ = propose_roi(s)  # a second lesion in a covered patient is not added
+    assert (pattern, policy) == ("^(GTV-1)$", "first") and any("'GTV-2'" in w for w in why)
+    s = _survey({"A_S1": ["GTV", "Tumour"], "B_S1": ["GTV"], "C_S1": ["Tumour"]})
+    pattern, policy, _, todo = propose_roi(s)
+    assert pattern == "^(GTV|Tumour)$" and policy == "error" and any("several matching ROIs" in t for t in todo)
+
+
+def test_robustness_method_follows_retest_patients():
+    rois = {f"P{i}_S1": ["GTV"] for i in range(8)}
+    assert propose_robustness(_survey(rois, repeat_days={f"P{i}": [3] for i in range(5)}))[0] == "test-retest"
+    assert propose_robustness(_survey(rois, repeat_days={f"P{i}": [3] for i in range(4)}))[0] == "perturbation"
+    assert propose_robustness(_survey(rois, repeat_days={f"P{i}": [90] for i in range(8)}))[0] == "perturbation"
+    assert propose_site(_survey(rois, "MR"))[0] == "brain_mr" and propose_site(_survey(rois, "PT"))[0] == "fdg_pet"
 
 
 def test_render_yaml_round_trips_with_comments():

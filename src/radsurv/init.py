@@ -542,6 +542,11 @@ def build(dicom_dir: Path, clinical_table: Path | None = None, workers: int = 1,
     site, site_why, site_todo = propose_site(s)
     method, rob_why = propose_robustness(s)
     undecided += roi_todo + site_todo
+    unsure = [d for d in (min(v) for v in s.repeat_days.values() if v) if RETEST_MAX_DAYS < d <= 2 * RETEST_MAX_DAYS]
+    if unsure:
+        undecided.append(f"{len(unsure)} patient(s) were scanned again {min(unsure)}-{max(unsure)} days after the "
+                         f"first scan: follow-ups with retest_max_days {RETEST_MAX_DAYS}; raise it if those are "
+                         "repeat scans for test-retest")
     c: dict[str, Any] = {"seed": seed}
     cohort: dict[str, Any] = {"name": "new cohort (config written by radsurv init)", "dicom_dir": str(dicom_dir)}
     comments: dict[str, str] = {
