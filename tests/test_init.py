@@ -95,6 +95,21 @@ def test_clinical_proposal_on_a_real_style_table():
     assert not any("no row" in u for u in p.undecided)  # all 10 image ids are in the table
 
 
+def test_clinical_proposal_on_lung1_and_radcure(shared_data):
+    """Real public tables: Lung1 (as its own columns) and RADCURE (outcome columns are not covariates)."""
+    t = pd.read_csv(shared_data / "lung1" / "lung1_clinical_v3.csv", dtype=str, keep_default_na=False)
+    p = propose_clinical(t, list(t["PatientID"][:144]))
+    assert (p.columns["id"], p.columns["time"], p.columns["event"]) == ("PatientID", "Survival.time", "deadstatus.event")
+    assert p.time_unit == "days"
+    assert p.covariates["Overall.Stage"] == {"type": "ordinal", "levels": ["I", "II", "IIIa", "IIIb"]}
+    assert p.covariates["Histology"]["type"] == "categorical" and p.covariates["age"] == {"type": "numeric"}
+    t = pd.read_csv(shared_data / "radcure" / "radcure_clinical_v4.csv", dtype=str, keep_default_na=False)
+    p = propose_clinical(t, list(t["patient_id"][:50]))
+    assert (p.columns["time"], p.columns["event"], p.time_unit) == ("Length FU", "Status", "years")
+    assert not {"Local", "Regional", "Distant", "2nd Ca", "Date of Death", "Cause of Death"} & set(p.covariates)
+    assert p.covariates["Stage"]["type"] == "ordinal" and p.covariates["Stage"]["missing_values"] == ["x"]
+
+
 def test_time_unit_from_values_is_reported_as_a_guess():
     table = pd.DataFrame({"id": ["a", "b", "c", "d"], "os": ["3.5", "10.2", "1.1", "7.0"],
                           "vital_status": ["dead", "alive", "dead", "alive"]})

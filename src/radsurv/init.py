@@ -421,6 +421,13 @@ def propose_clinical(table: pd.DataFrame, patient_ids: Sequence[str]) -> Clinica
         if t_scores[c] > 1 or (ev_scores[c] > 1 and outcome_name):
             notes.append(f"'{c}': looks like another outcome (time or event); not a covariate")
             continue
+        if len(vals) < 0.5 * len(table):
+            notes.append(f"'{c}': recorded for only {len(vals)} of {len(table)} patients; not proposed")
+            continue
+        if re.search(r"local|regional|distant|metasta|relapse|2nd|second|death|died|\bfu\b|follow", lname):
+            notes.append(f"'{c}': named like an outcome or follow-up (recurrence, metastasis, death); not a "
+                         "covariate: an outcome used as a predictor leaks the answer")
+            continue
         if re.search(r"date|pfs|dfs|rfs|recurr|progress|cause", lname) or all(
                 re.fullmatch(r"\d{4}-\d{2}-\d{2}.*|\d{1,2}/\d{1,2}/\d{2,4}", v) for v in vals):
             notes.append(f"'{c}': a date or another outcome; not a covariate (a date can define a temporal "
@@ -628,6 +635,9 @@ def build(dicom_dir: Path, clinical_table: Path | None = None, workers: int = 1,
         "modelling.bootstrap": "resamples for the 95% CIs; fewer run faster",
     })
     if clin:
+        comments["modelling.clinical_covariates"] = (
+            "every plausible baseline covariate of the table: keep the few your study pre-specifies "
+            "(a clinical model with many covariates overfits a small cohort); never an outcome")
         for name, spec in clin.covariates.items():
             comments[f"modelling.clinical_covariates.{name}"] = clin.why.get(f"cov:{name}", "")
         if not clin.covariates:
