@@ -207,6 +207,7 @@ def test_init_faulty_cohort(faulty, tmp_path, capsys):
     assert "days after the first scan: 5, 5, 7, 90" in printed
     assert "values ['2'] that are not 0/1" in printed
     assert "4 patient(s) would be excluded" in printed
+    assert re.search(r"only 9 patient\(s\) have scans and a usable outcome", printed)  # 13 with scans - 4
     no_phi(printed)
     no_phi(text)
 

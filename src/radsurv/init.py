@@ -37,6 +37,8 @@ from radsurv.config import load_schema, problems
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: Defaults of the schema that the proposals compare against.
 RETEST_MAX_DAYS, MIN_PAIRS = 30, 5
+#: Below this many patients with scans and outcome, the default nested CV is said to be fragile.
+SMALL_COHORT = 30
 #: Values meaning "not recorded" beyond the ones radsurv always treats as missing.
 MISSING_CODES = {"x", "tx", "nx", "mx", "unk", "missing", "not reported", "nr", "not available", "n.a."}
 
@@ -583,8 +585,15 @@ def build(dicom_dir: Path, clinical_table: Path | None = None, workers: int = 1,
         })
         undecided += clin.undecided
         try:
-            _, qc = load_clinical(clinical_table, clin.columns, s.patient_ids)
+            outcome, qc = load_clinical(clinical_table, clin.columns, s.patient_ids)
             n_ex = sum(q["status"] == "excluded" for q in qc)
+            usable = outcome[outcome["patient_id"].isin(s.patient_ids)]
+            events = int(usable["event"].sum())
+            if len(usable) < SMALL_COHORT:
+                undecided.append(
+                    f"only {len(usable)} patient(s) have scans and a usable outcome ({events} events, "
+                    f"{len(usable) - events} censored): 5-fold nested CV with 3 inner folds may find folds "
+                    "without an event; lower modelling.cv_folds / inner_folds, or extract features only first")
             summary.append(f"clinical table: {len(table)} row(s); {n_ex} patient(s) would be excluded "
                            f"(missing/negative time, event not 0/1, no outcome row), "
                            f"{len(qc) - n_ex} warning(s)")
