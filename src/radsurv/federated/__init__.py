@@ -16,15 +16,24 @@ server fits exactly the model a central analysis of the pooled data would fit:
 Library only: not yet wired into the Snakemake workflow or the report.
 """
 
-from radsurv.federated.cox import FederatedCoxResult, fit_cox
-from radsurv.federated.evaluation import federated_cindex, federated_km, leave_one_site_out
-from radsurv.federated.icc import federated_icc
-from radsurv.federated.logistic import FederatedLogisticResult, fit_logistic
-from radsurv.federated.privacy import NoiseConfig, PrivacyError, SiteGuard
-from radsurv.federated.site import LocalFederation, Site
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FederatedCoxResult", "FederatedLogisticResult", "LocalFederation", "NoiseConfig", "PrivacyError", "Site",
-    "SiteGuard", "federated_cindex", "federated_icc", "federated_km", "fit_cox", "fit_logistic",
-    "leave_one_site_out",
-]
+#: Public names and their modules; imported on first use, so that a site's Flower ClientApp
+#: process (one per message) loads only what a request needs.
+_EXPORTS = {
+    "FederatedCoxResult": "cox", "fit_cox": "cox",
+    "federated_cindex": "evaluation", "federated_km": "evaluation", "leave_one_site_out": "evaluation",
+    "federated_icc": "icc",
+    "FederatedLogisticResult": "logistic", "fit_logistic": "logistic",
+    "NoiseConfig": "privacy", "PrivacyError": "privacy", "SiteGuard": "privacy",
+    "LocalFederation": "site", "Site": "site",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"radsurv.federated.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'radsurv.federated' has no attribute {name!r}")

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
-from sksurv.metrics import concordance_index_censored
 
 from radsurv.federated.cox import Federation, FederatedCoxResult, fit_cox
 from radsurv.federated.privacy import PrivacyError
@@ -33,6 +31,8 @@ from radsurv.federated.privacy import PrivacyError
 
 def site_concordance_counts(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict[str, Any]:
     """Site side: numbers of concordant, discordant and tied-risk comparable pairs."""
+    from sksurv.metrics import concordance_index_censored
+
     event = np.asarray(event).astype(bool)
     if event.sum() == 0:
         return {"n": int(len(event)), "concordant": 0, "discordant": 0, "tied_risk": 0}
@@ -42,6 +42,8 @@ def site_concordance_counts(time: np.ndarray, event: np.ndarray, risk: np.ndarra
 
 def site_auc_counts(y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
     """Site side: Mann-Whitney U (correctly ranked positive-negative pairs, ties 1/2) and number of pairs."""
+    from scipy.stats import mannwhitneyu
+
     y = np.asarray(y).astype(bool)
     score = np.asarray(score, float)
     n_pos, n_neg = int(y.sum()), int((~y).sum())

@@ -39,9 +39,6 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from radsurv.federated.cox import fit_cox
-from radsurv.federated.evaluation import federated_cindex
-from radsurv.federated.logistic import fit_logistic
 from radsurv.federated.privacy import DEFAULT_MIN_PATIENTS, PrivacyError
 from radsurv.federated.site import Site
 
@@ -204,6 +201,10 @@ class FlowerFederation:
 
 def run_study(fed: Any, run_config: Mapping[str, Any]) -> dict[str, Any]:
     """Fit the model a run config names through ``fed``; the JSON-ready result."""
+    from radsurv.federated.cox import fit_cox
+    from radsurv.federated.evaluation import federated_cindex
+    from radsurv.federated.logistic import fit_logistic
+
     features = [f.strip() for f in str(run_config["features"]).split(",") if f.strip()]
     task = str(run_config.get("task", "cox"))
     start = _time.perf_counter()

@@ -17,18 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from radsurv.federated.cox import site_cox_derivatives
-from radsurv.federated.evaluation import (
-    km_cells_too_small,
-    site_auc_counts,
-    site_concordance_counts,
-    site_km_counts,
-    site_km_grid,
-)
-from radsurv.federated.icc import site_icc_squares, site_icc_sums
-from radsurv.federated.logistic import site_logistic_derivatives
 from radsurv.federated.privacy import DEFAULT_MIN_PATIENTS, NoiseConfig, PrivacyError, SiteGuard
-from radsurv.federated.standardise import site_moments
 
 #: Request kinds a site answers.
 KINDS = ("moments", "cox", "logistic", "concordance", "auc", "km_grid", "km", "icc_sums", "icc_squares")
@@ -97,6 +86,23 @@ class Site:
         """Answer one request with aggregates, or raise :class:`PrivacyError` / ``ValueError``."""
         kind = request.get("kind")
         g = self.guard
+        # Imported per request kind: a Flower ClientApp process answers one message and exits.
+        if kind == "moments":
+            from radsurv.federated.standardise import site_moments
+        elif kind == "cox":
+            from radsurv.federated.cox import site_cox_derivatives
+        elif kind == "logistic":
+            from radsurv.federated.logistic import site_logistic_derivatives
+        elif kind in ("concordance", "auc", "km", "km_grid"):
+            from radsurv.federated.evaluation import (
+                km_cells_too_small,
+                site_auc_counts,
+                site_concordance_counts,
+                site_km_counts,
+                site_km_grid,
+            )
+        elif kind in ("icc_sums", "icc_squares"):
+            from radsurv.federated.icc import site_icc_squares, site_icc_sums
         if kind == "moments":
             x = self._x(request)
             g.require(len(x), "feature means and variances")
