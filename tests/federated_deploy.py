@@ -75,8 +75,15 @@ def make_node_keys(directory: Path, name: str) -> tuple[Path, Path]:
 class LocalDeployment:
     """One SuperLink and one SuperNode per site, as separate processes on localhost with TLS."""
 
-    def __init__(self, workdir: Path, tables: Mapping[str, Path], *, min_patients: int = 5) -> None:
+    def __init__(self, workdir: Path, tables: Mapping[str, Path], *, min_patients: int = 5,
+                 node_auth: bool = True, intruder: Path | None = None) -> None:
+        """``node_auth``: the SuperLink admits only SuperNodes whose public keys were registered
+        (``flwr supernode register``); ``intruder``: also start an unregistered SuperNode serving
+        this table, which must never take part."""
         self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.node_auth = node_auth
+        self.intruder = intruder
         self.tables = dict(tables)
         self.min_patients = min_patients
         self.procs: list[subprocess.Popen] = []
@@ -102,15 +109,28 @@ class LocalDeployment:
     def start(self) -> None:
         self._start("superlink", [str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(self.tls["ca"]),
                                   "--ssl-certfile", str(self.tls["cert"]), "--ssl-keyfile", str(self.tls["key"]),
-                                  "--host", "127.0.0.1", "--port", str(self.port)])
+                                  "--host", "127.0.0.1", "--port", str(self.port),
+                                  *(["--enable-supernode-auth"] if self.node_auth else [])])
         self._wait_port(self.port)
-        for name, table in self.tables.items():
+        nodes = list(self.tables.items())
+        if self.intruder is not None:
+            nodes.append(("intruder", self.intruder))
+        for name, table in nodes:
+            auth: list[str] = []
+            if self.node_auth:
+                priv, pub = make_node_keys(self.workdir, name)
+                auth = ["--auth-supernode-private-key", str(priv)]
+                if name != "intruder":
+                    reg = subprocess.run([str(BIN / "flwr"), "supernode", "register", str(pub), "tls"], env=self.env,
+                                         cwd=self.workdir, capture_output=True, text=True, timeout=300)
+                    if reg.returncode != 0:
+                        raise RuntimeError(f"registering {name}'s key failed:\n{reg.stdout}{reg.stderr}")
             node_cfg = (f"site-name='{name}' site-table='{table}' min-patients={self.min_patients} "
                         f"audit-log='{self.workdir / f'audit_{name}.jsonl'}'")
             self._start(f"supernode_{name}", [
                 str(BIN / "flower-supernode"), "--root-certificates", str(self.tls["ca"]),
                 "--superlink", f"127.0.0.1:{self.port}", "--node-config", node_cfg,
-                "--host", "127.0.0.1", "--port", str(free_port())])
+                "--host", "127.0.0.1", "--port", str(free_port()), *auth])
 
     def _wait_port(self, port: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

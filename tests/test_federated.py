@@ -153,6 +153,7 @@ def test_lung1_three_sites_federated_cox_equals_lifelines_stratified(lung1, pena
     risk = lung1[LUNG1_FEATURES].to_numpy() @ cph.params_[LUNG1_FEATURES].to_numpy()
     ci = federated_cindex(fed, res)
     assert ci.pooled == pytest.approx(within_site_c(lung1, risk), abs=1e-12)
+    assert ci.pooled == pytest.approx(cph.concordance_index_, abs=1e-9)  # lifelines' C also pairs within strata
     for site, part in lung1.groupby("site"):
         r = part[LUNG1_FEATURES].to_numpy() @ cph.params_[LUNG1_FEATURES].to_numpy()
         assert ci.per_site[site] == pytest.approx(harrell_c(part["time"], part["event"], r), abs=1e-12)
@@ -168,7 +169,9 @@ def test_owkin_sites_by_source_dataset_federated_cox_equals_lifelines(owkin, pen
     np.testing.assert_allclose(res.coef_std, cph.params_[OWKIN_FEATURES].to_numpy() * cph._norm_std[OWKIN_FEATURES],
                                rtol=0, atol=1e-6)
     risk = owkin[OWKIN_FEATURES].to_numpy() @ cph.params_[OWKIN_FEATURES].to_numpy()
-    assert federated_cindex(fed, res).pooled == pytest.approx(within_site_c(owkin, risk), abs=1e-12)
+    pooled = federated_cindex(fed, res).pooled
+    assert pooled == pytest.approx(within_site_c(owkin, risk), abs=1e-12)
+    assert pooled == pytest.approx(cph.concordance_index_, abs=1e-9)
 
 
 def test_leave_one_site_out_equals_central_refits(lung1):
