@@ -81,7 +81,7 @@ class NoiseConfig:
 
 
 #: Message keys that carry counts, sizes or settings, never noised.
-_EXACT_KEYS = frozenset({"n", "n_events", "n_patients", "n_pairs", "kind", "site", "round"})
+_EXACT_KEYS = frozenset({"n", "n_events", "n_positive", "n_patients", "n_pairs", "kind", "site", "round"})
 
 
 @dataclass
