@@ -30,7 +30,7 @@ from radsurv.federated import (
     fit_logistic,
     leave_one_site_out,
 )
-from radsurv.federated.evaluation import pool_auc
+from radsurv.federated.evaluation import federated_auc
 from radsurv.federated.privacy import gaussian_sigma, noise_effect
 from radsurv.metrics import harrell_c
 
@@ -211,8 +211,7 @@ def test_radmlbench_federated_logistic_equals_sklearn(shared_data, C):
     np.testing.assert_allclose(df[feats].to_numpy() @ res.coef + res.intercept, sk.decision_function(z), atol=1e-6)
     # AUC from site counts == scikit-learn's AUC within each site
     from sklearn.metrics import roc_auc_score
-    auc = pool_auc(fed.ask({"kind": "auc", "features": feats, "mean": res.moments.mean, "sd": res.moments.sd,
-                            "coef": res.coef_std}))
+    auc = federated_auc(fed, res)
     for site, part in df.groupby("site"):
         score = sk.decision_function(res.moments.transform(part[feats].to_numpy()))
         assert auc.per_site[site] == pytest.approx(roc_auc_score(part["Target"], score), abs=1e-12)

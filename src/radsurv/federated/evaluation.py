@@ -90,6 +90,13 @@ def federated_cindex(fed: Federation, model: FederatedCoxResult, *, sites: Seque
                                      **model.linear_predictor_payload()}, sites=sites))
 
 
+def federated_auc(fed: Federation, model: Any, *, sites: Sequence[str] | None = None) -> FederatedIndex:
+    """AUC of a federated logistic model (:class:`~radsurv.federated.logistic.FederatedLogisticResult`)
+    per site and pooled within sites."""
+    return pool_auc(fed.ask({"kind": "auc", "features": model.features, "mean": model.moments.mean,
+                             "sd": model.moments.sd, "coef": model.coef_std}, sites=sites))
+
+
 def site_km_counts(time: np.ndarray, event: np.ndarray, group: np.ndarray, n_groups: int,
                    grid: np.ndarray) -> dict[str, Any]:
     """Site side: per risk group and time bin ``(grid[b-1], grid[b]]`` the number at risk at the bin start
