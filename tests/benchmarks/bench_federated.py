@@ -7,8 +7,10 @@ Not a pytest test (no ``test_`` prefix); run it directly::
 Data: seeded synthetic cohort, 20 correlated features, exponential survival times
 depending on 5 of them, ~30 % censoring, each site with its own baseline hazard.
 Reports, per transport, the Newton-Raphson rounds to convergence (step norm < 1e-10),
-the number of federated requests, the wall time, and the largest coefficient difference
-to lifelines' ``CoxPHFitter(strata=site)`` on the pooled data (same penaliser):
+the number of federated requests (incl. the site roll call and the C-index), the wall time
+(``wall_s``: start-up of Ray / the Flower processes included), the time of the study itself
+once the sites are connected (``study_s``: fit + C-index), and the largest coefficient
+difference to lifelines' ``CoxPHFitter(strata=site)`` on the pooled data (same penaliser):
 
 * ``local``: radsurv's in-process federation (the arithmetic alone);
 * ``simulation``: Flower's Simulation Engine (Ray) on this machine;
@@ -84,11 +86,11 @@ def main() -> None:
                 fed = LocalFederation([Site(n, p[feats], time=p["time"], event=p["event"])
                                        for n, p in df.groupby("site")])
                 res = fit_cox(fed, feats, PENALIZER)
-                coef, rounds, requests = res.coef, res.rounds, fed.requests
+                coef, rounds, requests, fit_s = res.coef, res.rounds, fed.requests, res.seconds
             elif mode == "simulation":
                 from radsurv.federated.flower import run_flower_simulation
                 out = run_flower_simulation(tables, cfg)
-                coef, rounds, requests = np.array(out["coef"]), out["rounds"], out["messages"]
+                coef, rounds, requests, fit_s = np.array(out["coef"]), out["rounds"], out["messages"], out["seconds"]
             elif mode == "localhost":
                 from federated_deploy import LocalDeployment
 
@@ -100,11 +102,12 @@ def main() -> None:
                     if run.returncode != 0 or not result.exists():
                         raise SystemExit(f"localhost run failed:\n{run.stderr[-2000:]}\n{dep.log_tail()}")
                 out = json.loads(result.read_text())
-                coef, rounds, requests = np.array(out["coef"]), out["rounds"], out["messages"]
+                coef, rounds, requests, fit_s = np.array(out["coef"]), out["rounds"], out["messages"], out["seconds"]
             else:
                 raise SystemExit(f"unknown mode {mode}")
             wall = time.perf_counter() - start
             rows.append({"transport": mode, "rounds": rounds, "requests": requests, "wall_s": round(wall, 2),
+                         "study_s": round(float(fit_s), 2),
                          "max_abs_diff_vs_lifelines": float(np.abs(coef - ref).max())})
             print(rows[-1], flush=True)
     print(pd.DataFrame(rows).to_string(index=False))
