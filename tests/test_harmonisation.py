@@ -275,13 +275,13 @@ def test_whole_cohort_harmonisation_is_optimistic_on_a_planted_case():
     passthrough: uncorrected and flagged). The planted scanner of centre C inflates the
     noise features, so the honest C-index of C's patients is lower."""
     rng = np.random.default_rng(12)
-    n_a, n_b, n_c, p = 150, 150, 100, 10
+    n_a, n_b, n_c, p = 150, 150, 100, 20
     n = n_a + n_b + n_c
     bio = rng.normal(size=(n, p))
     centre = np.repeat(["A", "B", "C"], [n_a, n_b, n_c])
     X = bio.copy()
     X[centre == "B"] += 1.0
-    X[centre == "C", 1:] = X[centre == "C", 1:] * 6.0 + 3.0  # C's kernel/noise: noise features x6, offset
+    X[centre == "C", 1:] = X[centre == "C", 1:] * 8.0 + 3.0  # C's kernel/noise: noise features x8, offset
     X[centre == "C", 0] += 2.0
     t = rng.exponential(1.0 / np.exp(1.0 * bio[:, 0]))
     c = rng.exponential(2.0, n)
@@ -304,7 +304,8 @@ def test_whole_cohort_harmonisation_is_optimistic_on_a_planted_case():
     whole = c_on_validation(np.ones(n, bool))  # fit on everyone, validation patients included
     h = ComBatHarmoniser().fit(frame[dev])
     assert h.uncorrected(frame)[val].all()
-    assert whole - honest > 0.05, (whole, honest)
+    # measured: 0.718 vs 0.551 (seeds 12-17: differences 0.09-0.17)
+    assert whole - honest > 0.08, (whole, honest)
 
 
 # ------------------------------------------------------------------ diagnostics
