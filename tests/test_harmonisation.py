@@ -195,6 +195,9 @@ def test_constant_and_missing_features_pass_through_and_are_reported():
     assert "constant" in h.unharmonised_reasons_["const"] and "non-finite" in h.unharmonised_reasons_["gap"]
     out = h.transform(Xin)
     assert (out["const"] == 3.0).all() and out["gap"].isna().sum() == 1
+    skipped = ComBatHarmoniser(skip_features=["f0"]).fit(Xin)
+    assert "f0" in skipped.unharmonised_features_ and "skip_features" in skipped.unharmonised_reasons_["f0"]
+    assert np.allclose(skipped.transform(Xin)["f0"], X["f0"])
     ref = neurocombat_fit(X[[f"f{j}" for j in range(5)]].to_numpy(float).T, pd.DataFrame({"batch": batch.to_numpy()}),
                           "batch")["data"].T
     assert np.allclose(out[[f"f{j}" for j in range(5)]].to_numpy(), ref, atol=1e-9)

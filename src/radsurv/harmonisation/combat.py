@@ -158,6 +158,9 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         min_batch_size: training patients a batch needs to be estimated (>= 2).
         unseen_batch: ``"refuse"`` or ``"passthrough"`` for patients of a batch that
             was not estimated in training (see the module docstring).
+        skip_features: feature columns passed through unharmonised (e.g. shape features,
+            which do not depend on the scanner: ComBat would also remove a real
+            difference in tumour size between centres' case mixes).
 
     Fitted attributes: ``features_in_`` (harmonised + passed-through feature columns, in
     input order), ``harmonised_features_``, ``unharmonised_features_`` (with the reason
@@ -170,7 +173,8 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
     def __init__(self, batch_column: str = "batch", covariates: Sequence[str] = (),
                  categorical_covariates: Sequence[str] = (), eb: bool = True, parametric: bool = True,
-                 mean_only: bool = False, min_batch_size: int = 3, unseen_batch: str = "passthrough") -> None:
+                 mean_only: bool = False, min_batch_size: int = 3, unseen_batch: str = "passthrough",
+                 skip_features: Sequence[str] = ()) -> None:
         self.batch_column = batch_column
         self.covariates = covariates
         self.categorical_covariates = categorical_covariates
@@ -179,6 +183,7 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         self.mean_only = mean_only
         self.min_batch_size = min_batch_size
         self.unseen_batch = unseen_batch
+        self.skip_features = skip_features
 
     # ------------------------------------------------------------------ helpers
 
@@ -274,9 +279,12 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         sub = arr[rows]
         finite = np.isfinite(sub).all(axis=0)
         sd = np.where(finite, np.nanstd(np.where(np.isfinite(sub), sub, np.nan), axis=0, ddof=1), 0.0)
-        keep = finite & (np.nan_to_num(sd) > 0)
-        for f, fin, k in zip(self.features_in_, finite, keep, strict=True):
-            if not fin:
+        skip = np.isin(np.asarray(self.features_in_, dtype=object), [str(f) for f in self.skip_features])
+        keep = finite & (np.nan_to_num(sd) > 0) & ~skip
+        for f, fin, k, sk in zip(self.features_in_, finite, keep, skip, strict=True):
+            if sk:
+                self.unharmonised_reasons_[f] = "excluded from harmonisation by configuration (skip_features)"
+            elif not fin:
                 self.unharmonised_reasons_[f] = "missing or non-finite value in a training patient"
             elif not k:
                 self.unharmonised_reasons_[f] = "constant in the training patients"
