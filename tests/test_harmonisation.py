@@ -22,7 +22,7 @@ from radsurv.harmonisation.confounds import VolumeResidualiser, volume_associati
 from radsurv.harmonisation.diagnostics import (cross_fitted_harmonisation, cv_risk_scores, kruskal_batch_test,
                                                pca_figure, site_prediction_auc)
 from radsurv.metrics import surv_array
-from radsurv.pipelines import build_pipeline, param_grid
+from radsurv.pipelines import build_pipeline
 
 
 def scanners(n_per: tuple[int, ...] = (60, 60, 60), p: int = 12, seed: int = 0, outcome_weight: float = 0.8,
