@@ -99,7 +99,8 @@ def test_clinical_proposal_on_lung1_and_radcure(shared_data):
     """Real public tables: Lung1 (as its own columns) and RADCURE (outcome columns are not covariates)."""
     t = pd.read_csv(shared_data / "lung1" / "lung1_clinical_v3.csv", dtype=str, keep_default_na=False)
     p = propose_clinical(t, list(t["PatientID"][:144]))
-    assert (p.columns["id"], p.columns["time"], p.columns["event"]) == ("PatientID", "Survival.time", "deadstatus.event")
+    assert p.columns["id"] == "PatientID"
+    assert (p.columns["time"], p.columns["event"]) == ("Survival.time", "deadstatus.event")
     assert p.time_unit == "days"
     assert p.covariates["Overall.Stage"] == {"type": "ordinal", "levels": ["I", "II", "IIIa", "IIIb"]}
     assert p.covariates["Histology"]["type"] == "categorical" and p.covariates["age"] == {"type": "numeric"}

@@ -189,7 +189,8 @@ def propose_roi(s: DicomSurvey) -> tuple[str, str, list[str], list[str]]:
     if left:
         todo.append(f"{left} patient(s) have no ROI matched by {pattern}: they will be excluded at conversion")
     for n in chosen[1:]:
-        todo.append(f"ROI '{n}' is used instead of '{chosen[0]}' by {len(by_name[n.lower()] - by_name[chosen[0].lower()])} "
+        only = len(by_name[n.lower()] - by_name[chosen[0].lower()])
+        todo.append(f"ROI '{n}' is used instead of '{chosen[0]}' by {only} "
                     f"patient(s) and is included in roi_pattern; remove it if it is not the same structure")
     skipped = [n for n in tumour if n not in chosen]
     if skipped:
@@ -488,7 +489,8 @@ def propose_clinical(table: pd.DataFrame, patient_ids: Sequence[str]) -> Clinica
 
 # --------------------------------------------------------------------------- writing
 def _scalar(v: Any) -> str:
-    return yaml.safe_dump(v, default_flow_style=True, width=10_000, sort_keys=False).strip().removesuffix("\n...").strip()
+    text = yaml.safe_dump(v, default_flow_style=True, width=10_000, sort_keys=False)
+    return text.strip().removesuffix("\n...").strip()
 
 
 def render_yaml(config: Mapping[str, Any], comments: Mapping[str, str], header: Sequence[str]) -> str:
@@ -640,14 +642,15 @@ def build(dicom_dir: Path, clinical_table: Path | None = None, workers: int = 1,
     comments.update({
         "modelling": "repeated nested CV; every data-dependent step is fit on training patients only"
                      + ("" if clin else " (PLACEHOLDER: no clinical table, no model can be fit)"),
-        "modelling.horizons": f"empty: the quartiles of the event times (in {clin.time_unit if clin else 'the time unit'})",
+        "modelling.horizons": "empty: the quartiles of the event times (in "
+                              f"{clin.time_unit if clin else 'the time unit'})",
         "modelling.bootstrap": "resamples for the 95% CIs; fewer run faster",
     })
     if clin:
         comments["modelling.clinical_covariates"] = (
             "every plausible baseline covariate of the table: keep the few your study pre-specifies "
             "(a clinical model with many covariates overfits a small cohort); never an outcome")
-        for name, spec in clin.covariates.items():
+        for name in clin.covariates:
             comments[f"modelling.clinical_covariates.{name}"] = clin.why.get(f"cov:{name}", "")
         if not clin.covariates:
             comments["modelling.clinical_covariates"] = "no covariate found: the clinical baselines are not fit"
