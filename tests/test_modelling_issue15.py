@@ -172,6 +172,10 @@ def test_feature_table_with_three_header_rows(tmp_path):
     p2.write_text("\n".join([lines[0], ",".join(["units"] * len(lines[0].split(",")))] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match=r"first 1 row\(s\) below the column names are not numbers"):
         read_feature_table(p2, "PatientID")
+    # many text columns (pyradiomics diagnostics) beside few features are not header rows
+    p3 = tmp_path / "diag.csv"
+    X.assign(**{f"diagnostics_{j}": "v3.1" for j in range(20)}).reset_index(names="PatientID").to_csv(p3, index=False)
+    assert read_feature_table(p3, "PatientID").shape == (12, len(X.columns) + 20)
 
 
 def test_feature_table_index_column_dropped_and_ids_mapped(tmp_path, caplog):
