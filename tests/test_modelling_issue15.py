@@ -172,6 +172,10 @@ def test_feature_table_with_three_header_rows(tmp_path):
     p2.write_text("\n".join([lines[0], ",".join(["units"] * len(lines[0].split(",")))] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match=r"first 1 row\(s\) below the column names are not numbers"):
         read_feature_table(p2, "PatientID")
+    # many text columns (pyradiomics diagnostics) beside few features are not header rows
+    p3 = tmp_path / "diag.csv"
+    X.assign(**{f"diagnostics_{j}": "v3.1" for j in range(20)}).reset_index(names="PatientID").to_csv(p3, index=False)
+    assert read_feature_table(p3, "PatientID").shape == (12, len(X.columns) + 20)
 
 
 def test_feature_table_index_column_dropped_and_ids_mapped(tmp_path, caplog):
@@ -278,6 +282,7 @@ def _run_example(name: str, tmp_path: Path, **over) -> tuple[pd.DataFrame, dict,
     cfg = _config(name)
     m = {**cfg["modelling"], **over}
     m["features_table"] = str(REPO / m["features_table"])
+    m["published_signatures"] = [str(REPO / p) for p in m.get("published_signatures", [])]
     ct = cfg["cohort"]["clinical_table"]
     clin = [str(REPO / p) for p in ct] if isinstance(ct, list) else str(REPO / ct)
     modelling(m["features_table"], clin, None, m, cfg["seed"], cfg["cohort"]["columns"], tmp_path / "model")
@@ -306,6 +311,8 @@ def test_lung1_example_config_runs(shared_data, tmp_path):
     assert 0.52 <= _c(perf, "clinical") <= 0.70
     # 278 clinical-only patients: one summary row, not 278
     assert len(qc) <= 3 and qc["reason"].str.startswith("278 patient(s) in lung1_clinical_v3.csv").sum() == 1
+    pub = pd.read_csv(tmp_path / "model" / "published_signatures.tsv", sep="\t").set_index(["model", "metric"])
+    assert pub.loc[("signature", "harrell_c"), "estimate"] == pytest.approx(0.632, abs=0.005)  # shared/README
 
 
 def test_owkin_example_config_runs(shared_data, tmp_path):

@@ -539,6 +539,36 @@ def _header_diagnosis(df: pd.DataFrame, id_column: str, max_rows: int = 10) -> t
     return n_extra, id_row
 
 
+def _numbers_below_text(df: pd.DataFrame, max_rows: int = 10) -> int:
+    """Rows at the top that hold text where most columns hold numbers below them (extra
+    header rows read as data); 0 if none. Columns of text throughout (e.g. pyradiomics'
+    diagnostics) and numeric columns do not count either way."""
+    from collections import Counter
+
+    import numpy as np
+    import pandas as pd
+
+    starts: list[int] = []
+    n_cols = 0
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col):
+            n_cols += 1
+            continue
+        txt = col.astype(str).str.strip()
+        ok = (pd.to_numeric(txt, errors="coerce").notna() | txt.isin(["", "nan", "NaN", "NA"])).to_numpy()
+        bad = np.where(~ok)[0]
+        if len(bad) and int(bad.max()) < min(max_rows, len(ok) - 1):  # numbers below a few text cells
+            n_cols += 1
+            starts.append(int(bad.max()) + 1)
+        elif not len(bad):
+            n_cols += 1
+    if not starts:
+        return 0
+    k, n = Counter(starts).most_common(1)[0]
+    return k if n * 2 > n_cols else 0
+
+
 def read_feature_table(path: str | Path, id_column: str, header_rows: int = 1,
                        id_pattern: str | None = None, qc: list[dict[str, str]] | None = None) -> pd.DataFrame:
     """A user's own feature table (CSV/TSV, one row per patient) indexed by patient id.
@@ -595,7 +625,7 @@ def read_feature_table(path: str | Path, id_column: str, header_rows: int = 1,
                          f"columns are {[str(c) for c in df.columns[:8]]}. Set modelling.features_id_column to the "
                          "column holding the patient ids.")
     if header_rows == 1:
-        n_extra, _ = _header_diagnosis(df.drop(columns=[id_column]), id_column)
+        n_extra = _numbers_below_text(df.drop(columns=[id_column]))
         if n_extra:
             raise ValueError(
                 f"the feature table {path.name}: its first {n_extra} row(s) below the column names are not "
