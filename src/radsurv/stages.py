@@ -531,12 +531,12 @@ def _header_diagnosis(df: pd.DataFrame, id_column: str, max_rows: int = 10) -> t
         cells = df.iloc[i].astype(str).str.strip()
         filled = cells[(cells != "") & (cells.str.lower() != "nan")]
         numeric = pd.to_numeric(filled, errors="coerce").notna().sum()
-        if len(filled) and numeric > 0.5 * len(filled):
-            break
+        if len(filled) and numeric >= 0.5 * len(filled):  # a data row: an id (text) beside numbers
+            return n_extra, id_row
         n_extra += 1
         if id_row is None and (cells == id_column).any():
             id_row = i
-    return n_extra, id_row
+    return 0, None  # no row of numbers below: these are data rows, not extra headings
 
 
 def _numbers_below_text(df: pd.DataFrame, max_rows: int = 10) -> int:
