@@ -143,8 +143,9 @@ def test_preflight_checks_files_without_repeating_their_paths(tmp_path):
     (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nP1,10\n")
     cfg["modelling"]["features_table"] = "features.csv"
     assert preflight(cfg, tmp_path / "t") == [
-        "modelling.features_table: the feature table features.csv has no id column 'patient_id' "
-        "(set modelling.features_id_column)"]
+        "modelling.features_table: the feature table features.csv has no patient id column 'patient_id'; "
+        "its first columns are ['id', 'original_shape_VoxelVolume']. Set modelling.features_id_column to "
+        "the column holding the patient ids."]
     cfg["modelling"]["features_id_column"] = "id"
     (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nX1,10\n")
     found = preflight(cfg, tmp_path / "t")
