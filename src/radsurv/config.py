@@ -9,7 +9,7 @@ what is wrong, and what the key means (the schema's description).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,12 @@ def _table_problem(key: str, what: str, err: BaseException) -> str:
     return f"{key}: the {what} could not be read as a CSV/TSV table ({type(err).__name__}: {_first_lines(err)})"
 
 
-def _check_clinical(config: Mapping[str, Any], path: Path, problems_: list[str]) -> Any:
+def _as_paths(value: str | Sequence[str]) -> list[str]:
+    """``cohort.clinical_table``: one file or a list of files joined on the id."""
+    return [str(value)] if isinstance(value, (str, Path)) else [str(v) for v in value]
+
+
+def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems_: list[str]) -> Any:
     """Read the clinical table as the ``clinical`` rule will; problems with its endpoint
     and covariates are appended. Returns the usable table, or None."""
     from radsurv.clinical import CovariateSpec, load_clinical
@@ -239,11 +244,13 @@ def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: 
                          "cohort without patients")
 
 
-def _check_feature_table(key: str, path: Path, id_column: str, problems_: list[str]) -> Any:
+def _check_feature_table(key: str, path: Path, m: Mapping[str, Any], problems_: list[str]) -> Any:
+    """Read a feature table as the model step will (``modelling.features_*`` keys)."""
     from radsurv.stages import read_feature_table
 
     try:
-        return read_feature_table(path, id_column)
+        return read_feature_table(path, str(m.get("features_id_column", "patient_id")),
+                                  int(m.get("features_header_rows", 1)), m.get("features_id_pattern"))
     except Exception as err:  # noqa: BLE001
         problems_.append(_table_problem(key, "feature table", err))
         return None
@@ -306,13 +313,16 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
     if clinical and not cohort.get("columns"):
         out.append("cohort.columns: needed with cohort.clinical_table (which columns hold the patient id, "
                    "the survival time and the event)")
-    elif clinical and not is_produced(clinical):
-        found = _exists(clinical, base)
-        if found is None or not found.is_file():
-            out.append("cohort.clinical_table: the file given there does not exist (a relative path is read from "
-                       "the folder you run snakemake in)")
+    elif clinical and not any(is_produced(str(c)) for c in _as_paths(clinical)):
+        found_all = [_exists(c, base) for c in _as_paths(clinical)]
+        if any(f is None or not f.is_file() for f in found_all):
+            n_bad = sum(f is None or not f.is_file() for f in found_all)
+            which = "the file given there does not exist" if len(found_all) == 1 else \
+                f"{n_bad} of the {len(found_all)} files given there do not exist"
+            out.append(f"cohort.clinical_table: {which} (a relative path is read from the folder you run "
+                       "snakemake in)")
         else:
-            table = _check_clinical(config, found, out)
+            table = _check_clinical(config, found_all[0] if len(found_all) == 1 else found_all, out)
 
     id_col = str(m.get("features_id_column", "patient_id"))
     if m.get("features_table"):
@@ -320,7 +330,7 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
         if found is None:
             out.append("modelling.features_table: the file given there does not exist")
         else:
-            feats = _check_feature_table("modelling.features_table", found, id_col, out)
+            feats = _check_feature_table("modelling.features_table", found, m, out)
             if feats is not None and table is not None:
                 shared = set(map(str, feats.index)) & set(table["patient_id"].astype(str))
                 if not shared:
@@ -347,7 +357,7 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
         if f_path is None:
             out.append(f"{key}.features_table: the file given there does not exist")
         else:
-            _check_feature_table(f"{key}.features_table", f_path, id_col, out)
+            _check_feature_table(f"{key}.features_table", f_path, m, out)
         if c_path is None:
             out.append(f"{key}.clinical_table: the file given there does not exist")
         elif cohort.get("columns"):
