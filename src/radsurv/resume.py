@@ -12,7 +12,13 @@ provenance/metadata" (issue #15 item 9).
 
 :func:`clear_interrupted` is called when a run starts (``workflow/rules/common.smk``, not on
 dry runs and not while a lock is held): it removes every output under ``results/`` that is
-still marked incomplete, so that its job runs again like any job with a missing output.
+still marked incomplete, so that its job runs again like any job with a missing output. (The
+jobs that read such an output cannot have run yet: Snakemake starts them only after recording
+it, so their outputs are missing too and the rerun asks for it. A results folder already
+completed by an older rerun keeps its unrecorded outputs' content; Snakemake does not
+regenerate an intermediate file that up-to-date results no longer need.) Jobs still running
+when Snakemake died cannot write after this clean-up: they die with it
+(:func:`radsurv.logutil.die_with_parent`).
 """
 
 from __future__ import annotations
