@@ -97,3 +97,18 @@ def test_a_job_dies_with_the_process_that_started_it(tmp_path):
     assert not alive.exists(), "the job kept running after its parent was killed"
     state = Path(f"/proc/{job_pid}/status")
     assert not state.exists() or "zombie" in state.read_text() or "(dead)" in state.read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_a_job_whose_snakemake_died_while_it_started_stops(tmp_path):
+    """Snakemake killed while the job was still importing: the job has been handed to another
+    parent (here: the shell that stands for init), and stops when it asks for the signal."""
+    alive = tmp_path / "still_alive"
+    job = textwrap.dedent(f"""
+        import snakemake  # a Snakemake job: Snakemake's script preamble has imported it
+        from radsurv.logutil import die_with_parent
+        die_with_parent()
+        open({str(alive)!r}, "w").write("the orphaned job ran on")
+    """)
+    res = subprocess.run([sys.executable, "-c", job], timeout=120)  # parent: pytest, not Snakemake
+    assert res.returncode == -signal.SIGKILL and not alive.exists()

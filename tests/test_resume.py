@@ -106,3 +106,72 @@ def test_killed_run_resumes_to_identical_outputs(tiny_run, tmp_path):
     # Resumed, not restarted: finished per-scan outputs of the killed run were kept.
     assert any(p.stat().st_mtime_ns == m for p, m in kept.items()), "every extraction was redone"
     assert_same_outputs(tiny_run, tmp_path / "results")
+
+
+def _children(pid: int) -> dict[int, tuple[str, float]]:
+    """Processes whose parent is ``pid``: their command line and age in seconds (Linux /proc)."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # fields[1] is the ppid, fields[19] the start time in ticks
+            out[int(stat.parent.name)] = (cmd, uptime - int(fields[19]) / ticks)
+    return out
+
+
+def _logging(pid: int) -> bool:
+    """The job has set up its log (radsurv.logutil.setup_logging: its stderr is its log file)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/2").endswith(".log")
+    except OSError:
+        return False
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_snakemake_killed_alone_leaves_no_job_half_recorded(tiny_run, tmp_path):
+    """kill -9 of the Snakemake process only (its jobs are not signalled), as when a terminal
+    or an ssh session dies with Snakemake but not its children, or an out-of-memory kill.
+
+    The jobs it had started must not finish their outputs unrecorded: they die with it
+    (radsurv.logutil.die_with_parent), the rerun redoes them, and afterwards a dry run has
+    nothing to do and no job with missing metadata; the outputs equal an uninterrupted run's.
+    """
+    tiny_config(tmp_path)
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", "--cores", "2"]
+    with (tmp_path / "killed_run.log").open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 900
+            while True:  # some scans extracted, and scan jobs running that are past their start-up
+                assert proc.poll() is None, "the run ended before it could be killed"
+                assert time.monotonic() < deadline, "the run made no progress"
+                jobs = {p: c for p, (c, _) in _children(proc.pid).items() if "scan.py" in c and _logging(p)}
+                if _count(tmp_path, "features/scans/*.json") >= 2 and jobs:
+                    break
+                time.sleep(0.2)
+        finally:
+            proc.kill()  # SIGKILL to Snakemake alone
+            proc.wait(timeout=60)
+    time.sleep(5)
+    orphans = [p for p in jobs if Path(f"/proc/{p}").exists() and "zombie" not in
+               Path(f"/proc/{p}/status").read_text()]
+    assert not orphans, f"{len(orphans)} job(s) kept running after Snakemake was killed"
+
+    unlock = snakemake_run(tmp_path, "--unlock")
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    res = snakemake_run(tmp_path, "--cores", "2", "--rerun-incomplete")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    dry = snakemake_run(tmp_path, "-n", "--cores", "2")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    text = dry.stdout + dry.stderr
+    assert "Nothing to be done" in text, text[-3000:]
+    assert "missing provenance" not in text and "metadata" not in text, text[-3000:]
+    markers = tmp_path / ".snakemake" / "incomplete"
+    assert not markers.exists() or not [p for p in markers.rglob("*") if p.is_file()], "incomplete markers left"
+    assert_same_outputs(tiny_run, tmp_path / "results")

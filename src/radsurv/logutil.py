@@ -124,8 +124,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     Snakemake starts each job's Python directly (``python script.py``), so the parent is
     Snakemake itself; if Snakemake is killed (``kill -9``, out-of-memory killer, a closed
     session), its jobs stop instead of finishing their outputs unrecorded. Returns False
-    where this is not available (not Linux). If the parent died during the call, the job
-    stops at once.
+    where this is not available (not Linux). A Snakemake job (Snakemake's script preamble
+    has imported ``snakemake``) whose Snakemake died while it was starting, before this
+    call, has been handed to another parent: it stops at once too.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -139,9 +140,20 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
             return False
     except (OSError, AttributeError):
         return False
-    if os.getppid() != parent:  # the parent died during the call
+    if os.getppid() != parent or _orphaned_snakemake_job(parent):
         os.kill(os.getpid(), sig)
     return True
+
+
+def _orphaned_snakemake_job(parent: int) -> bool:
+    """True for a job started by Snakemake whose parent is no longer a Snakemake process."""
+    if "snakemake" not in sys.modules:
+        return False
+    try:
+        cmdline = Path(f"/proc/{parent}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"snakemake" not in cmdline
 
 
 def _install_excepthook(log_name: str, terminal: TextIO | None) -> None:

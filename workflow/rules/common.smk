@@ -1,4 +1,6 @@
 # Config validation and the scan list. Wiring only: the logic lives in radsurv.
+import sys
+
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -23,6 +25,15 @@ if workflow.is_main_process:
     PROBLEMS = preflight(config, os.getcwd(), produced=[f"{DEMO_DIR}/dicom", f"{DEMO_DIR}/clinical.csv"])
     if PROBLEMS:
         raise WorkflowError(format_problems(PROBLEMS))
+
+# Outputs a killed run left unrecorded (still marked incomplete) are removed, so that their
+# jobs run again (radsurv.resume: Snakemake ignores the marks of jobs after a checkpoint).
+if workflow.is_main_process and not workflow.output_settings.dryrun:
+    from radsurv.resume import clear_interrupted
+
+    REDONE = clear_interrupted(os.getcwd())
+    if REDONE:
+        print(f"radsurv: {len(REDONE)} output(s) of jobs a killed run left unrecorded are redone", file=sys.stderr)
 
 from radsurv.imagesheet import cohort_source, validate_sheet
 from radsurv.stages import model_inputs as _model_inputs
