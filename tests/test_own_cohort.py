@@ -27,9 +27,6 @@ from conftest import REPO, SNAKEMAKE
 
 #: What a repository checkout holds that a run uses (the copy links to them).
 LAYOUT = ("Snakefile", "workflow", "scripts", "config", "envs", "src", "profiles", ".venv")
-#: The example's seed (20241105) overflows the model step's seed derivation until the
-#: SeedSequence fix of issue #15 (engineer B, radsurv.validation) is merged; then set this to None.
-SEED_UNTIL_SEEDSEQUENCE_MERGED: int | None = 7
 
 
 def readme_command() -> str:
@@ -80,8 +77,7 @@ def user_copy_of_example(dicom: Path, clinical: Path) -> dict:
     cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
     cfg["modelling"].update(cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2], penalizer=[10.0],
                             bootstrap=20)
-    if SEED_UNTIL_SEEDSEQUENCE_MERGED is not None:
-        cfg["seed"] = SEED_UNTIL_SEEDSEQUENCE_MERGED
+    assert cfg["seed"] == 20241105  # the example's own seed (it overflowed the old seed derivation)
     return cfg
 
 
