@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import linalg
 
+from radsurv.federated.newton import newton_maximise
 from radsurv.federated.standardise import PooledMoments, pool_moments
 
 
@@ -202,30 +203,10 @@ def fit_cox(fed: Federation, features: Sequence[str], penalizer: float = 0.0, *,
         h = h - n * penalizer * np.eye(d)
         return ll, g, h, list(answers)
 
-    beta = np.zeros(d)
-    ll, g, h, names = evaluate(beta)
-    rounds, history, converged = 1, [], False
-    while rounds < max_rounds:
-        try:
-            step = linalg.solve(-h, g, assume_a="pos")
-        except (linalg.LinAlgError, ValueError) as exc:
-            raise RuntimeError(
-                "the Cox model cannot be fitted: the features are (nearly) collinear or a feature separates "
-                "the outcomes perfectly; use fewer features or a larger penaliser") from exc
-        norm = float(np.linalg.norm(step))
-        history.append((rounds, ll, norm))
-        if norm < tol:
-            converged = True
-            break
-        scale = 1.0
-        while True:  # step halving: the penalised partial likelihood is concave, a full step rarely fails
-            cand = beta + scale * step
-            ll_new, g_new, h_new, names = evaluate(cand)
-            rounds += 1
-            if ll_new >= ll - 1e-12 * abs(ll) or scale < 1e-6 or rounds >= max_rounds:
-                break
-            scale /= 2
-        beta, ll, g, h = cand, ll_new, g_new, h_new
+    fit = newton_maximise(evaluate, np.zeros(d), tol=tol, max_rounds=max_rounds, singular=(
+        "the Cox model cannot be fitted: the features are (nearly) collinear or a feature separates "
+        "the outcomes perfectly; use fewer features or a larger penaliser"))
+    beta, ll, h, names, rounds, converged = fit.x, fit.loglik, fit.hessian, fit.extra, fit.rounds, fit.converged
     if not converged and strict:
         raise RuntimeError(f"the federated Cox fit did not converge in {max_rounds} rounds; "
                            "try a larger penaliser or fewer features")
@@ -234,5 +215,5 @@ def fit_cox(fed: Federation, features: Sequence[str], penalizer: float = 0.0, *,
         features=features, coef=beta / moments.sd, coef_std=beta.copy(),
         se=np.sqrt(np.diag(cov_std)) / moments.sd, moments=moments, penalizer=float(penalizer),
         loglik=ll, rounds=rounds, seconds=_time.perf_counter() - start, converged=converged,
-        sites=names, history=history,
+        sites=names, history=fit.history,
     )

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from radsurv.federated.cox import Federation, FederatedCoxResult, fit_cox
-from radsurv.federated.privacy import PrivacyError
 
 
 def site_concordance_counts(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict[str, Any]:

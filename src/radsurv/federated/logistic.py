@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 from scipy.special import expit
 
 from radsurv.federated.cox import Federation
+from radsurv.federated.newton import newton_maximise
 from radsurv.federated.standardise import PooledMoments, pool_moments
 
 
@@ -84,35 +84,18 @@ def fit_logistic(fed: Federation, features: Sequence[str], C: float = 1.0, *, si
     pen = np.full(d + 1, 1.0 / C)
     pen[-1] = 0.0  # intercept unpenalised
 
-    def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, None]:
         answers = fed.ask({"kind": "logistic", "features": features, "mean": moments.mean, "sd": moments.sd,
                            "coef": theta[:-1], "intercept": float(theta[-1])}, sites=sites)
         ll = sum(float(a["loglik"]) for a in answers.values()) - 0.5 * float(pen @ theta**2)
         g = sum(np.asarray(a["gradient"], dtype=float) for a in answers.values()) - pen * theta
         h = sum(np.asarray(a["hessian"], dtype=float) for a in answers.values()) - np.diag(pen)
-        return ll, g, h
+        return ll, g, h, None
 
-    theta = np.zeros(d + 1)
-    ll, g, h = evaluate(theta)
-    rounds, converged = 1, False
-    while rounds < max_rounds:
-        try:
-            step = linalg.solve(-h, g, assume_a="pos")
-        except (linalg.LinAlgError, ValueError) as exc:
-            raise RuntimeError("the logistic model cannot be fitted: the outcome is perfectly separated or the "
-                               "features are collinear; use a smaller C (stronger penalty)") from exc
-        if np.linalg.norm(step) < tol:
-            converged = True
-            break
-        scale = 1.0
-        while True:
-            cand = theta + scale * step
-            ll_new, g_new, h_new = evaluate(cand)
-            rounds += 1
-            if ll_new >= ll - 1e-12 * abs(ll) or scale < 1e-6 or rounds >= max_rounds:
-                break
-            scale /= 2
-        theta, ll, g, h = cand, ll_new, g_new, h_new
+    fit = newton_maximise(evaluate, np.zeros(d + 1), tol=tol, max_rounds=max_rounds, singular=(
+        "the logistic model cannot be fitted: the outcome is perfectly separated or the features are "
+        "collinear; use a smaller C (stronger penalty)"))
+    theta, rounds, converged = fit.x, fit.rounds, fit.converged
     if not converged and strict:
         raise RuntimeError(f"the federated logistic fit did not converge in {max_rounds} rounds; try a smaller C")
     w, b = theta[:-1], float(theta[-1])

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control, spearmanr
+from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
+
+from radsurv.harmonisation.fdr import with_bh_qvalues
 
 __all__ = ["volume_association", "VolumeResidualiser"]
 
@@ -67,12 +69,7 @@ def volume_association(X: pd.DataFrame, volume: Any, features: Sequence[str] | N
         rows.append({"feature": c, "rho": float(res.statistic), "p": float(res.pvalue), "n": int(ok.sum())})
     out = pd.DataFrame(rows, columns=["feature", "rho", "p", "n"])
     out["abs_rho"] = out["rho"].abs()
-    q = np.full(len(out), np.nan)
-    fin = np.isfinite(out["p"].to_numpy(dtype=float))
-    if fin.any():
-        q[fin] = false_discovery_control(out.loc[fin, "p"].to_numpy(dtype=float), method="bh")
-    out["q_bh"] = q
-    out["significant"] = out["q_bh"] < float(alpha)
+    out = with_bh_qvalues(out, alpha)
     out = out[["feature", "rho", "abs_rho", "p", "q_bh", "significant", "n"]]
     return out.sort_values(["abs_rho", "feature"], ascending=[False, True], kind="mergesort",
                            na_position="last").reset_index(drop=True)

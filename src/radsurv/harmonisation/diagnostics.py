@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control, kruskal
+from scipy.stats import kruskal
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegressionCV
@@ -43,6 +43,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from radsurv.harmonisation.combat import ComBatHarmoniser
+from radsurv.harmonisation.fdr import with_bh_qvalues
 
 __all__ = ["SiteAUC", "site_prediction_auc", "kruskal_batch_test", "cross_fitted_harmonisation", "pca_figure",
            "cv_risk_scores", "compare_survival_models"]
@@ -202,12 +203,7 @@ def kruskal_batch_test(X: pd.DataFrame, batch: Sequence[Any] | pd.Series, alpha:
         res = kruskal(*groups)
         rows.append({"feature": c, "H": float(res.statistic), "p": float(res.pvalue)})
     out = pd.DataFrame(rows, columns=["feature", "H", "p"])
-    q = np.full(len(out), np.nan)
-    fin = np.isfinite(out["p"].to_numpy(dtype=float))
-    if fin.any():
-        q[fin] = false_discovery_control(out.loc[fin, "p"].to_numpy(dtype=float), method="bh")
-    out["q_bh"] = q
-    out["significant"] = out["q_bh"] < float(alpha)
+    out = with_bh_qvalues(out, alpha)
     return out.sort_values(["p", "feature"], kind="mergesort", na_position="last").reset_index(drop=True)
 
 
