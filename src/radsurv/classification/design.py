@@ -106,14 +106,14 @@ class ClassificationSettings:
 
     endpoint: str = "binary"
     cv_folds: int = 5
-    cv_repeats: int = 2
+    cv_repeats: int = 1
     inner_folds: int = 3
     learners: tuple[str, ...] = ("logistic_l2", "logistic_l1", "rf", "gb", "svm")
     n_screen: tuple[int, ...] = (8, 32)
-    n_screen_trees: tuple[int, ...] = (32, 128)
+    n_screen_trees: tuple[int, ...] = (64,)
     logistic_C: tuple[float, ...] = (0.05, 0.5)
     svm_C: tuple[float, ...] = (1.0,)
-    rf_trees: int = 200
+    rf_trees: int = 150
     rf_min_leaf: tuple[int, ...] = (3,)
     gb_trees: int = 100
     gb_learning_rate: float = 0.05
