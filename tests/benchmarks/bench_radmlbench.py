@@ -47,7 +47,23 @@ def load(name: str, data: Path = DATA) -> tuple[pd.DataFrame, pd.Series, str | N
     return X, y, vol
 
 
-def run_one(name: str, data: Path, settings: dict, permutation: int | None = None) -> dict:
+def run_one(name: str, data: Path, settings: dict, permutation: int | None = None,
+            out: Path | None = None) -> dict:
+    """One data set (or one permutation of it); the row is also written to ``out`` at once,
+    so a long run that is stopped keeps what finished."""
+    try:
+        row = _run_one(name, data, settings, permutation)
+    except Exception as exc:  # noqa: BLE001 - a failing table must not lose the others
+        print(f"{name}: FAILED: {exc}", flush=True)
+        row = {"dataset": name, "permutation": permutation, "error": str(exc), "auc": np.nan}
+    if out is not None:
+        tag = "" if permutation is None else f"_perm{permutation}"
+        (out / "rows").mkdir(parents=True, exist_ok=True)
+        (out / "rows" / f"{name}{tag}.json").write_text(json.dumps(row, default=float))
+    return row
+
+
+def _run_one(name: str, data: Path, settings: dict, permutation: int | None = None) -> dict:
     X, y, vol = load(name, data)
     s = ClassificationSettings(**settings)
     models = ["radiomics", "volume", "prevalence"]
@@ -99,9 +115,12 @@ def main() -> None:
         [(n, p) for n in names for p in range(args.permutations)]
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
         rows = list(ex.map(run_one, [j[0] for j in jobs], [args.data] * len(jobs), [settings] * len(jobs),
-                           [j[1] for j in jobs]))
+                           [j[1] for j in jobs], [args.out] * len(jobs)))
     total = time.perf_counter() - t0
     df = pd.DataFrame(rows)
+    if "error" in df:
+        print("failed:", df.loc[df["error"].notna(), ["dataset", "error"]].to_string(index=False))
+        df = df[df["error"].isna()].drop(columns="error")
     s = ClassificationSettings(**settings)
     head = (f"Settings: {s.cv_folds}-fold x {s.cv_repeats} outer, {s.inner_folds}-fold inner; learners "
             f"{', '.join(s.learners)}; ensembles {s.ensemble_sizes}; {args.jobs} process(es). "

@@ -261,8 +261,16 @@ class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
         key = hashlib.sha1(arr.tobytes() + repr((cols, float(self.corr_threshold))).encode()).hexdigest()
         clusters = _CLUSTERS.get(key)
         if clusters is None:
-            clusters = _cluster(_spearman_abs(arr), float(self.corr_threshold)) if len(cols) > 1 \
-                else np.ones(len(cols), dtype=int)
+            if len(cols) > 1:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    absrho = _spearman_abs(arr)
+                # a correlation numpy cannot compute (a column whose ranks do not vary in
+                # these patients) counts as "not correlated" instead of stopping the fit
+                absrho = np.nan_to_num(absrho, nan=0.0)
+                np.fill_diagonal(absrho, 1.0)
+                clusters = _cluster(absrho, float(self.corr_threshold))
+            else:
+                clusters = np.ones(len(cols), dtype=int)
             if len(_CLUSTERS) >= 64:
                 _CLUSTERS.pop(next(iter(_CLUSTERS)))
             _CLUSTERS[key] = clusters
