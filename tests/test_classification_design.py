@@ -13,6 +13,7 @@ from radsurv.classification.design import (
     RadiomicsClassifier,
     UnivariateScreen,
     run_classification_cv,
+    run_classification_split,
     validate_labels,
 )
 
@@ -156,3 +157,18 @@ def test_multiclass_endpoint():
     assert m.loc["radiomics", "macro_auc"] > 0.7
     assert {"auc_grade1", "auc_grade2", "auc_grade3", "balanced_accuracy"} <= set(m.columns)
     assert m.loc["prevalence", "balanced_accuracy"] == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_development_validation_split_scores_the_validation_cohort_only():
+    X, y = cohort(n=120)
+    dev, val = X.index[:80], X.index[80:]
+    yv = y.copy()
+    yv.loc[val[0]] = None  # a missing label in the validation cohort is reported, not guessed
+    r = run_classification_split(X.loc[dev], y.loc[dev], X.loc[val], yv.loc[val], ClassificationSettings(**FAST),
+                                 volume_feature="volume", positive="HPV+")
+    m = r.metrics.set_index("model")
+    assert set(r.predictions["patient"]) == set(val[1:])
+    assert m.loc["radiomics", "auc"] > 0.75
+    assert r.qc.set_index("patient").loc[val[0], "cohort"] == "validation"
+    d = r.predictions.query("model == 'radiomics'")
+    assert roc_auc_score(d["label"], d["p_1"]) == pytest.approx(m.loc["radiomics", "auc"])

@@ -41,7 +41,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.feature_selection import f_classif
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
@@ -66,6 +66,8 @@ __all__ = [
     "PrevalenceClassifier",
     "ClassificationResult",
     "run_classification_cv",
+    "run_classification_split",
+    "summarise",
     "STEP_SECONDS",
 ]
 
@@ -689,6 +691,59 @@ def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: C
     return res
 
 
+def run_classification_split(dev_features: pd.DataFrame, dev_labels: pd.Series, val_features: pd.DataFrame,
+                             val_labels: pd.Series, settings: ClassificationSettings | None = None,
+                             volume_feature: str | None = None, clinical: pd.DataFrame | None = None,
+                             clinical_specs: Sequence[Mapping[str, Any]] = (), models: Sequence[str] | None = None,
+                             classes: Sequence[Any] | None = None, positive: Any | None = None,
+                             endpoint_name: str = "endpoint") -> ClassificationResult:
+    """Development / validation design (a held-out split, another centre, a later period).
+
+    Every model is tuned and fit on the development patients only (inner CV as in
+    :class:`RadiomicsClassifier`) and scored once on the validation patients; the result
+    has the layout of :func:`run_classification_cv` (``repeat`` 0, ``fold`` 0) and its
+    metrics are those of the validation cohort. ``clinical`` covers both cohorts.
+    """
+    s = settings or ClassificationSettings()
+    y_dev, qc_dev = validate_labels(dev_labels, s.endpoint, classes, positive, s.min_per_class, endpoint_name)
+    y_val, qc_val = validate_labels(val_labels, s.endpoint, classes, positive, 1, endpoint_name)
+    if s.endpoint == "binary" and set(np.unique(y_val)) != {0, 1}:
+        raise ValueError(f"{endpoint_name}: the validation cohort needs patients of both classes")
+
+    def frame(features: pd.DataFrame, ids: Sequence[Any]) -> pd.DataFrame:
+        X = features.loc[list(ids)].copy()
+        if clinical is not None and clinical_specs:
+            cl = clinical.reindex(list(ids))
+            for sp in clinical_specs:
+                X[sp["name"]] = cl[sp["name"]].to_numpy()
+        return X
+
+    dev_ids = [p for p in y_dev.index if p in dev_features.index]
+    val_ids = [p for p in y_val.index if p in val_features.index]
+    Xd, Xv = frame(dev_features, dev_ids), frame(val_features, val_ids)
+    yd, yv = y_dev.loc[dev_ids].to_numpy(), y_val.loc[val_ids].to_numpy()
+    cls = np.unique(yd)
+    all_models = _models(s, volume_feature, clinical_specs, list(dev_features.columns), s.seed)
+    names = [m for m in all_models if models is None or m in models]
+    rows, choices, seconds = [], [], dict.fromkeys(names, 0.0)
+    for name in names:
+        t0 = time.perf_counter()
+        est = clone(all_models[name]).fit(Xd, yd)
+        P = est.predict_proba(Xv)
+        seconds[name] = time.perf_counter() - t0
+        for i, pid in enumerate(val_ids):
+            row = {"patient": pid, "repeat": 0, "fold": 0, "model": name, "label": yv[i], "threshold": est.threshold_}
+            row.update({f"p_{c}": float(P[i, j]) for j, c in enumerate(cls)})
+            rows.append(row)
+        if isinstance(est, RadiomicsClassifier):
+            choices.append({"repeat": 0, "fold": 0, "model": name, "chosen": est.describe(),
+                            "inner_auc": est.inner_auc_, "threshold": est.threshold_})
+    qc = pd.concat([qc_dev.assign(cohort="development"), qc_val.assign(cohort="validation")], ignore_index=True)
+    res = ClassificationResult(pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame(choices), qc, cls.tolist(), seconds)
+    res.metrics = summarise(res, n_boot=s.n_boot, seed=s.seed)
+    return res
+
+
 def summarise(res: ClassificationResult, n_boot: int = 1000, seed: int = 0, reference: str = "volume") -> pd.DataFrame:
     """Model comparison table of a nested-CV result.
 
@@ -733,8 +788,6 @@ def summarise(res: ClassificationResult, n_boot: int = 1000, seed: int = 0, refe
         d = P[P["model"] == m]
         per = [cm.multiclass_auc(g["label"], g[pcols].to_numpy(), cls) for _, g in d.groupby("repeat")]
         row = {"model": m, **{k: float(np.mean([p[k] for p in per])) for k in per[0]}}
-        from sklearn.metrics import balanced_accuracy_score
-
         row["balanced_accuracy"] = float(np.mean([
             balanced_accuracy_score(g["label"], np.asarray(cls)[np.argmax(g[pcols].to_numpy(), axis=1)])
             for _, g in d.groupby("repeat")]))

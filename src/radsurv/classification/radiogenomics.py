@@ -15,7 +15,7 @@ Library core of issue #17, not yet called by the workflow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
