@@ -103,12 +103,16 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="data sets run in parallel processes")
     ap.add_argument("--permutations", type=int, default=0, help="label-permutation runs per data set")
     ap.add_argument("--repeats", type=int, default=None, help="override cv_repeats (default: the library's)")
+    ap.add_argument("--ensemble-sizes", type=int, nargs="+", default=None,
+                    help="override ensemble_sizes (e.g. 99 = always the mean of every inner candidate)")
     args = ap.parse_args()
     ref = pd.read_csv(args.data / "datasets.csv").set_index("Dataset")
     names = args.datasets or list(ref.index)
     settings: dict = {}
     if args.repeats is not None:
         settings["cv_repeats"] = args.repeats
+    if args.ensemble_sizes is not None:
+        settings["ensemble_sizes"] = tuple(args.ensemble_sizes)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     jobs = [(n, None) for n in names] if not args.permutations else \
