@@ -13,11 +13,12 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_s
 
 from radsurv.classification import metrics as cm
 
-DATA = Path(__file__).resolve().parent / "data" / "delong_proc_asah.csv"
+DATA = Path(__file__).resolve().parent / "data" / "delong_proc_synthetic.csv"
 
 
 @pytest.fixture(scope="module")
-def asah() -> pd.DataFrame:
+def named_case() -> pd.DataFrame:
+    """Named case radsurv-delong-1 (synthetic; reference values from R pROC, see the file's header)."""
     return pd.read_csv(DATA, comment="#")
 
 
@@ -57,26 +58,27 @@ def test_calibration_recovers_a_known_miscalibration():
 
 
 @pytest.mark.parametrize("m1,m2,z,p", [
-    ("wfns", "s100b", 2.20898359144091, 0.0271757822291882),
-    ("wfns", "ndka", 2.79777591868904, 0.00514557970691098),
-    ("ndka", "s100b", -1.39077002573558, 0.164295175223054),
+    ("grade", "marker_a", 2.5409910742822, 0.0110538741396145),
+    ("grade", "marker_b", 1.99071482779835, 0.0465122476263979),
+    ("marker_b", "marker_a", 0.247981601940539, 0.804148641808168),
 ])
-def test_delong_equals_proc_roc_test_on_asah(asah, m1, m2, z, p):
-    r = cm.delong_test(asah["outcome"], asah[m1], asah[m2])
+def test_delong_equals_proc_roc_test_on_named_case(named_case, m1, m2, z, p):
+    d = named_case
+    r = cm.delong_test(d["outcome"], d[m1], d[m2])
     assert r.z == pytest.approx(z, rel=1e-10)
     assert r.p_value == pytest.approx(p, rel=1e-9)
-    assert r.auc1 == pytest.approx(roc_auc_score(asah["outcome"], asah[m1]), abs=1e-12)
+    assert r.auc1 == pytest.approx(roc_auc_score(d["outcome"], d[m1]), abs=1e-12)
 
 
-@pytest.mark.parametrize("marker,var", [("wfns", 0.00146991470882363), ("s100b", 0.00266868245717244),
-                                        ("ndka", 0.0031908105493913)])
-def test_delong_variance_equals_proc(asah, marker, var):
-    _, v = cm.delong_variance(asah["outcome"], asah[marker])
+@pytest.mark.parametrize("marker,var", [("grade", 0.00175579455420145), ("marker_a", 0.00264988224713133),
+                                        ("marker_b", 0.00252910870470637)])
+def test_delong_variance_equals_proc(named_case, marker, var):
+    _, v = cm.delong_variance(named_case["outcome"], named_case[marker])
     assert v == pytest.approx(var, rel=1e-10)
 
 
-def test_delong_identical_scores_gives_p_one(asah):
-    r = cm.delong_test(asah["outcome"], asah["wfns"], asah["wfns"])
+def test_delong_identical_scores_gives_p_one(named_case):
+    r = cm.delong_test(named_case["outcome"], named_case["grade"], named_case["grade"])
     assert r.z == 0 and r.p_value == 1
 
 
