@@ -1,6 +1,6 @@
-"""Rule report: unpack ``snakemake`` and call :func:`radsurv.report.write_report`."""
+"""Rule report: unpack ``snakemake`` and call :func:`radsurv.report.html.write_report`."""
 from radsurv.logutil import setup_logging
-from radsurv.report import write_report
+from radsurv.report.html import write_report
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])

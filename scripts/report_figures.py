@@ -1,6 +1,6 @@
-"""Rule report_figures: unpack ``snakemake`` and call :func:`radsurv.report_figures.draw_report_figures`."""
+"""Rule report_figures: unpack ``snakemake`` and call :func:`radsurv.report.figures.draw_report_figures`."""
 from radsurv.logutil import setup_logging
-from radsurv.report_figures import draw_report_figures
+from radsurv.report.figures import draw_report_figures
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])

@@ -165,7 +165,7 @@ def test_workloads_are_valid_configs():
     import importlib.util
     from pathlib import Path
 
-    from radsurv import demo
+    from radsurv.synthetic import demo as demo
     from radsurv.config import apply_site, deep_merge
     from snakemake.utils import validate
 

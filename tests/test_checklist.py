@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radsurv.checklist import NOT_MET, PIPELINE, USER, StudyFacts, rqs_items, rqs_total
+from radsurv.report.checklist import NOT_MET, PIPELINE, USER, StudyFacts, rqs_items, rqs_total
 
 
 def _by(rows):
@@ -44,7 +44,7 @@ def test_no_reduction_and_no_validation_are_penalised():
 def test_report_pivots_robust_counts():
     import pandas as pd
 
-    from radsurv.report import robust_counts_pivot
+    from radsurv.report.html import robust_counts_pivot
 
     by = pd.DataFrame({"image_type": ["original", "original", "wavelet-HHH"], "feature_class": ["shape", "glcm", "glcm"],
                        "robust": [11, 0, 4], "total": [17, 24, 24]})

@@ -1,4 +1,4 @@
-"""radsurv.classification.design: label checks, leakage-free nested CV, baselines."""
+"""radsurv.modelling.classification.design: label checks, leakage-free nested CV, baselines."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radsurv.classification.design import (
+from radsurv.modelling.classification.design import (
     ClassCorrelationReducer,
     ClassificationSettings,
     RadiomicsClassifier,

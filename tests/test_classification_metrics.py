@@ -1,4 +1,4 @@
-"""radsurv.classification.metrics: equal to scikit-learn / R pROC on fixed predictions."""
+"""radsurv.modelling.classification.metrics: equal to scikit-learn / R pROC on fixed predictions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
 
-from radsurv.classification import metrics as cm
+from radsurv.modelling.classification import metrics as cm
 
 DATA = Path(__file__).resolve().parent / "data" / "delong_proc_synthetic.csv"
 

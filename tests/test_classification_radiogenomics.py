@@ -1,4 +1,4 @@
-"""radsurv.classification.radiogenomics: planted associations, BH FDR, volume adjustment."""
+"""radsurv.modelling.classification.radiogenomics: planted associations, BH FDR, volume adjustment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from radsurv.classification.radiogenomics import (
+from radsurv.modelling.classification.radiogenomics import (
     column_type,
     plot_radiogenomics,
     radiogenomics_screen,

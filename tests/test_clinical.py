@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from radsurv.clinical import load_clinical
+from radsurv.ingest.clinical import load_clinical
 
 COLS = {"id": "ID", "time": "OS_m", "event": "dead", "covariates": ["Stage"]}
 

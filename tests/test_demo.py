@@ -1,4 +1,4 @@
-"""Tests of the synthetic demo cohort generator (radsurv.demo)."""
+"""Tests of the synthetic demo cohort generator (radsurv.synthetic.demo)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from matplotlib.path import Path as MplPath
 
-from radsurv import demo
+from radsurv.synthetic import demo as demo
 
 SEED = 7
 N_PAT, N_RETEST = 4, 2

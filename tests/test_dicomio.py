@@ -1,4 +1,4 @@
-"""Tests of radsurv.dicomio: discovery, geometry checks, rasterisation, SEG and PHI hygiene."""
+"""Tests of radsurv.ingest.dicomio: discovery, geometry checks, rasterisation, SEG and PHI hygiene."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from radsurv.dicomio import (
+from radsurv.ingest.dicomio import (
     Discovery,
     ScanRecord,
     convert_scan,
@@ -621,7 +621,7 @@ def test_contour_data_presence_is_read_without_decoding(tmp_path):
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    from radsurv.dicomio import _has_contour_data
+    from radsurv.ingest.dicomio import _has_contour_data
 
     items = []
     for data in ([1.5, -2.25, 3.0] * 2, [], None):
@@ -652,8 +652,8 @@ def test_discovery_in_several_processes_gives_the_same_result(tmp_path: Path, mo
     one process -- on a cohort with every discovery fault (truncated, empty, non-DICOM,
     duplicate, unreferenced, localizer) and with chunks small enough that every worker
     gets files of several patients."""
-    import radsurv.dicomio as dicomio
-    from radsurv.faulty import generate_faulty_cohort
+    import radsurv.ingest.dicomio as dicomio
+    from radsurv.synthetic.faulty import generate_faulty_cohort
 
     generate_faulty_cohort(tmp_path / "cohort", seed=7)
     dicom = tmp_path / "cohort" / "dicom"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from radsurv import features as feat
+from radsurv.features import extract as feat
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from radsurv.harmonisation.combat import ComBatHarmoniser, neurocombat_fit, with
 from radsurv.harmonisation.confounds import VolumeResidualiser, volume_association
 from radsurv.harmonisation.diagnostics import (cross_fitted_harmonisation, cv_risk_scores, kruskal_batch_test,
                                                pca_figure, site_prediction_auc)
-from radsurv.metrics import surv_array
-from radsurv.pipelines import build_pipeline
+from radsurv.modelling.metrics import surv_array
+from radsurv.modelling.transformers import build_pipeline
 
 
 def scanners(n_per: tuple[int, ...] = (60, 60, 60), p: int = 12, seed: int = 0, outcome_weight: float = 0.8,

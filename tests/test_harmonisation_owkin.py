@@ -3,7 +3,7 @@ NSCLC-Radiogenomics as ``SourceDataset`` l1 / l2, 53 original pyradiomics featur
 
 Site-prediction AUC from the features before and after in-fold ComBat, the per-feature
 batch test, the PCA figure, and the survival Harrell C of a penalised Cox radiomics
-model (radsurv.pipelines, nested CV) without and with ComBat inside the folds, next to
+model (radsurv.modelling.transformers, nested CV) without and with ComBat inside the folds, next to
 tumour volume alone. The numbers are written to
 ``test-artifacts/harmonisation/owkin_nsclc.json`` (and the PCA figure beside it).
 """
@@ -22,8 +22,8 @@ from radsurv.harmonisation.combat import ComBatHarmoniser, with_harmonisation
 from radsurv.harmonisation.confounds import volume_association
 from radsurv.harmonisation.diagnostics import (compare_survival_models, cross_fitted_harmonisation, cv_risk_scores,
                                                kruskal_batch_test, pca_figure, site_prediction_auc)
-from radsurv.metrics import harrell_c, surv_array
-from radsurv.pipelines import build_pipeline, param_grid
+from radsurv.modelling.metrics import harrell_c, surv_array
+from radsurv.modelling.transformers import build_pipeline, param_grid
 
 REPO = Path(__file__).resolve().parents[1]
 ART = REPO / "test-artifacts" / "harmonisation"

@@ -4,7 +4,7 @@ Reference values, the pyradiomics -> IBSI mapping and the configuration
 settings come from ../shared/data/ibsi (IBSI manual, Zwanenburg et al.,
 Radiology 2020; arXiv:1612.07003; CT phantom doi 10.17195/candat.2016.08.1).
 Each configuration is an ordinary site preset in config/sites/ and is run by
-:func:`radsurv.ibsi.run_site` = ``preprocess_files`` + ``extract`` with
+:func:`radsurv.features.ibsi.run_site` = ``preprocess_files`` + ``extract`` with
 ``pyradiomics_params`` of the preset. The per-feature comparison tables go to
 ``test-artifacts/ibsi/`` (git-ignored).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from radsurv import ibsi
+from radsurv.features import ibsi as ibsi
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "ibsi"
@@ -127,7 +127,7 @@ def test_preprocessing_diagnostics_match_ibsi(nifti_tables, ibsi_data):
 
 def test_dicom_path_reaches_the_same_counts(nifti_tables, ibsi_data, shared_data, tmp_path):
     """DICOM + RTSTRUCT -> conversion -> the same preprocessing and extraction."""
-    from radsurv.dicomio import convert_scan, discover
+    from radsurv.ingest.dicomio import convert_scan, discover
 
     _, refs, mapping = ibsi_data
     disc = discover(shared_data / "ibsi" / "ct_phantom" / "dicom")
@@ -154,8 +154,8 @@ def test_without_ibsi_bin_origin_configuration_c_fails(ibsi_data, shared_data, t
     site["preprocessing"] = dict(site["preprocessing"])
     image, mask = _phantom(shared_data, "C")
     # bins counted from the ROI minimum (no range lower bound given to extraction) as pyradiomics does
-    from radsurv.features import extract, pyradiomics_params
-    from radsurv.preprocess import PreprocessSettings, preprocess_files
+    from radsurv.features.extract import extract, pyradiomics_params
+    from radsurv.features.preprocess import PreprocessSettings, preprocess_files
 
     preprocess_files(image, mask, tmp_path / "i.nii.gz", tmp_path / "m.nii.gz",
                      PreprocessSettings.from_config(site["preprocessing"]), tmp_path / "mi.nii.gz")

@@ -1,8 +1,8 @@
-"""Tests of radsurv.icc.
+"""Tests of radsurv.robustness.icc.
 
 What is compared to what (honestly):
 
-* ``radsurv.icc.icc`` (vectorised numpy) vs ``pingouin.intraclass_corr`` 0.7.0:
+* ``radsurv.robustness.icc.icc`` (vectorised numpy) vs ``pingouin.intraclass_corr`` 0.7.0:
   point estimates, F, df, p AND CI bounds to 1e-6. pingouin rounds its
   ``CI95`` column to 2 decimals by default (``pingouin.options
   ['round.column.CI95'] = 2``); the fixture below switches that option off for
@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from radsurv.icc import FORMS, ICCResult, canonical_form, icc, icc_frame, icc_long, lins_ccc, robust_mask
+from radsurv.robustness.icc import FORMS, ICCResult, canonical_form, icc, icc_frame, icc_long, lins_ccc, robust_mask
 
 DATA = Path(__file__).resolve().parent / "data"
 

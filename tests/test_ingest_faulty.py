@@ -1,7 +1,7 @@
 """A generated faulty cohort through the real workflow: one QC row per problem, good patients complete.
 
 One extra Snakemake run (up to the QC table and feature matrix; no modelling) on
-the cohort of :mod:`radsurv.faulty` (16 small patients).
+the cohort of :mod:`radsurv.synthetic.faulty` (16 small patients).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import snakemake_run, tiny_config
-from radsurv.faulty import FAULTS, GOOD, generate_faulty_cohort
+from radsurv.synthetic.faulty import FAULTS, GOOD, generate_faulty_cohort
 from radsurv.privacy import file_pseudonym as F  # QC reasons name files by pseudonym
 
 #: (patient, stage, status, words the reason must contain) per fault.

@@ -13,10 +13,10 @@ import yaml
 
 from conftest import snakemake_run, tiny_config
 from radsurv import stages
-from radsurv.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
+from radsurv.ingest.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
 from radsurv.errors import CaseError
-from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
-from radsurv.imagesheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
+from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
 
 
 def _pair(folder: Path, name: str, ext: str = ".nii.gz", *, label: int = 1, shift_mask: bool = False,

@@ -34,15 +34,15 @@ def run_init(capsys, *args: str) -> tuple[dict, str, str]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict:
-    from radsurv.demo import generate_demo_cohort
-    from radsurv.faulty import GEOMETRY
+    from radsurv.synthetic.demo import generate_demo_cohort
+    from radsurv.synthetic.faulty import GEOMETRY
 
     return generate_demo_cohort(tmp_path_factory.mktemp("init_demo"), 10, 5, seed=7, **GEOMETRY)
 
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory) -> dict:
-    from radsurv.faulty import generate_faulty_cohort
+    from radsurv.synthetic.faulty import generate_faulty_cohort
 
     out = tmp_path_factory.mktemp("init_faulty")
     generate_faulty_cohort(out)

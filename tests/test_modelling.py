@@ -1,4 +1,4 @@
-"""Tests of radsurv.modelling and radsurv.kmplot: signal recovery, leakage, determinism."""
+"""Tests of radsurv.modelling.legacy and radsurv.report.km: signal recovery, leakage, determinism."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radsurv.kmplot import plot_km
-from radsurv.modelling import (
+from radsurv.report.km import plot_km
+from radsurv.modelling.legacy import (
     ModelConfig,
     Signature,
     fit_signature,
@@ -355,7 +355,7 @@ def test_pipeline_config_keys_are_study_config_fields():
     """Every key of the ``modelling`` block of config/config.yaml maps onto StudyConfig
     (``StudyConfig.from_dict`` raises on unknown keys, so a rename cannot be dropped silently)."""
     yaml = pytest.importorskip("yaml")
-    from radsurv.validation import StudyConfig
+    from radsurv.modelling.study import StudyConfig
 
     cfg_path = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
     if not cfg_path.is_file():

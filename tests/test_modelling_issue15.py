@@ -15,9 +15,9 @@ import pytest
 import yaml
 from sksurv.metrics import concordance_index_ipcw
 
-from radsurv import metrics as M
-from radsurv.clinical import ClinicalEncoder, CovariateSpec
-from radsurv.validation import StudyConfig, run_study
+from radsurv.modelling import metrics as M
+from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec
+from radsurv.modelling.study import StudyConfig, run_study
 from test_modelling import planted_cohort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_volume_column_found_automatically_and_said():
     assert res.metrics["volume_feature"] == "CT_original_shape_VoxelVolume"
     assert "modelling.volume_feature 'original_shape_MeshVolume' is not a column" in _messages(res)
     assert "uses 'CT_original_shape_VoxelVolume'" in _messages(res)
-    from radsurv.validation import resolve_volume_column
+    from radsurv.modelling.study import resolve_volume_column
 
     assert resolve_volume_column(["a", "x_shape_MeshVolume", "x_shape_VoxelVolume"], VOL)[0] == "x_shape_MeshVolume"
 
@@ -110,7 +110,7 @@ def test_volume_baseline_not_built_is_said_with_the_key(columns, caplog):
     vol = X.pop(VOL)
     for name, k in columns.items():
         X[name] = vol * k
-    with caplog.at_level(logging.WARNING, logger="radsurv.validation"):
+    with caplog.at_level(logging.WARNING, logger="radsurv.modelling.study"):
         res = run_study(X, clin, cands(X), StudyConfig(**FAST))
     assert "volume" not in res.metrics["models"]
     why = res.metrics["baselines_not_built"]["volume"]

@@ -1,4 +1,4 @@
-"""Honest validation (radsurv.validation, pipelines, metrics, signature, clinical coding)."""
+"""Honest validation (radsurv.modelling.study, pipelines, metrics, signature, clinical coding)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import yaml
 from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc
 
-from radsurv import metrics as M
-from radsurv.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
-from radsurv.validation import StudyConfig, assign_groups, choose_cutoffs, run_study
+from radsurv.modelling import metrics as M
+from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
+from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
 from test_modelling import _load_lung1, planted_cohort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,7 +279,7 @@ def test_lung1_shuffled_outcome_cv_c_is_chance(shared_data):
 
 
 def test_aerts_signature_on_lung1(shared_data):
-    from radsurv.signature import validate_signature
+    from radsurv.modelling.signatures import validate_signature
 
     feats, clin = _load_lung1(shared_data)
     tab = validate_signature(shared_data / "signatures" / "aerts_2014.yaml", feats, clin, [365, 730], None, 50, 1)
@@ -290,7 +290,7 @@ def test_aerts_signature_on_lung1(shared_data):
 
 
 def test_signature_missing_feature_is_an_error(tmp_path):
-    from radsurv.signature import linear_predictor, load_signature
+    from radsurv.modelling.signatures import linear_predictor, load_signature
 
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump({"coefficients": {"a": 1.0, "original_shape_Compactness1": 2.0}}))

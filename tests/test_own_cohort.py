@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from radsurv.demo import generate_demo_cohort
+from radsurv.synthetic.demo import generate_demo_cohort
 
 from conftest import REPO, SNAKEMAKE
 

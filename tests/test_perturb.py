@@ -7,8 +7,8 @@ import pytest
 import SimpleITK as sitk
 
 from radsurv.errors import CaseError
-from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
-from radsurv.perturb import (
+from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+from radsurv.robustness.perturbation import (
     PerturbationParams,
     PerturbationSettings,
     adapt_mask,
@@ -168,8 +168,8 @@ def _pipeline_features(tmp_path, ip, mp):
 
 
 def test_perturbed_features_use_the_pipelines_preprocessing_and_extraction(tmp_path, monkeypatch):
-    import radsurv.features as features
-    import radsurv.preprocess as preprocess
+    import radsurv.features.extract as features
+    import radsurv.features.preprocess as preprocess
 
     calls = {"preprocess": 0, "extract": 0, "params": []}
     real_pre, real_ext = preprocess.preprocess_files, features.extract
@@ -217,7 +217,7 @@ def test_identity_settings_reproduce_the_unperturbed_features(tmp_path):
 
 
 def test_a_failing_copy_is_recorded_not_raised(tmp_path, monkeypatch):
-    import radsurv.preprocess as preprocess
+    import radsurv.features.preprocess as preprocess
 
     ip, mp = _files(tmp_path)
     real = preprocess.preprocess_files

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from radsurv.errors import CaseError
-from radsurv.preprocess import PreprocessSettings, centred_grid, preprocess
+from radsurv.features.preprocess import PreprocessSettings, centred_grid, preprocess
 
 
 def _phantom(spacing=(0.8, 0.8, 2.5), size=(80, 70, 30), radius=12.0, seed=1):
@@ -110,7 +110,7 @@ def test_range_then_outlier_resegmentation_of_the_intensity_mask_only():
     image = _img(arr)
     morph = _img(np.ones_like(arr))
     morph = sitk.Cast(morph, sitk.sitkUInt8)
-    from radsurv.preprocess import resegment
+    from radsurv.features.preprocess import resegment
 
     inten = sitk.GetArrayFromImage(resegment(image, morph, (-1000, 400), 3.0)).astype(bool)
     kept = (arr >= -1000) & (arr <= 400)
@@ -129,7 +129,7 @@ def test_range_then_outlier_resegmentation_of_the_intensity_mask_only():
 def test_preprocess_all_keeps_the_morphological_mask():
     image, mask, _ = _phantom()
     s = PreprocessSettings(spacing_mm=(2.0, 2.0, 2.0), resegment_range=(0.0, 400.0))
-    from radsurv.preprocess import preprocess_all
+    from radsurv.features.preprocess import preprocess_all
 
     img, morph, inten = preprocess_all(image, mask, s)
     _, morph_plain = preprocess(image, mask, PreprocessSettings(spacing_mm=(2.0, 2.0, 2.0)))
@@ -141,7 +141,7 @@ def test_preprocess_all_keeps_the_morphological_mask():
 
 def test_everything_resegmented_away_is_a_case_error():
     image, mask, _ = _phantom()
-    from radsurv.preprocess import preprocess_all
+    from radsurv.features.preprocess import preprocess_all
 
     with pytest.raises(CaseError, match="re-segmentation"):
         preprocess_all(image, mask, PreprocessSettings(resegment_range=(1000.0, 2000.0)))
@@ -187,7 +187,7 @@ def _mr_phantom():
 
 
 def test_mr_n4_removes_bias_and_zscore_normalises_the_foreground():
-    from radsurv.preprocess import foreground_mask, n4_correct, normalise
+    from radsurv.features.preprocess import foreground_mask, n4_correct, normalise
 
     img, _, brain = _mr_phantom()
     fg = foreground_mask(img)
@@ -205,7 +205,7 @@ def test_mr_n4_removes_bias_and_zscore_normalises_the_foreground():
 
 def test_brain_mr_preset_runs_end_to_end():
     from radsurv.config import load_site
-    from radsurv.preprocess import preprocess_all
+    from radsurv.features.preprocess import preprocess_all
 
     img, mask, _ = _mr_phantom()
     s = PreprocessSettings.from_config(load_site("brain_mr")["preprocessing"])

@@ -153,7 +153,7 @@ def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_pat
     import json
 
     from radsurv import stages
-    from radsurv.demo import generate_demo_cohort, tps_export
+    from radsurv.synthetic.demo import generate_demo_cohort, tps_export
 
     generate_demo_cohort(tmp_path / "demo", n_patients=3, n_retest=1, seed=11,
                          n_slices=16, slice_thickness=5.0)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import snakemake_run, tiny_config
-from radsurv.demo import generate_demo_cohort, tps_export
+from radsurv.synthetic.demo import generate_demo_cohort, tps_export
 from radsurv.privacy import find_pseudonym, header_uids
 
 N_PATIENTS, N_RETEST = 8, 4

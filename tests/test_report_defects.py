@@ -33,8 +33,8 @@ def _summary(pairs: int, assessed: bool = True, method: str = "test-retest") -> 
 
 
 def test_rqs_item_4_counts_the_pairs_the_analysis_used() -> None:
-    from radsurv.checklist import PIPELINE, rqs_items
-    from radsurv.report import study_facts
+    from radsurv.report.checklist import PIPELINE, rqs_items
+    from radsurv.report.html import study_facts
 
     facts = study_facts(_summary(20), {"by_model": {"radiomics": {}}}, pd.DataFrame())
     row = {r["rqs"]: r for r in rqs_items(facts)}[4]
@@ -51,7 +51,7 @@ def test_rqs_item_4_counts_the_pairs_the_analysis_used() -> None:
 def test_development_km_title_is_not_cut_off(tmp_path: Path) -> None:
     from matplotlib.image import imread
 
-    from radsurv.kmplot import plot_km
+    from radsurv.report.km import plot_km
 
     rng = np.random.default_rng(1)
     n = 40
@@ -71,7 +71,8 @@ def test_development_km_title_is_not_cut_off(tmp_path: Path) -> None:
 
 
 def test_held_out_km_title_says_repeat_1_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from radsurv import kmplot, stages
+    from radsurv import stages
+    from radsurv.report import km as kmplot
 
     seen: dict[str, str] = {}
     monkeypatch.setattr(kmplot, "plot_km", lambda *a, **k: seen.update(title=k["title"]))
@@ -95,7 +96,7 @@ def test_forest_plot_draws_the_intervals_that_exist(tmp_path: Path, monkeypatch:
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
-    from radsurv.report_figures import plot_forest
+    from radsurv.report.figures import plot_forest
 
     figs: list[Figure] = []
     real = Figure.savefig
@@ -127,7 +128,7 @@ METRICS = {"design": "cv", "design_description": "3 x repeated stratified 5-fold
 
 
 def test_headline_says_which_repeat_and_whether_radiomics_beats_volume() -> None:
-    from radsurv.report import cv_repeats, headline, versus_volume
+    from radsurv.report.html import cv_repeats, headline, versus_volume
 
     assert cv_repeats(METRICS) == 3 and cv_repeats(METRICS, {"modelling": {"cv_repeats": 5}}) == 5
     assert cv_repeats({**METRICS, "design": "split"}) == 1
@@ -145,7 +146,7 @@ def test_headline_says_which_repeat_and_whether_radiomics_beats_volume() -> None
 
 
 def test_volume_surrogate_in_final_model_is_named() -> None:
-    from radsurv.report import volume_surrogates_in_model
+    from radsurv.report.html import volume_surrogates_in_model
 
     coefs = pd.DataFrame({"model": ["radiomics", "radiomics", "clinical"],
                           "feature": ["original_glrlm_RunLengthNonUniformity", "original_glcm_Idm", "age"]})
@@ -161,7 +162,7 @@ def test_volume_surrogate_in_final_model_is_named() -> None:
 @pytest.mark.e2e
 def test_rendered_report_of_the_tiny_run(tiny_run: Path, tmp_path: Path) -> None:
     """The real report: RQS 4 counts the pairs used, repeat and volume notes, surrogate note."""
-    from radsurv.report import write_report
+    from radsurv.report.html import write_report
 
     html = (tiny_run / "report" / "report.html").read_text()
     summary = json.loads((tiny_run / "robustness" / "summary.json").read_text())

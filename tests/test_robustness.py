@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radsurv.robustness import RobustnessSettings, counts_by_class, retest_pairs, robustness_table
+from radsurv.robustness.selection import RobustnessSettings, counts_by_class, retest_pairs, robustness_table
 
 
 def _scans():
@@ -68,8 +68,8 @@ def test_outcome_is_not_an_input():
 
 
 # ------------------------------------------------------------------ perturbation
-from radsurv.icc import icc_long  # noqa: E402
-from radsurv.robustness import (  # noqa: E402
+from radsurv.robustness.icc import icc_long  # noqa: E402
+from radsurv.robustness.selection import (  # noqa: E402
     agreement,
     combine,
     discretisation_table,

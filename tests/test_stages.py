@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from radsurv import stages
-from radsurv.demo import generate_demo_cohort
+from radsurv.synthetic.demo import generate_demo_cohort
 
 
 def test_faulty_scans_are_reported_and_the_rest_completes(tmp_path):
@@ -65,7 +65,7 @@ def test_report_digest_of_converted_inputs(tmp_path):
     import hashlib
     import json
 
-    from radsurv.report import converted_inputs_sha256
+    from radsurv.report.html import converted_inputs_sha256
 
     dirs = []
     for sid, digest in (("B_S1", "bb"), ("A_S1", "aa"), ("C_S1", None)):
@@ -86,7 +86,7 @@ def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
     feature equals the one computed from the scan stored whole."""
     import SimpleITK as sitk
 
-    from radsurv.preprocess import CONVERTED_IMAGE_FILE, conversion_margin_mm
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, conversion_margin_mm
 
     generate_demo_cohort(tmp_path / "demo", n_patients=2, n_retest=0, seed=5)
     ingest = tmp_path / "ingest"
@@ -118,7 +118,7 @@ def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
 
 
 def test_mr_and_normalised_scans_are_stored_whole():
-    from radsurv.preprocess import conversion_margin_mm
+    from radsurv.features.preprocess import conversion_margin_mm
 
     assert conversion_margin_mm("CT", {"crop_margin_mm": 20}) == 60.0
     assert conversion_margin_mm("PT", {}) == 60.0
@@ -134,7 +134,7 @@ def test_scan_job_is_the_three_stages_with_their_costs_and_the_rules_threads(tmp
     and passes a conversion failure on to the feature record (QC) instead of raising."""
     import SimpleITK as sitk
 
-    from radsurv.preprocess import CONVERTED_IMAGE_FILE
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE
 
     generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
     ingest = tmp_path / "ingest"

@@ -101,7 +101,7 @@ def preprocessed_cases(results: str | Path) -> list[tuple[str, Path, Path]]:
 
 
 def pyradiomics_only(params: Mapping[str, Any], resegment_range: Sequence[float] | None = None) -> dict[str, Any]:
-    """The plain pyradiomics part of :func:`radsurv.features.pyradiomics_params`.
+    """The plain pyradiomics part of :func:`radsurv.features.extract.pyradiomics_params`.
 
     radsurv adds its own keys (e.g. ``radsurv.bin_origin``) and re-segments the intensity
     mask itself; a pyradiomics user would give ``resegmentRange`` to pyradiomics instead.
@@ -174,7 +174,7 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 #: What a per-scan job's fresh Python process imports before its first line of work:
 #: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
 STARTUP_IMPORTS = {
-    "scan": "import snakemake.script, radsurv.stages, radsurv.dicomio, radiomics.featureextractor",
+    "scan": "import snakemake.script, radsurv.stages, radsurv.ingest.dicomio, radiomics.featureextractor",
 }
 
 

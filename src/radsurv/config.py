@@ -160,7 +160,7 @@ def _as_paths(value: str | Sequence[str]) -> list[str]:
 def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems_: list[str]) -> Any:
     """Read the clinical table as the ``clinical`` rule will; problems with its endpoint
     and covariates are appended. Returns the usable table, or None."""
-    from radsurv.clinical import CovariateSpec, load_clinical
+    from radsurv.ingest.clinical import CovariateSpec, load_clinical
 
     cohort = config["cohort"]
     columns = cohort["columns"]
@@ -279,7 +279,7 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
     signatures; whether the volume baseline's feature will be extracted. Input paths are
     not repeated in the messages (folder names can be patient names): the key says which.
     """
-    from radsurv.validation import StudyConfig
+    from radsurv.modelling.study import StudyConfig
 
     base = Path(base_dir)
     produced_set = {str(Path(p)) for p in produced}
@@ -361,14 +361,14 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
         if c_path is None:
             out.append(f"{key}.clinical_table: the file given there does not exist")
         elif cohort.get("columns"):
-            from radsurv.clinical import load_clinical
+            from radsurv.ingest.clinical import load_clinical
             try:
                 load_clinical(c_path, cohort["columns"])
             except Exception as err:  # noqa: BLE001
                 out.append(_table_problem(f"{key}.clinical_table", "clinical table", err))
 
     for path in m.get("published_signatures") or []:
-        from radsurv.signature import load_signature
+        from radsurv.modelling.signatures import load_signature
 
         found = _exists(path, base)
         if found is None:

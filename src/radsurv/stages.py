@@ -42,7 +42,7 @@ def _guard(stage: str, scan_id: str, fn: Callable[[], dict[str, Any]]) -> tuple[
 # --------------------------------------------------------------------------- demo
 def demo_cohort(out_dir: str | Path, patients: int, retest: int, seed: int) -> None:
     """Generate the synthetic demo cohort (DICOM + clinical table) into ``out_dir``."""
-    from radsurv.demo import generate_demo_cohort
+    from radsurv.synthetic.demo import generate_demo_cohort
 
     summary = generate_demo_cohort(Path(out_dir), n_patients=patients, n_retest=retest, seed=seed)
     log.info("demo cohort written: %s", {k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
@@ -57,7 +57,7 @@ def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | 
     patient's second scan is labelled ``retest`` or ``follow-up`` in scans.tsv.
     ``threads``: processes reading the file headers (same result for any number).
     """
-    from radsurv.dicomio import discover, write_discovery
+    from radsurv.ingest.dicomio import discover, write_discovery
     from radsurv.privacy import register_input_root
 
     register_input_root(dicom_dir)  # a path under it in any message or log becomes a file pseudonym
@@ -73,8 +73,8 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
 
     Writes the same scans.tsv, manifests and discovery QC as :func:`discovery`.
     """
-    from radsurv.dicomio import write_discovery
-    from radsurv.imagesheet import discover_sheet
+    from radsurv.ingest.dicomio import write_discovery
+    from radsurv.ingest.sheet import discover_sheet
     from radsurv.privacy import register_input_root
 
     register_input_root(Path(image_sheet).parent)
@@ -89,10 +89,10 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
     """DICOM series + contour -> ``out_dir/{image,mask}.nrrd`` and ``status.json``.
 
     With the study's ``preprocessing`` settings, CT and PET are stored as the ROI's
-    neighbourhood only (:func:`radsurv.preprocess.conversion_margin_mm`); without, whole.
+    neighbourhood only (:func:`radsurv.features.preprocess.conversion_margin_mm`); without, whole.
     """
-    from radsurv.dicomio import convert_scan, read_manifest
-    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
+    from radsurv.ingest.dicomio import convert_scan, read_manifest
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
 
     from radsurv.privacy import register_input_root
 
@@ -112,12 +112,12 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
 
 
 def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str, Any]) -> None:
-    """IBSI preprocessing of a converted scan (see :mod:`radsurv.preprocess`).
+    """IBSI preprocessing of a converted scan (see :mod:`radsurv.features.preprocess`).
 
     Writes the image, the morphological mask (``mask.nii.gz``) and the
     re-segmented intensity mask (``mask_intensity.nii.gz``) on the site grid.
     """
-    from radsurv.preprocess import (CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, IMAGE_FILE, INTENSITY_MASK_FILE,
+    from radsurv.features.preprocess import (CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, IMAGE_FILE, INTENSITY_MASK_FILE,
                                     MORPH_MASK_FILE, PreprocessSettings, preprocess_files)
 
     src, out = Path(in_dir), Path(out_dir)
@@ -145,8 +145,8 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
     intensity mask (when preprocessing wrote one); fixed-size bins count from
     ``preprocessing_cfg['resegment_range'][0]`` (IBSI).
     """
-    from radsurv import features as feat
-    from radsurv.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
+    from radsurv.features import extract as feat
+    from radsurv.features.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
 
     src = Path(in_dir)
     status = read_status(src / "status.json")
@@ -232,7 +232,7 @@ def _timed(stage: str, fn: Callable[[], None]) -> dict[str, Any]:
 def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,
                        threshold: float = 0.9) -> None:
     """Spearman correlation of every feature with tumour volume; flags volume surrogates."""
-    from radsurv import features as feat
+    from radsurv.features import extract as feat
     fdf = read_features(features_tsv)
     table = feat.volume_correlation(modelling_matrix(fdf), volume_feature, threshold)
     table.to_csv(out_tsv, sep="\t", index=False)
@@ -249,7 +249,7 @@ def _set_stage(path: str | Path, stage: str) -> None:
 def assembly(scan_files: Sequence[str | Path], features_tsv: str | Path, diagnostics_tsv: str | Path,
              qc_tsv: str | Path) -> None:
     """The cohort's feature matrix (one row per scan) and diagnostics table."""
-    from radsurv import features as feat
+    from radsurv.features import extract as feat
     fdf, ddf, qc = feat.assemble(scan_files)
     fdf.to_csv(features_tsv, sep="\t")
     ddf.to_csv(diagnostics_tsv, sep="\t")
@@ -276,11 +276,11 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
     """Features of N perturbed versions of one converted scan -> a per-scan JSON.
 
     Runs the pipeline's own preprocessing and extraction on each version
-    (:func:`radsurv.perturb.perturbed_features`). A scan that failed upstream,
+    (:func:`radsurv.robustness.perturbation.perturbed_features`). A scan that failed upstream,
     or fails here, is recorded with ``ok: false`` and its reason.
     """
-    from radsurv.perturb import PerturbationSettings, perturbed_features, write_json
-    from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+    from radsurv.robustness.perturbation import PerturbationSettings, perturbed_features, write_json
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 
     src = Path(converted_dir)
     status = read_status(src / "status.json")
@@ -300,8 +300,8 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
 def robustness_discretise(preprocessed_dir: str | Path, out_json: str | Path, extraction: Mapping[str, Any],
                           preprocessing: Mapping[str, Any], discretisation: Mapping[str, Any]) -> None:
     """Features of one preprocessed scan under every discretisation setting -> JSON."""
-    from radsurv.perturb import write_json
-    from radsurv.robustness import DiscretisationSettings, discretised_features
+    from radsurv.robustness.perturbation import write_json
+    from radsurv.robustness.selection import DiscretisationSettings, discretised_features
 
     src = Path(preprocessed_dir)
     status = read_status(src / "status.json")
@@ -325,8 +325,8 @@ def robustness_test_retest(features_tsv: str | Path, scans_tsv: str | Path, sett
                            summary_json: str | Path) -> None:
     """Test-retest ICC per feature over the retest pairs (outcome never read)."""
     import pandas as pd
-    from radsurv.plots import plot_bland_altman
-    from radsurv.robustness import RobustnessSettings, retest_pairs, robustness_table
+    from radsurv.report.plots import plot_bland_altman
+    from radsurv.robustness.selection import RobustnessSettings, retest_pairs, robustness_table
 
     rs = RobustnessSettings.from_config(dict(settings))
     fdf = read_features(features_tsv)
@@ -352,9 +352,9 @@ def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[
                             summary_json: str | Path) -> None:
     """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019)."""
     import pandas as pd
-    from radsurv.perturb import PerturbationSettings
-    from radsurv.plots import plot_bland_altman
-    from radsurv.robustness import RobustnessSettings, perturbation_long, perturbation_table
+    from radsurv.robustness.perturbation import PerturbationSettings
+    from radsurv.report.plots import plot_bland_altman
+    from radsurv.robustness.selection import RobustnessSettings, perturbation_long, perturbation_table
 
     rs = RobustnessSettings.from_config(dict(settings))
     ps = PerturbationSettings.from_config(dict(settings).get("perturbation"))
@@ -379,8 +379,8 @@ def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[
 def robustness_discretisation(scan_files: Sequence[str | Path], settings: Mapping[str, Any],
                               table_tsv: str | Path, plot_png: str | Path, summary_json: str | Path) -> None:
     """Which features keep the patients' ranking across discretisation settings (reported only)."""
-    from radsurv.plots import plot_icc_by_class
-    from radsurv.robustness import RobustnessSettings, counts_by_class, discretisation_long, discretisation_table
+    from radsurv.report.plots import plot_icc_by_class
+    from radsurv.robustness.selection import RobustnessSettings, counts_by_class, discretisation_long, discretisation_table
 
     rs = RobustnessSettings.from_config(dict(settings))
     records = [json.loads(Path(f).read_text()) for f in scan_files]
@@ -411,9 +411,9 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
     """
     import pandas as pd
 
-    from radsurv import features as feat
-    from radsurv.plots import plot_icc_by_class
-    from radsurv.robustness import RobustnessSettings, agreement, combine, counts_by_class
+    from radsurv.features import extract as feat
+    from radsurv.report.plots import plot_icc_by_class
+    from radsurv.robustness.selection import RobustnessSettings, agreement, combine, counts_by_class
 
     rs = RobustnessSettings.from_config(dict(settings))
     fdf = read_features(features_tsv)
@@ -464,7 +464,7 @@ def clinical(table: str | Path, columns: Mapping[str, Any], scans_tsv: str | Pat
              out_tsv: str | Path, qc_tsv: str | Path) -> None:
     """Standardised clinical table (patient_id, time, event, covariates) + QC."""
     import pandas as pd
-    from radsurv.clinical import load_clinical
+    from radsurv.ingest.clinical import load_clinical
 
     scans = pd.read_csv(scans_tsv, sep="\t", dtype={"patient_id": str})
     df, qc = load_clinical(table, columns, image_ids=sorted(scans["patient_id"].unique()))
@@ -697,7 +697,7 @@ def candidate_columns(X: pd.DataFrame, pattern: str | None, allowed: Sequence[st
 
 def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path | None, cfg: Mapping[str, Any],
               seed: int, columns: Mapping[str, Any], out_dir: str | Path, threads: int = 1) -> None:
-    """Validate the radiomics model and its baselines (:func:`radsurv.validation.run_study`).
+    """Validate the radiomics model and its baselines (:func:`radsurv.modelling.study.run_study`).
 
     Two starts, one config: from the pipeline's own ``features.tsv`` (one row per scan;
     the robust-feature list gives the candidates) and standardised ``clinical.tsv``; or,
@@ -708,9 +708,9 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
     import pandas as pd
     import joblib
 
-    from radsurv.clinical import load_clinical
-    from radsurv.signature import validate_signature
-    from radsurv.validation import StudyConfig, run_study
+    from radsurv.ingest.clinical import load_clinical
+    from radsurv.modelling.signatures import validate_signature
+    from radsurv.modelling.study import StudyConfig, run_study
 
     sc = StudyConfig.from_dict(dict(cfg), seed=seed)
     out = Path(out_dir)
@@ -806,7 +806,7 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     optimistic; in the split design the same rows of ``predictions.tsv``).
     """
     import pandas as pd
-    from radsurv.kmplot import plot_km
+    from radsurv.report.km import plot_km
 
     pred = pd.read_csv(predictions_tsv, sep="\t", dtype={"patient_id": str})
     if subset == "train" and not (pred["set"] == "train").any():

@@ -6,7 +6,7 @@ Not a pytest test; run it directly::
 
 A seeded synthetic cohort (``--patients`` x ``--features``, blocks of correlated
 features, a binary label tied to a few of them) goes through
-:func:`radsurv.classification.design.run_classification_cv` with the default settings
+:func:`radsurv.modelling.classification.design.run_classification_cv` with the default settings
 except the learners. Printed: total wall time and seconds per step summed over all fits
 (``prep``: quality filter + z-scores + correlation clustering; ``reduce``: the clustering
 alone; ``screen``: univariate screens; ``model``: learner fits), and the nested-CV AUC.
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from radsurv.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
+from radsurv.modelling.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
 
 
 def cohort(n: int, p: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:

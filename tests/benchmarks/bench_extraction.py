@@ -34,7 +34,7 @@ import SimpleITK as sitk
 
 from radsurv import stages
 from radsurv.config import load_site
-from radsurv.features import pyradiomics_params
+from radsurv.features.extract import pyradiomics_params
 from radsurv.qc import write_status
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "ibsi" / "ct_phantom" / "nifti"

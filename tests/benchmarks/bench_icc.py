@@ -1,4 +1,4 @@
-"""Benchmark: radsurv.icc (vectorised) vs a loop of pingouin.intraclass_corr.
+"""Benchmark: radsurv.robustness.icc (vectorised) vs a loop of pingouin.intraclass_corr.
 
 Not a pytest test (no ``test_`` prefix); run it directly::
 
@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from radsurv.icc import FORMS, icc
+from radsurv.robustness.icc import FORMS, icc
 
 PG_NAMES = {"ICC(1,1)": "ICC(1,1)", "ICC(2,1)": "ICC(A,1)", "ICC(3,1)": "ICC(C,1)",
             "ICC(1,k)": "ICC(1,k)", "ICC(2,k)": "ICC(A,k)", "ICC(3,k)": "ICC(C,k)"}

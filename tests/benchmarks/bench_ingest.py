@@ -4,14 +4,14 @@ Not a pytest test (no ``test_`` prefix); run it directly::
 
     python tests/benchmarks/bench_ingest.py [--rows 512 --slices 150 --repeats 3 --keep DIR]
 
-Data: one patient of the synthetic demo cohort (:func:`radsurv.demo.generate_demo_cohort`)
+Data: one patient of the synthetic demo cohort (:func:`radsurv.synthetic.demo.generate_demo_cohort`)
 rendered on a 512 x 512 x 150 grid (0.8 mm pixels, 2 mm slices: 409.6 mm field of view,
 300 mm z extent), i.e. 150 CT files of 512 KB plus an RTSTRUCT with 4 ROIs
 (GTV, two lungs, body; 64-128 vertices per polygon).
 
 Measured, each in a fresh Python process (so that peak memory is that of one task):
 
-* ``radsurv``: :func:`radsurv.dicomio.discover` on the folder + :func:`convert_scan`
+* ``radsurv``: :func:`radsurv.ingest.dicomio.discover` on the folder + :func:`convert_scan`
   (header pass with geometry checks, GDCM read, pydicom rescale check on 3 slices,
   RTSTRUCT rasterisation of the GTV, NIfTI writing with compression).
 * ``sitk``: ``ImageSeriesReader.GetGDCMSeriesFileNames`` + ``ImageSeriesReader.Execute``
@@ -42,7 +42,7 @@ def _vm(key: str) -> float:
 def _worker(kind: str, folder: Path, out: Path) -> None:
     import SimpleITK as sitk
 
-    from radsurv.dicomio import convert_scan, discover
+    from radsurv.ingest.dicomio import convert_scan, discover
 
     base = _vm("VmRSS")
     t0 = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
         _worker(args.worker, args.folder, args.out)
         return
 
-    from radsurv.demo import generate_demo_cohort
+    from radsurv.synthetic.demo import generate_demo_cohort
 
     tmp = tempfile.TemporaryDirectory()
     root = args.keep or Path(tmp.name)

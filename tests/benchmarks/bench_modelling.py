@@ -1,6 +1,6 @@
 """Benchmark and real-data measurements of the modelling stage (not a pytest test).
 
-Synthetic benchmark (default): the modelling stage (:func:`radsurv.validation.run_study`)
+Synthetic benchmark (default): the modelling stage (:func:`radsurv.modelling.study.run_study`)
 on 300 patients x 1,000 features with random survival forests on 2 cores, time split by
 step::
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radsurv import pipelines
-from radsurv.validation import StudyConfig, run_study
+from radsurv.modelling import transformers as pipelines
+from radsurv.modelling.study import StudyConfig, run_study
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -86,7 +86,7 @@ def lung1(shuffles: int, repeats: int, bootstrap: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from test_modelling import _load_lung1
 
-    from radsurv.signature import validate_signature
+    from radsurv.modelling.signatures import validate_signature
 
     feats, clin = _load_lung1(SHARED)
     raw = pd.read_csv(SHARED / "lung1" / "lung1_clinical_v3.csv", dtype=str, keep_default_na=False)

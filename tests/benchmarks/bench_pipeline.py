@@ -14,7 +14,7 @@ CT study with filters on (512x512x100, adult thorax, Lung1-size tumours, 1 mm gr
 ``<out>/N<N>/``:
 
 1. A synthetic cohort of N patients (+ 30 % test-retest scans, at least 5) is written with
-   ``radsurv.demo.generate_demo_cohort`` *before* timing starts, and the config points at
+   ``radsurv.synthetic.demo.generate_demo_cohort`` *before* timing starts, and the config points at
    it (the demo rule does not run).
 2. ``snakemake -n`` on the fresh directory is timed (the DAG up to the discovery
    checkpoint), then the real run with ``--cores``: its wall time is the *pipeline total*,
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from radsurv import benchmarks as rb  # noqa: E402
 from radsurv.config import apply_site, deep_merge  # noqa: E402
-from radsurv.features import pyradiomics_params  # noqa: E402
+from radsurv.features.extract import pyradiomics_params  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -115,7 +115,7 @@ def write_config(workdir: Path, cohort: Path, overrides: dict | None = None) -> 
 
 def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
             reuse: bool = False, workload: dict | None = None) -> dict:
-    from radsurv.demo import generate_demo_cohort
+    from radsurv.synthetic.demo import generate_demo_cohort
 
     workdir = out / f"N{n}"
     done = workdir / "pipeline.json"

@@ -6,7 +6,7 @@ Not a pytest test; run it directly::
     python tests/benchmarks/bench_radmlbench.py --permutations 5 --datasets Arita2018 HNSCC ...
 
 Every table of ``../shared/data/radmlbench`` (gzipped CSV: ``ID``, ``Target`` 0/1,
-features) goes through :func:`radsurv.classification.design.run_classification_cv`
+features) goes through :func:`radsurv.modelling.classification.design.run_classification_cv`
 with the DEFAULT :class:`ClassificationSettings` (repeated nested CV; the inner loop
 chooses the number of screened features, the learner, its hyperparameters and a small
 ensemble). Models: radiomics, volume (when the table has a shape volume feature) and
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radsurv.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
+from radsurv.modelling.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "radmlbench"
 VOLUME_NAMES = ("shape_MeshVolume", "shape_VoxelVolume", "shape_Volume")
@@ -144,7 +144,7 @@ def main() -> None:
         return
     df["reference_auc"] = [float(ref.loc[n, "auc_standard"]) for n in df["dataset"]]
     df.to_csv(args.out / "radmlbench_auc.csv", index=False)
-    md = ["# radMLBench: nested-CV AUC (radsurv.classification defaults)", "", head, "",
+    md = ["# radMLBench: nested-CV AUC (radsurv.modelling.classification defaults)", "", head, "",
           "| data set | n | features | nested-CV AUC (95% CI) | reference (not nested) | volume AUC | chosen (most often) | s |",
           "|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():

@@ -35,7 +35,7 @@ if workflow.is_main_process and not workflow.output_settings.dryrun:
     if REDONE:
         print(f"radsurv: {len(REDONE)} output(s) of jobs a killed run left unrecorded are redone", file=sys.stderr)
 
-from radsurv.imagesheet import cohort_source, validate_sheet
+from radsurv.ingest.sheet import cohort_source, validate_sheet
 from radsurv.stages import model_inputs as _model_inputs
 
 try:

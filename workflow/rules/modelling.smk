@@ -1,5 +1,5 @@
 # Modelling: honest validation of the radiomics model against volume, clinical and
-# combined baselines (logic in radsurv.validation; wiring only here).
+# combined baselines (logic in radsurv.modelling.study; wiring only here).
 MODEL_DIR = "results/model"
 MODEL_FILES = [
     "predictions.tsv", "metrics.json", "coefficients.tsv", "signature.json", "selection.tsv",

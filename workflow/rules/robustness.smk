@@ -1,6 +1,6 @@
 # Robustness: test-retest ICC, image perturbation (Zwanenburg et al. 2019), discretisation.
-# Wiring only; the logic lives in radsurv.robustness / radsurv.perturb / radsurv.stages.
-from radsurv.robustness import analysis_files, first_scans
+# Wiring only; the logic lives in radsurv.robustness.selection / radsurv.robustness.perturbation / radsurv.stages.
+from radsurv.robustness.selection import analysis_files, first_scans
 
 ROBUSTNESS = config["robustness"]
 ROB_TABLES = analysis_files(ROBUSTNESS, "table")

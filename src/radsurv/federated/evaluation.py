@@ -2,7 +2,7 @@
 
 * Harrell's C per site from that site's concordant / discordant / tied-risk
   pair counts (scikit-survival's ``concordance_index_censored``, the function
-  :func:`radsurv.metrics.harrell_c` uses centrally); the pooled C counts only
+  :func:`radsurv.modelling.metrics.harrell_c` uses centrally); the pooled C counts only
   pairs **within** a site, as a site-stratified model's C should (baseline
   hazards differ between sites, so cross-site pairs are not comparable).
 * AUC per site from the Mann-Whitney U count of (positive, negative) pairs

@@ -1,6 +1,6 @@
 """Federated ICC for robust-feature selection: ANOVA sums of squares add up across sites.
 
-:mod:`radsurv.icc` computes the two-way ANOVA (subjects x raters) sums of
+:mod:`radsurv.robustness.icc` computes the two-way ANOVA (subjects x raters) sums of
 squares from deviations (two passes). Here the same two passes run across
 sites:
 
@@ -11,7 +11,7 @@ sites:
    ``SST = sum (x - grand)^2``, computed with the pooled means; ``SSC`` follows
    from the rater means at the server.
 
-The mean squares then go through :mod:`radsurv.icc`'s own estimator, so every
+The mean squares then go through :mod:`radsurv.robustness.icc`'s own estimator, so every
 form, F test and confidence interval equals the central computation on the
 pooled subjects.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from radsurv.federated.cox import Federation
-from radsurv.icc import ICCResult, _from_mean_squares, _MeanSquares, _validate, canonical_form
+from radsurv.robustness.icc import ICCResult, _from_mean_squares, _MeanSquares, _validate, canonical_form
 
 
 def site_icc_sums(data: np.ndarray) -> dict[str, Any]:

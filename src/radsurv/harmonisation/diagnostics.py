@@ -16,11 +16,11 @@ C-index with and without it.
 * :func:`pca_figure`: the first two principal components before and after, coloured by
   batch (matplotlib, Agg).
 * :func:`cv_risk_scores` / :func:`compare_survival_models`: held-out risk scores of
-  survival pipelines (:func:`radsurv.pipelines.build_pipeline`, optionally with
+  survival pipelines (:func:`radsurv.modelling.transformers.build_pipeline`, optionally with
   :func:`radsurv.harmonisation.combat.with_harmonisation`) by repeated stratified
   K-fold with hyperparameters tuned inside each training fold
-  (:func:`radsurv.pipelines.tuned_fit`), and Harrell's C with paired bootstrap CIs
-  (:func:`radsurv.metrics.bootstrap_metrics`).
+  (:func:`radsurv.modelling.transformers.tuned_fit`), and Harrell's C with paired bootstrap CIs
+  (:func:`radsurv.modelling.metrics.bootstrap_metrics`).
 """
 
 from __future__ import annotations
@@ -276,11 +276,11 @@ def cv_risk_scores(pipe: Any, grid: Mapping[str, list[Any]], X: pd.DataFrame, y:
     """Held-out risk scores of ``pipe`` (one array per CV repeat, rows as ``X``).
 
     Outer: repeated K-fold stratified by event; inner: hyperparameters by
-    :func:`radsurv.pipelines.tuned_fit` on the training fold only, then refit on it.
+    :func:`radsurv.modelling.transformers.tuned_fit` on the training fold only, then refit on it.
     Every step of ``pipe`` (harmonisation included) is therefore fit on training
     patients only.
     """
-    from radsurv.pipelines import tuned_fit
+    from radsurv.modelling.transformers import tuned_fit
 
     ev = y["event"].astype(int)
     out = []
@@ -299,9 +299,9 @@ def cv_risk_scores(pipe: Any, grid: Mapping[str, list[Any]], X: pd.DataFrame, y:
 def compare_survival_models(scores: Mapping[str, list[np.ndarray]], y: np.ndarray, n_boot: int = 1000,
                             seed: int = 0, reference: str | None = None) -> pd.DataFrame:
     """Harrell's C (and Uno's C) per model with paired percentile bootstrap 95% CIs
-    (:func:`radsurv.metrics.bootstrap_metrics`; the same patient resamples for every
+    (:func:`radsurv.modelling.metrics.bootstrap_metrics`; the same patient resamples for every
     model, so ``delta_harrell_c_vs_<reference>`` has a CI too)."""
-    from radsurv.metrics import bootstrap_metrics
+    from radsurv.modelling.metrics import bootstrap_metrics
 
     sets = {name: [(s, None) for s in reps] for name, reps in scores.items()}
     return bootstrap_metrics(y, y, sets, np.array([]), [], None, n_boot, seed, reference=reference)

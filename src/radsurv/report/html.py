@@ -249,8 +249,8 @@ def _read_tsv(path: str | None) -> pd.DataFrame:
 
 def study_facts(robustness: Mapping[str, Any], metrics: Mapping[str, Any], calibration: pd.DataFrame,
                 perturbation_summary: Mapping[str, Any] | None = None) -> Any:
-    """What this run did, for the RQS checklist (:mod:`radsurv.checklist`)."""
-    from radsurv.checklist import StudyFacts
+    """What this run did, for the RQS checklist (:mod:`radsurv.report.checklist`)."""
+    from radsurv.report.checklist import StudyFacts
 
     method = str(robustness.get("method", "test-retest"))
     analyses = robustness.get("analyses") or {}
@@ -289,9 +289,9 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     published, volume_correlation, td_auc_png, calibration_png, forest_png,
     heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
     """
-    from radsurv.checklist import rqs_items, rqs_total
-    from radsurv.dicomio import files_sha256
-    from radsurv.report_figures import model_comparison_table
+    from radsurv.report.checklist import rqs_items, rqs_total
+    from radsurv.ingest.dicomio import files_sha256
+    from radsurv.report.figures import model_comparison_table
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ patients and the one-way model is the right one.
 This module makes ``n`` perturbed versions of one *converted* scan (native grid,
 HU) and runs each through the workflow's own per-scan preprocessing and
 extraction steps (:func:`radsurv.stages.preprocessing` and
-:func:`radsurv.stages.extraction`, i.e. :mod:`radsurv.preprocess` and
-:func:`radsurv.features.extract`), so the perturbed features are computed
+:func:`radsurv.stages.extraction`, i.e. :mod:`radsurv.features.preprocess` and
+:func:`radsurv.features.extract.extract`), so the perturbed features are computed
 exactly like the modelling features.
 
 One perturbation, in this order (all parameters drawn from the config seed, the
@@ -63,7 +63,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from radsurv.errors import CaseError
-from radsurv.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +279,8 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
     Each version is written as a converted scan and goes through exactly the
     per-scan steps of the workflow, :func:`radsurv.stages.preprocessing` and
     :func:`radsurv.stages.extraction` (which call
-    :func:`radsurv.preprocess.preprocess_files`, :func:`radsurv.features.pyradiomics_params`
-    and :func:`radsurv.features.extract`), with the pipeline's own settings, so a
+    :func:`radsurv.features.preprocess.preprocess_files`, :func:`radsurv.features.extract.pyradiomics_params`
+    and :func:`radsurv.features.extract.extract`), with the pipeline's own settings, so a
     perturbed copy differs from the real scan only by the perturbation. Returns
     ``{"noise_sd_hu", "perturbations": [{"params", "ok", "reason", "features"}]}``;
     a failing version (e.g. the ROI vanishes) is recorded with its reason and

@@ -54,7 +54,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from radsurv.errors import CaseError
-from radsurv.preprocess import array_bbox
+from radsurv.features.preprocess import array_bbox
 from radsurv.privacy import file_pseudonym, uid_pseudonym
 from radsurv.qc import qc_row, write_qc
 
@@ -1563,13 +1563,13 @@ def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Pat
     """Write the converted image and its uint8 mask (same geometry), compressed.
 
     The format follows the file names (the workflow uses NRRD, see
-    :data:`radsurv.preprocess.CONVERTED_IMAGE_FILE`); gzip level 1 where the format
+    :data:`radsurv.features.preprocess.CONVERTED_IMAGE_FILE`); gzip level 1 where the format
     honours a level: level 1 is 3-4x faster than the default for CT noise at a third
     more disk.
 
     With ``crop_margin_mm`` only the ROI's bounding box plus that margin is stored
     (physical coordinates unchanged: the same voxels, a smaller box; see
-    :func:`radsurv.preprocess.conversion_margin_mm`) and its region is returned as
+    :func:`radsurv.features.preprocess.conversion_margin_mm`) and its region is returned as
     ``{"index", "size", "scan_size"}`` (x, y, z voxels); else the whole scan and ``None``.
     """
     region = None
@@ -1607,7 +1607,7 @@ def convert_scan(
     if roi_policy not in ROI_POLICIES:
         raise ValueError(f"roi_policy must be one of {ROI_POLICIES}, got {roi_policy!r}")
     if scan.contour_type == "MASK":
-        from radsurv.imagesheet import convert_sheet_scan
+        from radsurv.ingest.sheet import convert_sheet_scan
 
         return convert_sheet_scan(scan, image_out, mask_out, crop_margin_mm)
     geo = _check_geometry(scan)

@@ -14,7 +14,7 @@ radiomics branch (``rad``)
 volume branch (``vol``)
     log(volume) -> :class:`Standardiser`.
 clinical branch (``clin``)
-    :class:`radsurv.clinical.ClinicalEncoder` (imputation, ordinal/one-hot coding,
+    :class:`radsurv.ingest.clinical.ClinicalEncoder` (imputation, ordinal/one-hot coding,
     standardisation, all learnt in training).
 
 The branches are joined by a :class:`sklearn.compose.ColumnTransformer` and feed
@@ -45,8 +45,8 @@ from sklearn.pipeline import Pipeline
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 
-from radsurv.clinical import ClinicalEncoder
-from radsurv.modelling import _cluster, _spearman_abs, univariate_cox_score
+from radsurv.ingest.clinical import ClinicalEncoder
+from radsurv.modelling.legacy import _cluster, _spearman_abs, univariate_cox_score
 
 __all__ = [
     "LEARNERS",
@@ -269,7 +269,7 @@ def build_pipeline(
         blocks: any of ``"rad"``, ``"vol"``, ``"clin"``.
         radiomic_features: candidate columns of the radiomics block.
         volume_feature: column of the volume block.
-        covariate_specs: :class:`radsurv.clinical.CovariateSpec` dicts of the clinical block.
+        covariate_specs: :class:`radsurv.ingest.clinical.CovariateSpec` dicts of the clinical block.
         learner: ``cox``, ``coxnet``, ``rsf`` or ``gbsa``.
         settings: the modelling config (``corr_threshold``, ``n_screen`` ...).
         memory: joblib ``Memory`` (or path) caching the radiomics steps before the screen.

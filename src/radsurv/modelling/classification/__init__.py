@@ -5,5 +5,5 @@ bootstrap CIs, DeLong, threshold metrics, calibration, decision curve), :mod:`.d
 (leakage-free repeated nested cross-validation with learner choice tuned in the inner
 loop and the volume / clinical / prevalence baselines) and :mod:`.radiogenomics`
 (feature-biology association screen with Benjamini-Hochberg FDR, volume-adjusted).
-It moves to ``radsurv.modelling.classification`` in the package restructure.
+It moves to ``radsurv.modelling.legacy.classification`` in the package restructure.
 """

@@ -143,14 +143,14 @@ def run_site(image: str | Path, mask: str | Path, site: str | Mapping[str, Any],
              sites_dir: str | Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """Preprocess and extract one image/mask pair with a site preset, as the pipeline does.
 
-    Calls exactly the user code path: :func:`radsurv.preprocess.preprocess_files`
+    Calls exactly the user code path: :func:`radsurv.features.preprocess.preprocess_files`
     with settings from the site's ``preprocessing`` block, then
-    :func:`radsurv.features.extract` with :func:`radsurv.features.pyradiomics_params`
+    :func:`radsurv.features.extract.extract` with :func:`radsurv.features.extract.pyradiomics_params`
     of the site's blocks, on the files preprocessing wrote.
     """
     from radsurv.config import load_site
-    from radsurv.features import extract, pyradiomics_params
-    from radsurv.preprocess import INTENSITY_MASK_FILE, IMAGE_FILE, MORPH_MASK_FILE, PreprocessSettings, preprocess_files
+    from radsurv.features.extract import extract, pyradiomics_params
+    from radsurv.features.preprocess import INTENSITY_MASK_FILE, IMAGE_FILE, MORPH_MASK_FILE, PreprocessSettings, preprocess_files
 
     preset = load_site(site, sites_dir) if isinstance(site, str) else dict(site)
     out = Path(workdir)

@@ -23,7 +23,7 @@ arXiv:1612.07003, chapter 2), in its order:
    features are computed on.
 
 Discretisation (fixed bin size counted from the lower re-segmentation bound,
-or fixed bin number) happens inside pyradiomics; see :mod:`radsurv.features`.
+or fixed bin number) happens inside pyradiomics; see :mod:`radsurv.features.extract`.
 
 For speed, only the part of the new grid that covers the ROI plus a margin is
 computed (the grid itself is that of the whole image, so the result is the

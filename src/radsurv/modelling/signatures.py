@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from radsurv import metrics as M
+from radsurv.modelling import metrics as M
 
 __all__ = ["DERIVED", "load_signature", "linear_predictor", "validate_signature"]
 

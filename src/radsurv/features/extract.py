@@ -1,7 +1,7 @@
 """Feature extraction with pyradiomics, one scan at a time, and the cohort matrix.
 
 pyradiomics is given an image that radsurv has already preprocessed
-(:mod:`radsurv.preprocess`: IBSI grid, interpolation, rounding,
+(:mod:`radsurv.features.preprocess`: IBSI grid, interpolation, rounding,
 re-segmentation), so its own resampling and re-segmentation are switched off.
 Two IBSI requirements pyradiomics does not meet on its own are handled here:
 
@@ -96,7 +96,7 @@ def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str
 
     Resampling, normalisation, mask correction and re-segmentation are
     disabled: the image arriving here is already on the site's grid and the
-    intensity mask is already re-segmented (:mod:`radsurv.preprocess`). The
+    intensity mask is already re-segmented (:mod:`radsurv.features.preprocess`). The
     lower bound of ``preprocessing.resegment_range`` becomes the origin of
     fixed-size bins (under the ``radsurv`` key, applied by :func:`extract`).
     ``extraction.dimensions: 2D`` computes texture slice by slice in the axial

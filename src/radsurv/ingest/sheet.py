@@ -7,7 +7,7 @@ CSV/TSV sheet (``cohort.image_sheet``) with one row per scan:
 ``days_from_first``, ``mask_label`` (optional); see
 ``workflow/schemas/images.schema.yaml``. Relative paths are relative to the
 sheet's folder. :func:`discover_sheet` turns the sheet into the same
-:class:`~radsurv.dicomio.Discovery` (scans.tsv, one manifest per scan, QC rows)
+:class:`~radsurv.ingest.dicomio.Discovery` (scans.tsv, one manifest per scan, QC rows)
 as DICOM discovery, so every later stage is unchanged; conversion
 (:func:`convert_sheet_scan`) checks that image and mask share one voxel grid
 (never a silent resample) and writes the same converted image and mask files.
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radsurv.dicomio import (
+from radsurv.ingest.dicomio import (
     STAGE_CONVERSION,
     STAGE_DISCOVERY,
     Discovery,

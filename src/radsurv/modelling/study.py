@@ -5,7 +5,7 @@ One entry point, :func:`run_study`, for every design the config allows:
 ``design: cv`` (default)
     Repeated (``cv_repeats``) stratified K-fold (``cv_folds``) cross-validation of
     the whole development cohort. In every outer fold the complete pipeline
-    (:mod:`radsurv.pipelines`: filtering, scaling, redundancy reduction, screening,
+    (:mod:`radsurv.modelling.transformers`: filtering, scaling, redundancy reduction, screening,
     model) is tuned by an inner stratified K-fold (``inner_folds``) on the outer
     training patients only, refit on them, and scores the outer test patients.
     Each patient gets one out-of-fold prediction per repeat; metrics are computed
@@ -30,11 +30,11 @@ A baseline that cannot be built is never skipped silently: a QC row, a log line 
 maximally selected log-rank statistic) come from each fit's own training
 patients' scores and are applied unchanged to its held-out patients.
 
-Metrics (:mod:`radsurv.metrics`): the IPCW metrics take the censoring distribution
+Metrics (:mod:`radsurv.modelling.metrics`): the IPCW metrics take the censoring distribution
 from the development cohort (the training patients of the final models; in CV the
 union of the folds' training sets). Every random choice (folds, splits, forests,
 bootstrap) draws its ``random_state`` from the config's ``seed`` through numpy's
-``SeedSequence`` (:func:`radsurv.metrics.derive_seed`): any seed >= 0 works.
+``SeedSequence`` (:func:`radsurv.modelling.metrics.derive_seed`): any seed >= 0 works.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from radsurv import metrics as M
-from radsurv.clinical import CovariateSpec, complete_case_ids, missing_counts
-from radsurv.modelling import GROUP_LABELS, _group_tests, univariate_cox_score
+from radsurv.modelling import metrics as M
+from radsurv.ingest.clinical import CovariateSpec, complete_case_ids, missing_counts
+from radsurv.modelling.legacy import GROUP_LABELS, _group_tests, univariate_cox_score
 from radsurv.qc import qc_row
-from radsurv.pipelines import (
+from radsurv.modelling.transformers import (
     LEARNERS,
     build_pipeline,
     linear_terms,
@@ -71,7 +71,7 @@ __all__ = ["StudyConfig", "StudyResult", "run_study", "choose_cutoffs", "assign_
 MODELS = ("radiomics", "volume", "clinical", "combined")
 RISK_CUTS = ("median", "tertiles", "maxstat")
 PRIMARY = "radiomics"
-#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.metrics.derive_seed`).
+#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.modelling.metrics.derive_seed`).
 SEED_SPLIT, SEED_OUTER_FOLDS, SEED_FOLD_FIT, SEED_FINAL_FIT, SEED_BOOTSTRAP = 1, 2, 3, 4, 5
 
 

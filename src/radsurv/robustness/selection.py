@@ -7,7 +7,7 @@ cannot leak survival information into modelling):
   retest patients (``icc_form``, default ICC(2,1)); only the retest subset.
 * **perturbation** (:func:`perturbation_table`): ICC(1,1) over ``n`` perturbed
   versions of each patient's first scan (Zwanenburg et al. 2019; see
-  :mod:`radsurv.perturb`); usable when a cohort has no retest scans. Retest
+  :mod:`radsurv.robustness.perturbation`); usable when a cohort has no retest scans. Retest
   scans are not used.
 * **discretisation** (:func:`discretisation_table`): does a feature keep the
   *ranking* of patients when the grey-level discretisation changes (several
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radsurv.features import feature_class, feature_columns, image_type
-from radsurv.icc import icc, icc_frame, icc_long, robust_mask
+from radsurv.features.extract import feature_class, feature_columns, image_type
+from radsurv.robustness.icc import icc, icc_frame, icc_long, robust_mask
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ COMBINE = ("intersection", "union")
 @dataclass(frozen=True)
 class RobustnessSettings:
     """``config['robustness']`` (the ``perturbation`` and ``discretisation``
-    sub-blocks are read by :class:`radsurv.perturb.PerturbationSettings` and
+    sub-blocks are read by :class:`radsurv.robustness.perturbation.PerturbationSettings` and
     :class:`DiscretisationSettings`)."""
 
     icc_form: str = "ICC(2,1)"
@@ -89,7 +89,7 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     """ICC of every feature over the retest pairs; returns ``(table, assessed)``.
 
     ``features`` is indexed by ``scan_id`` (the matrix from
-    :func:`radsurv.features.assemble`). Pairs with a failed scan are dropped.
+    :func:`radsurv.features.extract.assemble`). Pairs with a failed scan are dropped.
     When fewer than ``min_pairs`` complete pairs remain, no filtering is
     possible: every feature is kept, ``assessed`` is False and the report says so.
     """
@@ -272,7 +272,7 @@ def discretised_features(preprocessed_dir: str | Path, extraction: dict, preproc
     """Features of one preprocessed scan under every discretisation setting.
 
     Runs the workflow's own extraction step (:func:`radsurv.stages.extraction`:
-    :func:`radsurv.features.pyradiomics_params` + :func:`radsurv.features.extract`
+    :func:`radsurv.features.extract.pyradiomics_params` + :func:`radsurv.features.extract.extract`
     on the same image and masks) with only the discretisation changed.
     """
     import json

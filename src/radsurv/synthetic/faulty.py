@@ -1,7 +1,7 @@
 """A generated cohort with the faults of real clinical exports, for end-to-end QC tests.
 
 :func:`generate_faulty_cohort` writes the synthetic demo cohort
-(:func:`radsurv.demo.generate_demo_cohort`) and then breaks it the way real
+(:func:`radsurv.synthetic.demo.generate_demo_cohort`) and then breaks it the way real
 exports are broken, one fault per patient, so that a test can check that each
 problem yields its QC row and every good patient completes. The faults (also
 written to ``faults.json``):
@@ -45,7 +45,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from radsurv.demo import _uid, generate_demo_cohort
+from radsurv.synthetic.demo import _uid, generate_demo_cohort
 
 log = logging.getLogger(__name__)
 

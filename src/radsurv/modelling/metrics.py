@@ -13,14 +13,14 @@ computed on a (small or resampled) set returns ``nan`` instead of raising:
 The censoring distribution needed by the IPCW metrics (Uno's C, td-AUC, IBS)
 is the Kaplan-Meier estimate of the censoring times of a *reference* set
 (``y_ref``), which scikit-survival calls ``survival_train``: the patients the
-evaluated model was trained on. :mod:`radsurv.validation` passes the development
+evaluated model was trained on. :mod:`radsurv.modelling.study` passes the development
 cohort: for the split design and external cohorts the patients the final models
 were fit on; for cross-validation, whose pooled out-of-fold predictions come from
 several fits, the union of their training sets, i.e. the whole development cohort
 (one censoring estimate for the pooled predictions; every patient is a training
 patient of the other folds' fits). The bootstrap keeps it fixed (it is not
 resampled), so every replicate uses the same weights. A published signature
-(:mod:`radsurv.signature`) has no training patients here: its cohort is its own
+(:mod:`radsurv.modelling.signatures`) has no training patients here: its cohort is its own
 reference.
 
 scikit-survival needs the evaluated times inside the reference's follow-up (the

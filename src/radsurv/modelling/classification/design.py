@@ -11,16 +11,16 @@ Design (every data-dependent step is learnt from the training patients of each f
   whether to average the best few candidates (a small ensemble), then refits the choice
   on all outer-training patients; the decision threshold (Youden's J) is chosen on the
   inner out-of-fold predictions of the training patients;
-* radiomics steps per fit: quality filter, z-scores (``radsurv.pipelines``), correlation
+* radiomics steps per fit: quality filter, z-scores (``radsurv.modelling.transformers``), correlation
   clustering with one representative per cluster (the most class-associated in
   training), univariate screen (ANOVA F or Mann-Whitney / Kruskal-Wallis on training
   rows); class imbalance by class weights inside the fold; clinical covariates by
-  ``radsurv.clinical.ClinicalEncoder`` (imputation learnt in training);
+  ``radsurv.ingest.clinical.ClinicalEncoder`` (imputation learnt in training);
 * models: ``radiomics``, ``volume`` (logistic regression on log tumour volume),
   ``clinical``, ``clinical+radiomics`` and ``prevalence`` (the no-information model:
   the training prevalence for everyone).
 
-Seeds are derived with :func:`radsurv.metrics.derive_seed` so results are reproducible.
+Seeds are derived with :func:`radsurv.modelling.metrics.derive_seed` so results are reproducible.
 This module is the library core of issue #17; it is not yet called by the workflow.
 """
 
@@ -47,11 +47,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 
-from radsurv.classification import metrics as cm
-from radsurv.clinical import ClinicalEncoder
-from radsurv.metrics import derive_seed
-from radsurv.modelling import _cluster, _spearman_abs
-from radsurv.pipelines import LogTransform, QualityFilter, Standardiser
+from radsurv.modelling.classification import metrics as cm
+from radsurv.ingest.clinical import ClinicalEncoder
+from radsurv.modelling.metrics import derive_seed
+from radsurv.modelling.legacy import _cluster, _spearman_abs
+from radsurv.modelling.transformers import LogTransform, QualityFilter, Standardiser
 
 __all__ = [
     "ENDPOINTS",
@@ -249,7 +249,7 @@ _CLUSTERS: dict[str, np.ndarray] = {}
 
 class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
     """One feature per cluster of correlated features (average linkage on 1 - |Spearman rho|,
-    the clustering of :class:`radsurv.pipelines.CorrelationReducer`), keeping in each
+    the clustering of :class:`radsurv.modelling.transformers.CorrelationReducer`), keeping in each
     cluster the feature most associated with the class in the training rows."""
 
     def __init__(self, corr_threshold: float = 0.9, method: str = "f") -> None:
@@ -379,7 +379,7 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         settings: :class:`ClassificationSettings` as a dict (kept clonable).
         radiomic_features: columns of ``X`` that are radiomic features (default: all
             columns not used as clinical covariates).
-        clinical_specs: :class:`radsurv.clinical.CovariateSpec` dicts; their encoded
+        clinical_specs: :class:`radsurv.ingest.clinical.CovariateSpec` dicts; their encoded
             columns are appended after the screen (always kept) for the combined model.
         seed: seed of the inner folds and of the learners.
     """
@@ -643,7 +643,7 @@ def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: C
         settings: study settings (defaults: :class:`ClassificationSettings`).
         volume_feature: column of ``features`` holding tumour volume (the volume model).
         clinical: clinical covariates indexed by patient (text cells; ``ClinicalEncoder``).
-        clinical_specs: :class:`radsurv.clinical.CovariateSpec` dicts.
+        clinical_specs: :class:`radsurv.ingest.clinical.CovariateSpec` dicts.
         models: subset of the model names to run (default all that the inputs allow).
         classes, positive: declared classes and, for binary endpoints, the positive one.
     """

@@ -926,7 +926,7 @@ def _readme(c: DemoCohort, n_retest: int) -> str:
         "`truth.csv` holds every planted per-patient quantity: volume_ml, heterogeneity_hu, "
         "their z-scores, linear_predictor, latent event/censoring times, tumour geometry, and "
         "per scan the noise sigma, rigid shift and contoured GTV volume.\n\n"
-        "## Generative model (from `radsurv.demo`)\n\n```text\n" + doc.strip() + "\n```\n"
+        "## Generative model (from `radsurv.synthetic.demo`)\n\n```text\n" + doc.strip() + "\n```\n"
     )
 
 

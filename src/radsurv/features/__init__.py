@@ -1,0 +1,1 @@
+"""Features: IBSI preprocessing, pyradiomics extraction, the feature matrix and the IBSI phantom checks."""

@@ -1,0 +1,1 @@
+"""Report: the HTML report, its figures, Kaplan-Meier plots and the reporting checklist."""

@@ -1,0 +1,1 @@
+"""Robustness: ICC forms, test-retest, image perturbation, discretisation and the robust-feature selection."""

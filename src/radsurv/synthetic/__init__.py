@@ -1,0 +1,1 @@
+"""Synthetic cohorts: the demo cohort and the faulty cohorts used by the tests."""
