@@ -36,7 +36,7 @@ def free_port() -> int:
 def make_tls(directory: Path) -> dict[str, Path]:
     """A CA and a server certificate for localhost / 127.0.0.1 signed by it (PEM files)."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP384R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "radsurv test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

@@ -165,9 +165,10 @@ def test_workloads_are_valid_configs():
     import importlib.util
     from pathlib import Path
 
-    from radsurv.synthetic import demo as demo
-    from radsurv.config import apply_site, deep_merge
     from snakemake.utils import validate
+
+    from radsurv.config import apply_site, deep_merge
+    from radsurv.synthetic import demo as demo
 
     repo = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("bench_pipeline", repo / "tests/benchmarks/bench_pipeline.py")

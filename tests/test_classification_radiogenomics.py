@@ -68,7 +68,7 @@ def test_volume_adjustment_removes_size_restatements(data):
     adj = radiogenomics_screen(F, bio[["bulky"]], volume_feature="volume", adjust_volume=True).set_index("feature")
     assert raw.loc["size_like", "q"] < 1e-6
     assert adj.loc["size_like", "q"] > 0.05
-    assert not adj.loc["size_like", "volume_adjusted"] is False
+    assert adj.loc["size_like", "volume_adjusted"] is not False
     assert adj.loc["volume", "volume_adjusted"] == False  # noqa: E712 - reported unadjusted
 
 

@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from radsurv.errors import CaseError
 from radsurv.ingest.dicomio import (
     Discovery,
     ScanRecord,
@@ -26,7 +27,6 @@ from radsurv.ingest.dicomio import (
     safe,
     write_discovery,
 )
-from radsurv.errors import CaseError
 from radsurv.privacy import file_pseudonym as F
 from radsurv.privacy import header_uids, uid_pseudonym
 from radsurv.qc import read_qc

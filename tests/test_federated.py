@@ -17,7 +17,6 @@ import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from sklearn.linear_model import LogisticRegression
 
-from radsurv.robustness import icc as central_icc
 from radsurv.federated import (
     LocalFederation,
     NoiseConfig,
@@ -33,6 +32,7 @@ from radsurv.federated import (
 from radsurv.federated.evaluation import federated_auc
 from radsurv.federated.privacy import gaussian_sigma, noise_effect
 from radsurv.modelling.metrics import harrell_c
+from radsurv.robustness import icc as central_icc
 
 #: lifelines stops on a Newton decrement below ``precision`` *before* applying the last step;
 #: a tight precision makes it take that step, so both fits are at the optimum to ~1e-11.

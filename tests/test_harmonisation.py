@@ -15,12 +15,22 @@ from sklearn.base import clone
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 
-from radsurv.harmonisation.batches import (batch_counts, batch_labels, batch_qc_rows, patient_acquisition_facts,
-                                           read_acquisition_facts)
+from radsurv.harmonisation.batches import (
+    batch_counts,
+    batch_labels,
+    batch_qc_rows,
+    patient_acquisition_facts,
+    read_acquisition_facts,
+)
 from radsurv.harmonisation.combat import ComBatHarmoniser, neurocombat_fit, with_harmonisation
 from radsurv.harmonisation.confounds import VolumeResidualiser, volume_association
-from radsurv.harmonisation.diagnostics import (cross_fitted_harmonisation, cv_risk_scores, kruskal_batch_test,
-                                               pca_figure, site_prediction_auc)
+from radsurv.harmonisation.diagnostics import (
+    cross_fitted_harmonisation,
+    cv_risk_scores,
+    kruskal_batch_test,
+    pca_figure,
+    site_prediction_auc,
+)
 from radsurv.modelling.metrics import surv_array
 from radsurv.modelling.transformers import build_pipeline
 

@@ -20,8 +20,14 @@ import pytest
 
 from radsurv.harmonisation.combat import ComBatHarmoniser, with_harmonisation
 from radsurv.harmonisation.confounds import volume_association
-from radsurv.harmonisation.diagnostics import (compare_survival_models, cross_fitted_harmonisation, cv_risk_scores,
-                                               kruskal_batch_test, pca_figure, site_prediction_auc)
+from radsurv.harmonisation.diagnostics import (
+    compare_survival_models,
+    cross_fitted_harmonisation,
+    cv_risk_scores,
+    kruskal_batch_test,
+    pca_figure,
+    site_prediction_auc,
+)
 from radsurv.modelling.metrics import harrell_c, surv_array
 from radsurv.modelling.transformers import build_pipeline, param_grid
 

@@ -17,8 +17,8 @@ import pytest
 import SimpleITK as sitk
 from test_dicomio import circle, make_ct, make_rtstruct, scan_for, square, z_of
 
-from radsurv.ingest.dicomio import convert_scan, physical_to_continuous_index
 from radsurv.errors import CaseError
+from radsurv.ingest.dicomio import convert_scan, physical_to_continuous_index
 
 #: Radius (mm) of a 1 ml sphere: (3 * 1000 / (4 pi)) ** (1/3).
 R_1ML = (3000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)

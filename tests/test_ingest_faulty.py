@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import snakemake_run, tiny_config
-from radsurv.synthetic.faulty import FAULTS, GOOD, generate_faulty_cohort
+
 from radsurv.privacy import file_pseudonym as F  # QC reasons name files by pseudonym
+from radsurv.synthetic.faulty import FAULTS, GOOD, generate_faulty_cohort
 
 #: (patient, stage, status, words the reason must contain) per fault.
 EXPECTED = [

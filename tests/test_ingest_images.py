@@ -17,8 +17,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from test_dicomio import make_ct, make_rtstruct, scan_for, square, z_of
 
-from radsurv.ingest.dicomio import convert_scan, discover, pet_suv_factors
 from radsurv.errors import CaseError
+from radsurv.ingest.dicomio import convert_scan, discover, pet_suv_factors
 
 PET_SOP = "1.2.840.10008.5.1.4.1.1.128"
 MR_SOP = "1.2.840.10008.5.1.4.1.1.4"

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-
 from conftest import snakemake_run, tiny_config
+
 from radsurv import stages
-from radsurv.ingest.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
 from radsurv.errors import CaseError
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+from radsurv.ingest.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
 from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radsurv.report.km import plot_km
 from radsurv.modelling.legacy import (
     ModelConfig,
     Signature,
@@ -20,6 +19,7 @@ from radsurv.modelling.legacy import (
     split_cohort,
     univariate_cox_score,
 )
+from radsurv.report.km import plot_km
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

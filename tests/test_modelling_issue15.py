@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 from sksurv.metrics import concordance_index_ipcw
-
-from radsurv.modelling import metrics as M
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec
-from radsurv.modelling.study import StudyConfig, run_study
 from test_modelling import planted_cohort
+
+from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec
+from radsurv.modelling import metrics as M
+from radsurv.modelling.study import StudyConfig, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(cv_folds=3, cv_repeats=1, inner_folds=2, bootstrap=0, horizons=(12.0, 24.0),

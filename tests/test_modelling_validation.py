@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc
-
-from radsurv.modelling import metrics as M
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
-from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
 from test_modelling import _load_lung1, planted_cohort
+
+from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
+from radsurv.modelling import metrics as M
+from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: Harrell's C of the Aerts 2014 signature on the 144 Lung1 patients (v3 outcomes), source:

@@ -20,10 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, SNAKEMAKE
 
 from radsurv.synthetic.demo import generate_demo_cohort
-
-from conftest import REPO, SNAKEMAKE
 
 #: What a repository checkout holds that a run uses (the copy links to them).
 LAYOUT = ("Snakefile", "workflow", "scripts", "config", "envs", "src", "profiles", ".venv")

@@ -150,7 +150,6 @@ def _files(tmp_path):
 def _pipeline_features(tmp_path, ip, mp):
     """The unperturbed scan through the workflow's own per-scan steps."""
     import json
-    import shutil
 
     from radsurv import stages
     from radsurv.qc import write_status

@@ -8,11 +8,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+from test_dicomio import make_ct
 
 from radsurv.errors import CaseError
 from radsurv.privacy import ScrubbingFormatter, find_pseudonym, header_uids, main, scrub_uids, uid_pseudonym
 from radsurv.qc import qc_row, read_status, write_status
-from test_dicomio import make_ct
 
 # Reference values: `printf %s UID | sha256sum | cut -c1-16` (coreutils), not this module.
 RTUTILS_SERIES = "2.16.840.1.114362.1.11940992.23790159890.563423471.893.88"

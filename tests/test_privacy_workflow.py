@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import snakemake_run, tiny_config
-from radsurv.synthetic.demo import generate_demo_cohort, tps_export
+
 from radsurv.privacy import find_pseudonym, header_uids
+from radsurv.synthetic.demo import generate_demo_cohort, tps_export
 
 N_PATIENTS, N_RETEST = 8, 4
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-
 from conftest import REPO
 
 ARTIFACTS = REPO / "test-artifacts" / "report"

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SNAKEMAKE, snakemake_run, tiny_config
 
 #: Not compared: run logs and timings (they differ by nature), and Snakemake's own files.

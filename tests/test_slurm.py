@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SNAKEMAKE, tiny_config
 from test_resume import assert_same_outputs
 

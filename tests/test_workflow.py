@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import N_PATIENTS, N_RETEST, REPO, SNAKEMAKE
+from conftest import snakemake_run as _snakemake
+from conftest import tiny_config as _tiny_config
 
 from radsurv.privacy import header_uids, uid_pseudonym
-
-from conftest import N_PATIENTS, N_RETEST, REPO, SNAKEMAKE, snakemake_run as _snakemake, tiny_config as _tiny_config
 
 
 def test_dry_run_lists_the_dag(tmp_path):

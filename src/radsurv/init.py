@@ -31,8 +31,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from radsurv.ingest.clinical import DEFAULT_MISSING, CovariateSpec, load_clinical, norm_token
 from radsurv.config import load_schema, problems
+from radsurv.ingest.clinical import DEFAULT_MISSING, CovariateSpec, load_clinical, norm_token
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: Defaults of the schema that the proposals compare against.

@@ -91,9 +91,8 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
     With the study's ``preprocessing`` settings, CT and PET are stored as the ROI's
     neighbourhood only (:func:`radsurv.features.preprocess.conversion_margin_mm`); without, whole.
     """
-    from radsurv.ingest.dicomio import convert_scan, read_manifest
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
-
+    from radsurv.ingest.dicomio import convert_scan, read_manifest
     from radsurv.privacy import register_input_root
 
     scan = read_manifest(Path(manifest))
@@ -117,8 +116,15 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
     Writes the image, the morphological mask (``mask.nii.gz``) and the
     re-segmented intensity mask (``mask_intensity.nii.gz``) on the site grid.
     """
-    from radsurv.features.preprocess import (CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, IMAGE_FILE, INTENSITY_MASK_FILE,
-                                    MORPH_MASK_FILE, PreprocessSettings, preprocess_files)
+    from radsurv.features.preprocess import (
+        CONVERTED_IMAGE_FILE,
+        CONVERTED_MASK_FILE,
+        IMAGE_FILE,
+        INTENSITY_MASK_FILE,
+        MORPH_MASK_FILE,
+        PreprocessSettings,
+        preprocess_files,
+    )
 
     src, out = Path(in_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -279,8 +285,8 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
     (:func:`radsurv.robustness.perturbation.perturbed_features`). A scan that failed upstream,
     or fails here, is recorded with ``ok: false`` and its reason.
     """
-    from radsurv.robustness.perturbation import PerturbationSettings, perturbed_features, write_json
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+    from radsurv.robustness.perturbation import PerturbationSettings, perturbed_features, write_json
 
     src = Path(converted_dir)
     status = read_status(src / "status.json")
@@ -325,6 +331,7 @@ def robustness_test_retest(features_tsv: str | Path, scans_tsv: str | Path, sett
                            summary_json: str | Path) -> None:
     """Test-retest ICC per feature over the retest pairs (outcome never read)."""
     import pandas as pd
+
     from radsurv.report.plots import plot_bland_altman
     from radsurv.robustness.selection import RobustnessSettings, retest_pairs, robustness_table
 
@@ -352,8 +359,9 @@ def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[
                             summary_json: str | Path) -> None:
     """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019)."""
     import pandas as pd
-    from radsurv.robustness.perturbation import PerturbationSettings
+
     from radsurv.report.plots import plot_bland_altman
+    from radsurv.robustness.perturbation import PerturbationSettings
     from radsurv.robustness.selection import RobustnessSettings, perturbation_long, perturbation_table
 
     rs = RobustnessSettings.from_config(dict(settings))
@@ -380,7 +388,12 @@ def robustness_discretisation(scan_files: Sequence[str | Path], settings: Mappin
                               table_tsv: str | Path, plot_png: str | Path, summary_json: str | Path) -> None:
     """Which features keep the patients' ranking across discretisation settings (reported only)."""
     from radsurv.report.plots import plot_icc_by_class
-    from radsurv.robustness.selection import RobustnessSettings, counts_by_class, discretisation_long, discretisation_table
+    from radsurv.robustness.selection import (
+        RobustnessSettings,
+        counts_by_class,
+        discretisation_long,
+        discretisation_table,
+    )
 
     rs = RobustnessSettings.from_config(dict(settings))
     records = [json.loads(Path(f).read_text()) for f in scan_files]
@@ -464,6 +477,7 @@ def clinical(table: str | Path, columns: Mapping[str, Any], scans_tsv: str | Pat
              out_tsv: str | Path, qc_tsv: str | Path) -> None:
     """Standardised clinical table (patient_id, time, event, covariates) + QC."""
     import pandas as pd
+
     from radsurv.ingest.clinical import load_clinical
 
     scans = pd.read_csv(scans_tsv, sep="\t", dtype={"patient_id": str})
@@ -705,8 +719,8 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
     patient, id column ``modelling.features_id_column``) and the raw clinical table read
     with ``cohort.columns`` (``robust_txt`` is then ``None``).
     """
-    import pandas as pd
     import joblib
+    import pandas as pd
 
     from radsurv.ingest.clinical import load_clinical
     from radsurv.modelling.signatures import validate_signature
@@ -806,6 +820,7 @@ def km_figure(predictions_tsv: str | Path, final_tsv: str | Path, out_png: str |
     optimistic; in the split design the same rows of ``predictions.tsv``).
     """
     import pandas as pd
+
     from radsurv.report.km import plot_km
 
     pred = pd.read_csv(predictions_tsv, sep="\t", dtype={"patient_id": str})

@@ -249,6 +249,7 @@ def assemble(scan_files: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
     failed upstream become QC rows (status ``excluded``) with their reason.
     """
     import pandas as pd
+
     from radsurv.qc import qc_row
 
     feats: list[dict[str, Any]] = []

@@ -150,7 +150,13 @@ def run_site(image: str | Path, mask: str | Path, site: str | Mapping[str, Any],
     """
     from radsurv.config import load_site
     from radsurv.features.extract import extract, pyradiomics_params
-    from radsurv.features.preprocess import INTENSITY_MASK_FILE, IMAGE_FILE, MORPH_MASK_FILE, PreprocessSettings, preprocess_files
+    from radsurv.features.preprocess import (
+        IMAGE_FILE,
+        INTENSITY_MASK_FILE,
+        MORPH_MASK_FILE,
+        PreprocessSettings,
+        preprocess_files,
+    )
 
     preset = load_site(site, sites_dir) if isinstance(site, str) else dict(site)
     out = Path(workdir)

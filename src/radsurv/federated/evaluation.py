@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from radsurv.federated.cox import Federation, FederatedCoxResult, fit_cox
+from radsurv.federated.cox import FederatedCoxResult, Federation, fit_cox
 
 
 def site_concordance_counts(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict[str, Any]:

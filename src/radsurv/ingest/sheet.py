@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from radsurv.errors import CaseError
 from radsurv.ingest.dicomio import (
     STAGE_CONVERSION,
     STAGE_DISCOVERY,
@@ -36,7 +37,6 @@ from radsurv.ingest.dicomio import (
     shown_file,
     write_image_and_mask,
 )
-from radsurv.errors import CaseError
 from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)

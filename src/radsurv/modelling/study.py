@@ -51,10 +51,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from radsurv.modelling import metrics as M
 from radsurv.ingest.clinical import CovariateSpec, complete_case_ids, missing_counts
+from radsurv.modelling import metrics as M
 from radsurv.modelling.legacy import GROUP_LABELS, _group_tests, univariate_cox_score
-from radsurv.qc import qc_row
 from radsurv.modelling.transformers import (
     LEARNERS,
     build_pipeline,
@@ -63,6 +62,7 @@ from radsurv.modelling.transformers import (
     selected_features,
     tuned_fit,
 )
+from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ import hashlib
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np

@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
 #: Image-type families shown apart: fine (detail-band) wavelet texture behaves
 #: differently from the low-pass wavelet and the original image.
 FAMILIES = ("original", "LoG", "wavelet LLL", "wavelet detail")

@@ -47,10 +47,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 
-from radsurv.modelling.classification import metrics as cm
 from radsurv.ingest.clinical import ClinicalEncoder
-from radsurv.modelling.metrics import derive_seed
+from radsurv.modelling.classification import metrics as cm
 from radsurv.modelling.legacy import _cluster, _spearman_abs
+from radsurv.modelling.metrics import derive_seed
 from radsurv.modelling.transformers import LogTransform, QualityFilter, Standardiser
 
 __all__ = [
