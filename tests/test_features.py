@@ -1,4 +1,4 @@
-"""pyradiomics extraction on a preprocessed scan, and the cohort matrix."""
+"""pyradiomics extraction on a preprocessed scan, feature names, and the cohort matrix."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from radsurv.features import extract as feat
+from radsurv.features import matrix, names
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_volume_correlation_flags_volume_surrogates():
         "original_firstorder_Mean": rng.normal(0, 1, 40),
         "original_glcm_Const": np.ones(40),
     }).set_index("patient_id")
-    t = feat.volume_correlation(frame, "original_shape_MeshVolume", 0.9).set_index("feature")
+    t = matrix.volume_correlation(frame, "original_shape_MeshVolume", 0.9).set_index("feature")
     assert t.loc["original_shape_MeshVolume", "spearman_rho"] == pytest.approx(1.0)
     assert t.loc["original_glszm_SizeZoneNonUniformity", "volume_surrogate"]
     assert not t.loc["original_firstorder_Mean", "volume_surrogate"]
@@ -131,7 +132,7 @@ def test_volume_correlation_flags_volume_surrogates():
     ref = frame["original_firstorder_Mean"].corr(frame["original_shape_MeshVolume"], method="spearman")
     assert t.loc["original_firstorder_Mean", "spearman_rho"] == pytest.approx(ref)
     with pytest.raises(ValueError, match="volume feature"):
-        feat.volume_correlation(frame, "original_shape_VoxelVolume")
+        matrix.volume_correlation(frame, "original_shape_VoxelVolume")
 
 
 def test_extract_sphere_volume_and_separates_diagnostics(sphere_case):
@@ -144,22 +145,22 @@ def test_extract_sphere_volume_and_separates_diagnostics(sphere_case):
     assert f["original_shape_MeshVolume"] == pytest.approx(4 / 3 * np.pi * 1000, rel=0.08)
     assert f["original_firstorder_Mean"] == pytest.approx(30.0, abs=3.0)
     assert all(isinstance(v, float) for v in f.values())
-    assert feat.feature_class("original_glcm_Contrast") == "glcm"
-    assert feat.image_type("wavelet-LLH_glcm_Contrast") == "wavelet-LLH"
+    assert names.feature_class("original_glcm_Contrast") == "glcm"
+    assert names.image_type("wavelet-LLH_glcm_Contrast") == "wavelet-LLH"
 
 
 def test_assemble_keeps_failures_in_qc(tmp_path, sphere_case):
     good = {"original_shape_MeshVolume": 4188.0, "original_firstorder_Mean": 30.0}
-    feat.write_scan_features(tmp_path / "A_S1.json", "A_S1", "A", 1, True, features=good,
-                             diagnostics={"diagnostics_x": 1})
-    feat.write_scan_features(tmp_path / "B_S1.json", "B_S1", "B", 1, False,
-                             reason="series 1.2.3 has a gap between slices")
+    matrix.write_scan_features(tmp_path / "A_S1.json", "A_S1", "A", 1, True, features=good,
+                               diagnostics={"diagnostics_x": 1})
+    matrix.write_scan_features(tmp_path / "B_S1.json", "B_S1", "B", 1, False,
+                               reason="series 1.2.3 has a gap between slices")
     rec = json.loads((tmp_path / "B_S1.json").read_text())
     rec["stage"] = "conversion"
     (tmp_path / "B_S1.json").write_text(json.dumps(rec))
-    fdf, ddf, qc = feat.assemble(sorted(tmp_path.glob("*.json")))
+    fdf, ddf, qc = matrix.assemble(sorted(tmp_path.glob("*.json")))
     assert list(fdf.index) == ["A_S1"]
-    assert feat.feature_columns(fdf) == sorted(good)
+    assert names.feature_columns(fdf) == sorted(good)
     assert len(qc) == 1 and qc[0]["scan_id"] == "B_S1" and qc[0]["stage"] == "conversion"
     assert "gap" in qc[0]["reason"] and qc[0]["status"] == "excluded"
     assert list(ddf.index) == ["A_S1"]

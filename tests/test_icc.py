@@ -29,7 +29,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from radsurv.robustness.icc import FORMS, ICCResult, canonical_form, icc, icc_frame, icc_long, lins_ccc, robust_mask
+from radsurv.robustness.concordance import lins_ccc
+from radsurv.robustness.icc import FORMS, ICCResult, canonical_form, icc, icc_frame, icc_long, robust_mask
 
 DATA = Path(__file__).resolve().parent / "data"
 

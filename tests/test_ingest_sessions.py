@@ -65,7 +65,7 @@ def test_sessions_are_ordered_numbered_and_labelled(tmp_path: Path) -> None:
     a1 = pd.read_json(out / "manifests" / "A_S1.json", typ="series")
     assert "/A/early/" in a1["image_files"][0]
     # the robustness stage pairs exactly the scans labelled retest
-    from radsurv.robustness.selection import retest_pairs
+    from radsurv.robustness.testretest import retest_pairs
 
     pairs = retest_pairs(scans.reset_index(), 30)
     assert sorted(pairs["retest_scan"]) == sorted(scans.index[scans["label"] == "retest"])

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radsurv.robustness.selection import RobustnessSettings, counts_by_class, retest_pairs, robustness_table
+from radsurv.robustness.discretisation import discretisation_table
+from radsurv.robustness.icc import icc_long
+from radsurv.robustness.perturbation_icc import perturbation_long, perturbation_table
+from radsurv.robustness.selection import RobustnessSettings, agreement, combine, counts_by_class, first_scans
+from radsurv.robustness.testretest import retest_pairs, robustness_table
 
 
 def _scans():
@@ -68,15 +72,6 @@ def test_outcome_is_not_an_input():
 
 
 # ------------------------------------------------------------------ perturbation
-from radsurv.robustness.icc import icc_long  # noqa: E402
-from radsurv.robustness.selection import (  # noqa: E402
-    agreement,
-    combine,
-    discretisation_table,
-    first_scans,
-    perturbation_long,
-    perturbation_table,
-)
 
 
 def test_first_scans_are_never_retest_scans():

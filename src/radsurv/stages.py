@@ -152,6 +152,7 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
     ``preprocessing_cfg['resegment_range'][0]`` (IBSI).
     """
     from radsurv.features import extract as feat
+    from radsurv.features.matrix import write_scan_features
     from radsurv.features.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
 
     src = Path(in_dir)
@@ -159,7 +160,7 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
     meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
     if not status["ok"]:
         rec = dict(meta, ok=False, reason=status["reason"])
-        feat.write_scan_features(out_json, **rec)
+        write_scan_features(out_json, **rec)
         _set_stage(out_json, status["stage"])
         return
     params = feat.pyradiomics_params(extraction_cfg, preprocessing_cfg)
@@ -173,7 +174,7 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
         return {}
 
     ok, reason, info = _guard("extraction", meta["scan_id"], run)
-    feat.write_scan_features(out_json, ok=ok, reason=reason, **meta, **result)
+    write_scan_features(out_json, ok=ok, reason=reason, **meta, **result)
     if not ok:
         _set_stage(out_json, info["stage"])
 
@@ -238,7 +239,7 @@ def _timed(stage: str, fn: Callable[[], None]) -> dict[str, Any]:
 def volume_correlation(features_tsv: str | Path, out_tsv: str | Path, volume_feature: str,
                        threshold: float = 0.9) -> None:
     """Spearman correlation of every feature with tumour volume; flags volume surrogates."""
-    from radsurv.features import extract as feat
+    from radsurv.features import matrix as feat
     fdf = read_features(features_tsv)
     table = feat.volume_correlation(modelling_matrix(fdf), volume_feature, threshold)
     table.to_csv(out_tsv, sep="\t", index=False)
@@ -255,13 +256,14 @@ def _set_stage(path: str | Path, stage: str) -> None:
 def assembly(scan_files: Sequence[str | Path], features_tsv: str | Path, diagnostics_tsv: str | Path,
              qc_tsv: str | Path) -> None:
     """The cohort's feature matrix (one row per scan) and diagnostics table."""
-    from radsurv.features import extract as feat
-    fdf, ddf, qc = feat.assemble(scan_files)
+    from radsurv.features.matrix import assemble
+    from radsurv.features.names import feature_columns
+    fdf, ddf, qc = assemble(scan_files)
     fdf.to_csv(features_tsv, sep="\t")
     ddf.to_csv(diagnostics_tsv, sep="\t")
     write_qc(qc, qc_tsv)
     log.info("feature matrix: %d scans x %d features; %d scans excluded",
-             len(fdf), len(feat.feature_columns(fdf)), len(qc))
+             len(fdf), len(feature_columns(fdf)), len(qc))
 
 
 def read_features(path: str | Path) -> pd.DataFrame:
@@ -306,8 +308,8 @@ def robustness_perturb(converted_dir: str | Path, out_json: str | Path, seed: in
 def robustness_discretise(preprocessed_dir: str | Path, out_json: str | Path, extraction: Mapping[str, Any],
                           preprocessing: Mapping[str, Any], discretisation: Mapping[str, Any]) -> None:
     """Features of one preprocessed scan under every discretisation setting -> JSON."""
+    from radsurv.robustness.discretisation import DiscretisationSettings, discretised_features
     from radsurv.robustness.perturbation import write_json
-    from radsurv.robustness.selection import DiscretisationSettings, discretised_features
 
     src = Path(preprocessed_dir)
     status = read_status(src / "status.json")
@@ -333,7 +335,8 @@ def robustness_test_retest(features_tsv: str | Path, scans_tsv: str | Path, sett
     import pandas as pd
 
     from radsurv.report.plots import plot_bland_altman
-    from radsurv.robustness.selection import RobustnessSettings, retest_pairs, robustness_table
+    from radsurv.robustness.selection import RobustnessSettings
+    from radsurv.robustness.testretest import retest_pairs, robustness_table
 
     rs = RobustnessSettings.from_config(dict(settings))
     fdf = read_features(features_tsv)
@@ -362,7 +365,8 @@ def robustness_perturbation(scan_files: Sequence[str | Path], settings: Mapping[
 
     from radsurv.report.plots import plot_bland_altman
     from radsurv.robustness.perturbation import PerturbationSettings
-    from radsurv.robustness.selection import RobustnessSettings, perturbation_long, perturbation_table
+    from radsurv.robustness.perturbation_icc import perturbation_long, perturbation_table
+    from radsurv.robustness.selection import RobustnessSettings
 
     rs = RobustnessSettings.from_config(dict(settings))
     ps = PerturbationSettings.from_config(dict(settings).get("perturbation"))
@@ -388,12 +392,8 @@ def robustness_discretisation(scan_files: Sequence[str | Path], settings: Mappin
                               table_tsv: str | Path, plot_png: str | Path, summary_json: str | Path) -> None:
     """Which features keep the patients' ranking across discretisation settings (reported only)."""
     from radsurv.report.plots import plot_icc_by_class
-    from radsurv.robustness.selection import (
-        RobustnessSettings,
-        counts_by_class,
-        discretisation_long,
-        discretisation_table,
-    )
+    from radsurv.robustness.discretisation import discretisation_long, discretisation_table
+    from radsurv.robustness.selection import RobustnessSettings, counts_by_class
 
     rs = RobustnessSettings.from_config(dict(settings))
     records = [json.loads(Path(f).read_text()) for f in scan_files]
@@ -424,7 +424,7 @@ def robustness(features_tsv: str | Path, settings: Mapping[str, Any], tables: Ma
     """
     import pandas as pd
 
-    from radsurv.features import extract as feat
+    from radsurv.features import names as feat
     from radsurv.report.plots import plot_icc_by_class
     from radsurv.robustness.selection import RobustnessSettings, agreement, combine, counts_by_class
 

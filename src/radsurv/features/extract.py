@@ -1,4 +1,4 @@
-"""Feature extraction with pyradiomics, one scan at a time, and the cohort matrix.
+"""Feature extraction with pyradiomics, one scan at a time.
 
 pyradiomics is given an image that radsurv has already preprocessed
 (:mod:`radsurv.features.preprocess`: IBSI grid, interpolation, rounding,
@@ -27,26 +27,24 @@ Feature values and pyradiomics' diagnostics are kept apart: the matrix holds
 only features, with pyradiomics' stable names (``<image type>_<class>_<feature>``,
 e.g. ``original_firstorder_Kurtosis`` is pyradiomics' Pearson kurtosis; IBSI's
 excess kurtosis is that minus 3).
+
+The cohort matrix built from the per-scan results lives in
+:mod:`radsurv.features.matrix`, the feature-name helpers in
+:mod:`radsurv.features.names` (neither imports SimpleITK nor pyradiomics).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
-    import pandas as pd
-
 log = logging.getLogger(__name__)
-
-STAGE = "extraction"
 
 #: The feature classes pyradiomics implements.
 FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -91,18 +89,8 @@ def install_ibsi_binning() -> None:
             RadiomicsFeaturesBase._applyBinning = _ibsi_apply_binning
 
 
-def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """pyradiomics parameters from a site's ``extraction`` (and ``preprocessing``) blocks.
-
-    Resampling, normalisation, mask correction and re-segmentation are
-    disabled: the image arriving here is already on the site's grid and the
-    intensity mask is already re-segmented (:mod:`radsurv.features.preprocess`). The
-    lower bound of ``preprocessing.resegment_range`` becomes the origin of
-    fixed-size bins (under the ``radsurv`` key, applied by :func:`extract`).
-    ``extraction.dimensions: 2D`` computes texture slice by slice in the axial
-    plane (pyradiomics ``force2D``).
-    """
-    preprocessing = preprocessing or {}
+def _base_setting(extraction: Mapping[str, Any]) -> dict[str, Any]:
+    """pyradiomics ``setting``: its own preprocessing off, 2D/3D texture, fixed bin count or width."""
     setting: dict[str, Any] = {
         "label": 1,
         "resampledPixelSpacing": None,
@@ -119,12 +107,23 @@ def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str
         setting["binCount"] = int(bin_count)
     elif extraction.get("bin_width") is not None:
         setting["binWidth"] = float(extraction["bin_width"])
+    return setting
+
+
+def _image_types(extraction: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """pyradiomics ``imageType``: the original image plus the configured LoG / wavelet filters."""
     image_types: dict[str, dict[str, Any]] = {"Original": {}}
     filters = extraction.get("filters", {}) or {}
     if filters.get("log_sigma_mm"):
         image_types["LoG"] = {"sigma": [float(s) for s in filters["log_sigma_mm"]]}
     if filters.get("wavelet"):
         image_types["Wavelet"] = {}
+    return image_types
+
+
+def _feature_classes(extraction: Mapping[str, Any]) -> dict[str, list[str]]:
+    """pyradiomics ``featureClass``: the configured classes (all by default), every feature of each;
+    shape lists its features by name so that the IBSI ones pyradiomics calls deprecated are computed."""
     classes = extraction.get("feature_classes") or list(FEATURE_CLASSES)
     unknown = sorted(set(classes) - set(FEATURE_CLASSES))
     if unknown:
@@ -135,6 +134,24 @@ def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str
 
         current = [n for n, deprecated in RadiomicsShape.getFeatureNames().items() if not deprecated]
         feature_class["shape"] = sorted({*current, *IBSI_SHAPE_EXTRAS})
+    return feature_class
+
+
+def pyradiomics_params(extraction: Mapping[str, Any], preprocessing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """pyradiomics parameters from a site's ``extraction`` (and ``preprocessing``) blocks.
+
+    Resampling, normalisation, mask correction and re-segmentation are
+    disabled: the image arriving here is already on the site's grid and the
+    intensity mask is already re-segmented (:mod:`radsurv.features.preprocess`). The
+    lower bound of ``preprocessing.resegment_range`` becomes the origin of
+    fixed-size bins (under the ``radsurv`` key, applied by :func:`extract`).
+    ``extraction.dimensions: 2D`` computes texture slice by slice in the axial
+    plane (pyradiomics ``force2D``).
+    """
+    preprocessing = preprocessing or {}
+    setting = _base_setting(extraction)
+    image_types = _image_types(extraction)
+    feature_class = _feature_classes(extraction)
     reseg = preprocessing.get("resegment_range") or extraction.get("resegment_range")
     low = reseg[0] if reseg else None
     return {
@@ -222,102 +239,3 @@ def extract(image_path: str | Path | sitk.Image, mask_path: str | Path | sitk.Im
             diagnostics.update(_mask_diagnostics(morph, "MorphologicalMask-original"))
     log.info("extracted %d features", len(features))
     return features, diagnostics
-
-
-def write_scan_features(path: str | Path, scan_id: str, patient_id: str, session: int,
-                        ok: bool, reason: str = "", features: Mapping[str, float] | None = None,
-                        diagnostics: Mapping[str, Any] | None = None) -> None:
-    """Per-scan result file (JSON): features when ``ok``, otherwise the reason."""
-    payload = {
-        "scan_id": scan_id,
-        "patient_id": patient_id,
-        "session": int(session),
-        "ok": bool(ok),
-        "reason": reason,
-        "features": dict(features or {}),
-        "diagnostics": dict(diagnostics or {}),
-    }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, sort_keys=True, default=str))
-
-
-def assemble(scan_files: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
-    """Cohort matrices from per-scan files: ``(features, diagnostics, qc_rows)``.
-
-    ``features`` is indexed by ``scan_id`` with ``patient_id`` and ``session``
-    as the first columns, then the feature columns sorted by name. Scans that
-    failed upstream become QC rows (status ``excluded``) with their reason.
-    """
-    import pandas as pd
-
-    from radsurv.qc import qc_row
-
-    feats: list[dict[str, Any]] = []
-    diags: list[dict[str, Any]] = []
-    qc: list[dict[str, str]] = []
-    for f in scan_files:
-        rec = json.loads(Path(f).read_text())
-        base = {"scan_id": rec["scan_id"], "patient_id": rec["patient_id"], "session": rec["session"]}
-        if not rec["ok"]:
-            qc.append(qc_row(rec["patient_id"], rec["scan_id"], rec.get("stage", STAGE), "excluded", rec["reason"]))
-            continue
-        feats.append({**base, **rec["features"]})
-        diags.append({**base, **rec["diagnostics"]})
-    meta = ["scan_id", "patient_id", "session"]
-    fdf = pd.DataFrame(feats)
-    if fdf.empty:
-        fdf = pd.DataFrame(columns=meta)
-    cols = meta + sorted(c for c in fdf.columns if c not in meta)
-    fdf = fdf[cols].sort_values("scan_id").set_index("scan_id")
-    ddf = pd.DataFrame(diags, columns=None if diags else meta)
-    if not ddf.empty:
-        ddf = ddf.sort_values("scan_id").set_index("scan_id")
-    return fdf, ddf, qc
-
-
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The feature columns of a matrix made by :func:`assemble`."""
-    return [c for c in frame.columns if c not in ("scan_id", "patient_id", "session")]
-
-
-def feature_class(name: str) -> str:
-    """pyradiomics class of a feature name (``wavelet-LLH_glcm_Contrast`` -> ``glcm``)."""
-    parts = name.split("_")
-    return parts[1] if len(parts) >= 3 else "unknown"
-
-
-def image_type(name: str) -> str:
-    """Image type (filter) of a feature name (``wavelet-LLH_glcm_Contrast`` -> ``wavelet-LLH``)."""
-    return name.split("_")[0]
-
-
-def volume_correlation(matrix: pd.DataFrame, volume_feature: str = "original_shape_MeshVolume",
-                       threshold: float = 0.9) -> pd.DataFrame:
-    """Spearman correlation of every feature with tumour volume across the cohort.
-
-    ``matrix`` has one row per patient (e.g. each patient's first scan) and
-    feature columns. Many texture features grow or shrink with the number of
-    voxels; one with ``|rho| >= threshold`` carries little beyond volume and is
-    flagged ``volume_surrogate``. Returns one row per feature (the volume
-    feature itself included, rho 1): feature, image_type, feature_class, n,
-    spearman_rho, abs_rho, volume_surrogate; sorted by ``abs_rho`` descending.
-    Constant features get rho NaN and are not flagged.
-    """
-    import pandas as pd
-    cols = feature_columns(matrix) if "session" in matrix.columns or "patient_id" in matrix.columns else list(matrix.columns)
-    if volume_feature not in cols:
-        raise ValueError(f"volume feature {volume_feature!r} is not in the feature matrix")
-    data = matrix[cols].apply(pd.to_numeric, errors="coerce")
-    vol = data[volume_feature]
-    rows = []
-    for name in cols:
-        ok = data[name].notna() & vol.notna()
-        x, y = data.loc[ok, name].rank(), vol[ok].rank()  # Spearman = Pearson of ranks (ties averaged)
-        n = int(ok.sum())
-        rho = float(np.corrcoef(x, y)[0, 1]) if n >= 3 and x.std() > 0 and y.std() > 0 else float("nan")
-        rows.append({"feature": name, "image_type": image_type(name), "feature_class": feature_class(name),
-                     "n": n, "spearman_rho": rho})
-    out = pd.DataFrame(rows)
-    out["abs_rho"] = out["spearman_rho"].abs()
-    out["volume_surrogate"] = out["abs_rho"] >= threshold
-    return out.sort_values(["abs_rho", "feature"], ascending=[False, True], na_position="last").reset_index(drop=True)

@@ -135,7 +135,8 @@ class PreprocessSettings:
         if self.resegment_range is not None:
             lo, hi = self.resegment_range
             if lo is not None and hi is not None and lo >= hi:
-                raise ValueError(f"resegment_range {list(self.resegment_range)}: the low bound must be below the high one")
+                raise ValueError(f"resegment_range {list(self.resegment_range)}: "
+                                 "the low bound must be below the high one")
         if self.outlier_sigma is not None and self.outlier_sigma <= 0:
             raise ValueError("outlier_sigma must be positive")
 
@@ -250,7 +251,8 @@ def foreground_mask(image: sitk.Image) -> sitk.Image:
     return fg
 
 
-def n4_correct(image: sitk.Image, fg: sitk.Image, shrink: int = 4, iterations: Sequence[int] = (50, 50, 30)) -> sitk.Image:
+def n4_correct(image: sitk.Image, fg: sitk.Image, shrink: int = 4,
+               iterations: Sequence[int] = (50, 50, 30)) -> sitk.Image:
     """N4 bias-field correction (Tustison 2010) estimated inside ``fg``; returns float32.
 
     The field is fitted on a ``shrink``-times down-sampled copy (as ANTs does)
@@ -269,7 +271,8 @@ def n4_correct(image: sitk.Image, fg: sitk.Image, shrink: int = 4, iterations: S
     return sitk.Cast(img / sitk.Exp(log_field), sitk.sitkFloat32)
 
 
-def normalise(image: sitk.Image, fg: sitk.Image, method: str, percentiles: tuple[float, float] = (1.0, 99.0)) -> sitk.Image:
+def normalise(image: sitk.Image, fg: sitk.Image, method: str,
+              percentiles: tuple[float, float] = (1.0, 99.0)) -> sitk.Image:
     """Intensity normalisation with statistics of the foreground ``fg``.
 
     ``zscore``: (x - mean) / SD; ``percentile``: (x - p_low) / (p_high - p_low),
