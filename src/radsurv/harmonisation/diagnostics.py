@@ -242,6 +242,8 @@ def pca_figure(before: pd.DataFrame, after: pd.DataFrame | None, batch: Sequence
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
+    from radsurv.report.plots import save_figure
+
     lab = np.asarray(batch, dtype=object).astype(str)
     levels = sorted(set(lab))
     panels = [("before harmonisation", before)] + ([("after in-fold ComBat (cross-fitted)", after)]
@@ -263,12 +265,7 @@ def pca_figure(before: pd.DataFrame, after: pd.DataFrame | None, batch: Sequence
         ax.set_title(name)
         ax.legend(fontsize=7, loc="best", title="batch", title_fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)
 
 
 def cv_risk_scores(pipe: Any, grid: Mapping[str, list[Any]], X: pd.DataFrame, y: np.ndarray, n_splits: int = 5,

@@ -107,14 +107,24 @@ def plot_forest(coefficients: pd.DataFrame, out_path: str | Path, model: str = "
     and the difference to the volume-only baseline, i.e. the intervals the analysis has.
     """
     d = coefficients[coefficients["model"] == model] if "model" in coefficients else coefficients
-    hr_col = "hr_per_sd" if "hr_per_sd" in d else "hr"
     perf = _held_out_c(performance) if performance is not None else pd.DataFrame()
     n_rows = max(len(d), len(perf), 3)
     ncols = 2 if not perf.empty else 1
     fig, axes = plt.subplots(1, ncols, figsize=(8 if ncols == 1 else 13, 0.45 * n_rows + 2.0), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 2] if ncols == 2 else [1]})
-    ax = axes[0, 0]
-    has_ci = {"hr_ci_low", "hr_ci_high"} <= set(d.columns) and not d.empty and d[["hr_ci_low", "hr_ci_high"]].notna().any().any()
+    _hazard_ratio_panel(axes[0, 0], d, model)
+    if ncols == 2:
+        _held_out_c_panel(axes[0, 1], perf)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=150)
+    plt.close(fig)
+
+
+def _hazard_ratio_panel(ax: plt.Axes, d: pd.DataFrame, model: str) -> None:
+    """Left panel of :func:`plot_forest`: hazard ratio per SD of each feature of the final model."""
+    hr_col = "hr_per_sd" if "hr_per_sd" in d else "hr"
+    has_ci = ({"hr_ci_low", "hr_ci_high"} <= set(d.columns) and not d.empty
+              and d[["hr_ci_low", "hr_ci_high"]].notna().any().any())
     if d.empty or hr_col not in d:
         _empty(ax, f"the final {model} model has no features with a hazard ratio")
     else:
@@ -133,22 +143,21 @@ def plot_forest(coefficients: pd.DataFrame, out_path: str | Path, model: str = "
     what = ("with 95% CI" if has_ci else
             "point estimates only: a penalised fit\nhas no valid CI for its coefficients")
     ax.set_title(f"Final {model} model, whole development cohort:\nhazard ratio per SD, {what}", fontsize=10)
-    if ncols == 2:
-        ax2 = axes[0, 1]
-        y = np.arange(len(perf))[::-1]
-        for yi, (_, r) in zip(y, perf.iterrows(), strict=True):
-            colour = COLOURS.get(r["model"], "black") if r["kind"] == "C" else "black"
-            if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
-                ax2.hlines(yi, r["ci_low"], r["ci_high"], color=colour, lw=2)
-            ax2.plot(r["estimate"], yi, "o" if r["kind"] == "C" else "D", color=colour)
-        ax2.set_yticks(y, list(perf["label"]), fontsize=8)
-        ax2.axvline(0.5, color="grey", ls=":", lw=1)
-        ax2.axvline(0.0, color="grey", ls="--", lw=1)
-        ax2.set_xlabel("Harrell's C (o) / difference in C to volume alone (◇)")
-        ax2.set_title("Held-out discrimination, 95% paired bootstrap CI", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=150)
-    plt.close(fig)
+
+
+def _held_out_c_panel(ax2: plt.Axes, perf: pd.DataFrame) -> None:
+    """Right panel of :func:`plot_forest`: held-out C per model and its difference to volume alone."""
+    y = np.arange(len(perf))[::-1]
+    for yi, (_, r) in zip(y, perf.iterrows(), strict=True):
+        colour = COLOURS.get(r["model"], "black") if r["kind"] == "C" else "black"
+        if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+            ax2.hlines(yi, r["ci_low"], r["ci_high"], color=colour, lw=2)
+        ax2.plot(r["estimate"], yi, "o" if r["kind"] == "C" else "D", color=colour)
+    ax2.set_yticks(y, list(perf["label"]), fontsize=8)
+    ax2.axvline(0.5, color="grey", ls=":", lw=1)
+    ax2.axvline(0.0, color="grey", ls="--", lw=1)
+    ax2.set_xlabel("Harrell's C (o) / difference in C to volume alone (◇)")
+    ax2.set_title("Held-out discrimination, 95% paired bootstrap CI", fontsize=10)
 
 
 def _held_out_c(performance: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +219,8 @@ def model_comparison_table(performance: pd.DataFrame) -> pd.DataFrame:
     main = performance[performance["set"].isin(["cross-validated", "validation"])]
     if main.empty:
         return pd.DataFrame()
-    keep = [m for m in dict.fromkeys(main["metric"]) if re.fullmatch(r"harrell_c|uno_c|auc_[0-9.]+|ibs|delta_harrell_c_vs_volume", m)]
+    shown = r"harrell_c|uno_c|auc_[0-9.]+|ibs|delta_harrell_c_vs_volume"
+    keep = [m for m in dict.fromkeys(main["metric"]) if re.fullmatch(shown, m)]
     rows = []
     for model in _models(main):
         row = {"model": model, "evaluation": main.loc[main["model"] == model, "set"].iloc[0]}

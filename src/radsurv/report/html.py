@@ -17,6 +17,7 @@ import os
 import platform
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -247,21 +248,35 @@ def _read_tsv(path: str | None) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t")
 
 
+def _test_retest_facts(robustness: Mapping[str, Any]) -> tuple[int, bool]:
+    """``(pairs used, assessed)`` of the test-retest analysis.
+
+    robustness/summary.json (stages.robustness) has "pairs_used" at the top; the test-retest
+    analysis's own summary calls the complete pairs "n" (and "pairs_found" the pairs discovered).
+    """
+    analyses = robustness.get("analyses") or {}
+    tr = analyses.get("test-retest") if isinstance(analyses, Mapping) else None
+    tr = tr if isinstance(tr, Mapping) else None
+    pairs = int(robustness.get("pairs_used") or (tr or {}).get("n") or 0)
+    assessed = bool(tr.get("assessed", False)) if tr is not None else bool(robustness.get("assessed", False))
+    return pairs, assessed
+
+
+def _contour_perturbed(robustness: Mapping[str, Any], perturbation_summary: Mapping[str, Any] | None) -> bool:
+    """Whether the perturbation analysis (its summary) mentions a contour perturbation."""
+    analyses = robustness.get("analyses") or {}
+    pert = perturbation_summary or (analyses.get("perturbation") if isinstance(analyses, Mapping) else None)
+    return bool(pert) and "contour" in json.dumps(pert).lower()
+
+
 def study_facts(robustness: Mapping[str, Any], metrics: Mapping[str, Any], calibration: pd.DataFrame,
                 perturbation_summary: Mapping[str, Any] | None = None) -> Any:
     """What this run did, for the RQS checklist (:mod:`radsurv.report.checklist`)."""
     from radsurv.report.checklist import StudyFacts
 
     method = str(robustness.get("method", "test-retest"))
-    analyses = robustness.get("analyses") or {}
-    # robustness/summary.json (stages.robustness): "pairs_used" at the top; the test-retest
-    # analysis's own summary calls the complete pairs "n" (and "pairs_found" the pairs discovered)
-    tr = analyses.get("test-retest") if isinstance(analyses, Mapping) else None
-    tr = tr if isinstance(tr, Mapping) else None
-    pairs = int(robustness.get("pairs_used") or (tr or {}).get("n") or 0)
-    tr_assessed = bool(tr.get("assessed", False)) if tr is not None else bool(robustness.get("assessed", False))
-    pert = perturbation_summary or (analyses.get("perturbation") if isinstance(analyses, Mapping) else None)
-    contour = bool(pert) and "contour" in json.dumps(pert).lower()
+    pairs, tr_assessed = _test_retest_facts(robustness)
+    contour = _contour_perturbed(robustness, perturbation_summary)
     models = set((metrics.get("by_model") or {}).keys()) or set(metrics.get("models") or [])
     n_ext = int(metrics.get("n_external_cohorts", 0) or 0)
     return StudyFacts(
@@ -280,6 +295,247 @@ def study_facts(robustness: Mapping[str, Any], metrics: Mapping[str, Any], calib
     )
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The result files of one run, read once, and where the report goes."""
+
+    inputs: Mapping[str, Any]
+    config: Mapping[str, Any]
+    rdir: Path
+    scans: pd.DataFrame
+    clinical: pd.DataFrame
+    features: pd.DataFrame
+    qc: pd.DataFrame
+    rob: Mapping[str, Any]
+    pred: pd.DataFrame
+    metrics: Mapping[str, Any]
+    coefs: pd.DataFrame
+    selection: pd.DataFrame
+    perf: pd.DataFrame
+    calib: pd.DataFrame
+    freq: pd.DataFrame
+    published: pd.DataFrame
+    volcorr: pd.DataFrame
+
+    @property
+    def repeats(self) -> int:
+        return cv_repeats(self.metrics, self.config)
+
+    def link(self, key: str) -> str:
+        return _link(self.inputs[key], self.rdir)
+
+
+def _read_run(inputs: Mapping[str, Any], config: Mapping[str, Any], rdir: Path) -> _Run:
+    """Read every result table and summary the report shows (optional ones empty when absent)."""
+    return _Run(
+        inputs=inputs, config=config, rdir=rdir,
+        scans=pd.read_csv(inputs["scans"], sep="\t", dtype={"patient_id": str}),
+        clinical=pd.read_csv(inputs["clinical"], sep="\t", dtype={"patient_id": str}),
+        features=pd.read_csv(inputs["features"], sep="\t", dtype={"patient_id": str}),
+        qc=pd.read_csv(inputs["qc"], sep="\t", dtype=str, keep_default_na=False),
+        rob=json.loads(Path(inputs["robustness"]).read_text()),
+        pred=pd.read_csv(inputs["predictions"], sep="\t", dtype={"patient_id": str}),
+        metrics=json.loads(Path(inputs["metrics"]).read_text()),
+        coefs=pd.read_csv(inputs["coefficients"], sep="\t"),
+        selection=pd.read_csv(inputs["selection"], sep="\t"),
+        perf=_read_tsv(inputs.get("performance")),
+        calib=_read_tsv(inputs.get("calibration")),
+        freq=_read_tsv(inputs.get("selection_frequency")),
+        published=_read_tsv(inputs.get("published")),
+        volcorr=_read_tsv(inputs.get("volume_correlation")),
+    )
+
+
+#: The report's sections: anchor and title, in page order.
+SECTIONS = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
+            ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
+            ("km", "Risk groups"), ("checklist", "Checklist"), ("software", "Software and inputs")]
+
+
+def _cohort_section(run: _Run) -> list[str]:
+    unit = run.config.get("cohort", {}).get("time_unit", "months")
+    summary = cohort_summary(run.scans, run.features, run.clinical, run.pred, run.rob)
+    summary.loc[summary["quantity"].str.startswith("median follow-up"), "value"] += f" {unit}"
+    return ['<h2 id="cohort">Cohort</h2>', _table(summary),
+            f"<p>Files: {run.link('scans')}, {run.link('clinical')}, {run.link('features')}.</p>"]
+
+
+def _qc_section(run: _Run) -> list[str]:
+    qc = run.qc
+    n_ex = int((qc["status"] == "excluded").sum())
+    n_warn = int((qc["status"] == "warning").sum())
+    box = "ok" if n_ex == 0 else "note"
+    return ['<h2 id="qc">Quality control</h2>',
+            f'<p class="{box}">{n_ex} exclusion(s) and {n_warn} warning(s). Every case not listed here was '
+            f"processed completely. Full table: {run.link('qc')}.</p>",
+            _table(qc)]
+
+
+def _settings_section(run: _Run) -> list[str]:
+    config = run.config
+    parts = ['<h2 id="settings">Settings</h2>']
+    if config.get("site"):
+        parts.append(f"<p>Site preset: <code>{_esc(config['site'])}</code> (config/sites/), "
+                     "with the study's overrides.</p>")
+    for key, label in (("preprocessing", "Preprocessing"), ("extraction", "Feature extraction")):
+        sub = config.get(key, {})
+        parts.append(f"<h3>{label}</h3>")
+        parts.append(_table(pd.DataFrame([(k, json.dumps(v)) for k, v in sub.items()], columns=["setting", "value"])))
+    return parts
+
+
+def _features_section(run: _Run) -> list[str]:
+    n_feat = len([c for c in run.features.columns if c not in ("scan_id", "patient_id", "session")])
+    parts = ['<h2 id="features">Features</h2>',
+             f"<p>{n_feat} features per scan (pyradiomics; IBSI-conformant preprocessing by radsurv).</p>"]
+    volcorr = run.volcorr
+    if not volcorr.empty:
+        flag = next((c for c in volcorr.columns if "surrogate" in c or c == "flag"), None)
+        n_flag = int(volcorr[flag].astype(bool).sum()) if flag else 0
+        parts.append(f"<p>{n_flag} features correlate with tumour volume at |Spearman| &ge; 0.9 across patients "
+                     f"and are flagged as volume surrogates: {run.link('volume_correlation')}.</p>")
+    if run.inputs.get("heatmap_png"):
+        parts.append(_img(run.inputs["heatmap_png"], "Correlation heatmap of robust features"))
+    return parts
+
+
+def _robustness_section(run: _Run) -> list[str]:
+    rob, inputs = run.rob, run.inputs
+    parts = ['<h2 id="robustness">Robustness</h2>']
+    if rob.get("assessed"):
+        desc = rob.get("description") or (
+            f"{_esc(rob['form'])} {'lower bound of the 95% CI' if rob.get('use_lower_bound') else 'estimate'} "
+            f"&ge; {rob['threshold']:.2f}")
+        parts.append(f"<p>{rob['n_robust']} of {rob['n_features']} features are robust. {_esc(desc)} Only robust "
+                     f"features are offered to the model. Table: {run.link('icc')}.</p>")
+    else:
+        parts.append('<p class="note">Robustness was NOT assessed (too few test-retest pairs and no perturbation '
+                     "analysis): all features were offered to the model.</p>")
+    parts.append(_img(inputs["icc_plot"], "ICC by feature class"))
+    by = pd.DataFrame(rob.get("by_class", []))
+    if not by.empty:
+        parts.append("<p>Robust / total features per image type (rows) and feature class (columns):</p>")
+        parts.append(_table(robust_counts_pivot(by)))
+    for key in sorted(k for k in inputs if k.startswith("rob_fig_")):
+        label = key[len("rob_fig_"):].replace("_", " ")
+        parts.append(f"<h3>{_esc(label)}</h3>")
+        parts.append(_img(inputs[key], label))
+    return parts
+
+
+def _model_headline(run: _Run, primary: str) -> list[str]:
+    """The model's results in one boxed sentence, the repeats note and the volume-surrogate warning."""
+    repeats = run.repeats
+    vs_volume = versus_volume(run.perf, primary)
+    box = "ok" if vs_volume.startswith(f"the {primary} model discriminates better") else ("note" if vs_volume else "ok")
+    parts = [f'<p class="{box}">{_esc(headline(run.metrics, run.perf, repeats))}</p>']
+    if repeats > 1:
+        parts.append(f"<p>Each held-out metric is the mean over the {repeats} repeats of the cross-validation (its "
+                     "bootstrap CI covers patient sampling and the variation between repeats); the held-out risk "
+                     "groups, their log-rank p and hazard ratio, and the held-out Kaplan-Meier "
+                     "figure are those of repeat 1 only (one out-of-fold risk group per patient).</p>")
+    surrogates = volume_surrogates_in_model(run.coefs, run.volcorr, primary)
+    if not surrogates.empty:
+        listed = ", ".join(f"{f} (Spearman rho {r:+.2f})" for f, r in surrogates.itertuples(index=False))
+        parts.append(f'<p class="note">{len(surrogates)} of the final {_esc(primary)} model\'s features '
+                     f"{'is a volume surrogate' if len(surrogates) == 1 else 'are volume surrogates'} "
+                     f"(|Spearman| with tumour volume &ge; 0.9 across patients): {_esc(listed)}. What they add "
+                     "may be tumour size; compare with the volume-only baseline.</p>")
+    return parts
+
+
+def _model_tables(run: _Run) -> list[str]:
+    """Model comparison, figures, selection frequency, coefficients, selection, published signatures."""
+    from radsurv.report.figures import model_comparison_table
+
+    parts = []
+    comp = model_comparison_table(run.perf) if not run.perf.empty else pd.DataFrame()
+    if not comp.empty:
+        parts += ["<h3>Model comparison (held-out, 95% bootstrap CI)</h3>", _table(comp),
+                  f"<p>All metrics: {run.link('performance')}. Harrell's and Uno's C, time-dependent AUC "
+                  "and the integrated Brier score are scikit-survival's.</p>"]
+    for key, alt in (("td_auc_png", "Time-dependent AUC"), ("calibration_png", "Calibration"),
+                     ("forest_png", "Forest plot of the final model")):
+        if run.inputs.get(key):
+            parts += [f"<h3>{_esc(alt)}</h3>", _img(run.inputs[key], alt)]
+    if not run.freq.empty:
+        parts += ["<h3>Selection frequency across outer folds (top 15)</h3>",
+                  _table(run.freq.sort_values("fraction_of_fits", ascending=False).head(15))]
+    parts += ["<h3>Final model coefficients</h3>", _table(run.coefs),
+              "<h3>Feature selection (training patients)</h3>", _table(run.selection)]
+    if not run.published.empty:
+        parts += ["<h3>Published signatures</h3>", _table(run.published)]
+    return parts
+
+
+def _model_section(run: _Run) -> list[str]:
+    primary = str(run.metrics.get("primary_model", "radiomics"))
+    return (['<h2 id="model">Model</h2>',
+             "<p>Every data-dependent step (scaling, redundancy reduction, selection, tuning, imputation and the "
+             "risk cut-off) was fitted on training patients only and applied unchanged to held-out patients. "
+             f"{_esc(run.metrics.get('design_description', ''))}</p>"]
+            + _model_headline(run, primary) + _model_tables(run)
+            + [f"<p>Files: {run.link('coefficients')}, {run.link('predictions')}, {run.link('metrics')}.</p>"])
+
+
+def _km_section(run: _Run) -> list[str]:
+    repeats = run.repeats
+    parts = ['<h2 id="km">Risk groups: Kaplan-Meier curves</h2>', "<h3>Held-out patients</h3>"]
+    if repeats > 1:
+        parts.append(f"<p>Out-of-fold risk groups of repeat 1 of the {repeats} cross-validation repeats (the "
+                     f"C-index above is the mean over all {repeats}).</p>")
+    return parts + [
+        _img(run.inputs["km_test"], "Kaplan-Meier curves of held-out patients by risk group"),
+        "<h3>Development cohort (final model, apparent)</h3>",
+        _img(run.inputs["km_train"], "Kaplan-Meier curves of development patients by risk group"),
+        f"<p>Figures: {run.link('km_test')}, {run.link('km_train')}.</p>"]
+
+
+def _checklist_section(run: _Run) -> list[str]:
+    from radsurv.report.checklist import rqs_items, rqs_total
+
+    inputs = run.inputs
+    pert_summary = None
+    if inputs.get("rob_summary_perturbation") and Path(inputs["rob_summary_perturbation"]).exists():
+        pert_summary = json.loads(Path(inputs["rob_summary_perturbation"]).read_text())
+    rows = rqs_items(study_facts(run.rob, run.metrics, run.calib, pert_summary))
+    earned, open_max = rqs_total(rows)
+    return ['<h2 id="checklist">Checklist: Radiomics Quality Score</h2>',
+            f"<p>Items of the RQS (Lambin et al., Nat Rev Clin Oncol 2017) that this run can answer earn {earned} "
+            f"points; items marked <em>supply yourself</em> (up to {open_max} more points) depend on what the "
+            "pipeline cannot know. Points are only claimed for what this run did.</p>",
+            _table(pd.DataFrame(rows))]
+
+
+def _input_checks(run: _Run) -> list[tuple[str, str, str]]:
+    """SHA-256 of the clinical table, the image sheet and the converted scans' input files."""
+    from radsurv.ingest.dicomio import files_sha256
+
+    cohort = run.config.get("cohort", {})
+    checks = []
+    for label, key in (("clinical table", "clinical_table"), ("image sheet", "image_sheet")):
+        path = cohort.get(key)
+        if path and Path(path).is_file():
+            checks.append((label, Path(path).name, files_sha256([path])))
+    scan_digest = converted_inputs_sha256(run.inputs.get("converted") or [])
+    if scan_digest:
+        n, digest = scan_digest
+        source = "image sheet files" if cohort.get("image_sheet") else "DICOM files"
+        checks.append((f"{source} of the {n} converted scans", "per scan: provenance.json input_sha256", digest))
+    return checks
+
+
+def _software_section(run: _Run) -> list[str]:
+    parts = ['<h2 id="software">Software and inputs</h2>',
+             _table(pd.DataFrame(sorted(versions().items()), columns=["package", "version"]))]
+    checks = _input_checks(run)
+    if checks:
+        parts.append(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
+    config = shareable_config(json.loads(json.dumps(dict(run.config))))
+    parts += ["<h3>Configuration used</h3>", f"<pre>{_esc(yaml.safe_dump(config, sort_keys=False))}</pre>"]
+    return parts
+
+
 def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path: str | Path) -> None:
     """Write ``results/report/report.html`` from the workflow's result files.
 
@@ -289,183 +545,15 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     published, volume_correlation, td_auc_png, calibration_png, forest_png,
     heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
     """
-    from radsurv.ingest.dicomio import files_sha256
-    from radsurv.report.checklist import rqs_items, rqs_total
-    from radsurv.report.figures import model_comparison_table
-
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rdir = out.parent
-    scans = pd.read_csv(inputs["scans"], sep="\t", dtype={"patient_id": str})
-    clinical = pd.read_csv(inputs["clinical"], sep="\t", dtype={"patient_id": str})
-    features = pd.read_csv(inputs["features"], sep="\t", dtype={"patient_id": str})
-    qc = pd.read_csv(inputs["qc"], sep="\t", dtype=str, keep_default_na=False)
-    rob = json.loads(Path(inputs["robustness"]).read_text())
-    pred = pd.read_csv(inputs["predictions"], sep="\t", dtype={"patient_id": str})
-    metrics = json.loads(Path(inputs["metrics"]).read_text())
-    coefs = pd.read_csv(inputs["coefficients"], sep="\t")
-    selection = pd.read_csv(inputs["selection"], sep="\t")
-    perf = _read_tsv(inputs.get("performance"))
-    calib = _read_tsv(inputs.get("calibration"))
-    freq = _read_tsv(inputs.get("selection_frequency"))
-    published = _read_tsv(inputs.get("published"))
-    volcorr = _read_tsv(inputs.get("volume_correlation"))
-    unit = config.get("cohort", {}).get("time_unit", "months")
-
-    parts: list[str] = []
-    add = parts.append
+    run = _read_run(inputs, config, out.parent)
     title = config.get("cohort", {}).get("name") or "radsurv study"
-    add(f"<h1>radsurv report: {_esc(title)}</h1>")
-    sections = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
-                ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
-                ("km", "Risk groups"), ("checklist", "Checklist"), ("software", "Software and inputs")]
-    add("<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in sections) + "</nav>")
-
-    # Cohort
-    add('<h2 id="cohort">Cohort</h2>')
-    summary = cohort_summary(scans, features, clinical, pred, rob)
-    summary.loc[summary["quantity"].str.startswith("median follow-up"), "value"] += f" {unit}"
-    add(_table(summary))
-    add(f"<p>Files: {_link(inputs['scans'], rdir)}, {_link(inputs['clinical'], rdir)}, "
-        f"{_link(inputs['features'], rdir)}.</p>")
-
-    # QC
-    add('<h2 id="qc">Quality control</h2>')
-    n_ex = int((qc["status"] == "excluded").sum())
-    n_warn = int((qc["status"] == "warning").sum())
-    box = "ok" if n_ex == 0 else "note"
-    add(f'<p class="{box}">{n_ex} exclusion(s) and {n_warn} warning(s). Every case not listed here was '
-        f"processed completely. Full table: {_link(inputs['qc'], rdir)}.</p>")
-    add(_table(qc))
-
-    # Settings
-    add('<h2 id="settings">Settings</h2>')
-    if config.get("site"):
-        add(f"<p>Site preset: <code>{_esc(config['site'])}</code> (config/sites/), with the study's overrides.</p>")
-    for key, label in (("preprocessing", "Preprocessing"), ("extraction", "Feature extraction")):
-        sub = config.get(key, {})
-        add(f"<h3>{label}</h3>")
-        add(_table(pd.DataFrame([(k, json.dumps(v)) for k, v in sub.items()], columns=["setting", "value"])))
-
-    # Features
-    add('<h2 id="features">Features</h2>')
-    n_feat = len([c for c in features.columns if c not in ("scan_id", "patient_id", "session")])
-    add(f"<p>{n_feat} features per scan (pyradiomics; IBSI-conformant preprocessing by radsurv).</p>")
-    if not volcorr.empty:
-        flag = next((c for c in volcorr.columns if "surrogate" in c or c == "flag"), None)
-        n_flag = int(volcorr[flag].astype(bool).sum()) if flag else 0
-        add(f"<p>{n_flag} features correlate with tumour volume at |Spearman| &ge; 0.9 across patients and are "
-            f"flagged as volume surrogates: {_link(inputs['volume_correlation'], rdir)}.</p>")
-    if inputs.get("heatmap_png"):
-        add(_img(inputs["heatmap_png"], "Correlation heatmap of robust features"))
-
-    # Robustness
-    add('<h2 id="robustness">Robustness</h2>')
-    if rob.get("assessed"):
-        desc = rob.get("description") or (
-            f"{_esc(rob['form'])} {'lower bound of the 95% CI' if rob.get('use_lower_bound') else 'estimate'} "
-            f"&ge; {rob['threshold']:.2f}")
-        add(f"<p>{rob['n_robust']} of {rob['n_features']} features are robust. {_esc(desc)} Only robust "
-            f"features are offered to the model. Table: {_link(inputs['icc'], rdir)}.</p>")
-    else:
-        add('<p class="note">Robustness was NOT assessed (too few test-retest pairs and no perturbation '
-            "analysis): all features were offered to the model.</p>")
-    add(_img(inputs["icc_plot"], "ICC by feature class"))
-    by = pd.DataFrame(rob.get("by_class", []))
-    if not by.empty:
-        add("<p>Robust / total features per image type (rows) and feature class (columns):</p>")
-        add(_table(robust_counts_pivot(by)))
-    for key in sorted(k for k in inputs if k.startswith("rob_fig_")):
-        label = key[len("rob_fig_"):].replace("_", " ")
-        add(f"<h3>{_esc(label)}</h3>")
-        add(_img(inputs[key], label))
-
-    # Model
-    add('<h2 id="model">Model</h2>')
-    add("<p>Every data-dependent step (scaling, redundancy reduction, selection, tuning, imputation and the "
-        "risk cut-off) was fitted on training patients only and applied unchanged to held-out patients. "
-        f"{_esc(metrics.get('design_description', ''))}</p>")
-    repeats = cv_repeats(metrics, config)
-    primary = str(metrics.get("primary_model", "radiomics"))
-    vs_volume = versus_volume(perf, primary)
-    box = "ok" if vs_volume.startswith(f"the {primary} model discriminates better") else ("note" if vs_volume else "ok")
-    add(f'<p class="{box}">{_esc(headline(metrics, perf, repeats))}</p>')
-    if repeats > 1:
-        add(f"<p>Each held-out metric is the mean over the {repeats} repeats of the cross-validation (its "
-            "bootstrap CI covers patient sampling and the variation between repeats); the held-out risk groups, their log-rank p and hazard ratio, and the held-out Kaplan-Meier "
-            "figure are those of repeat 1 only (one out-of-fold risk group per patient).</p>")
-    surrogates = volume_surrogates_in_model(coefs, volcorr, primary)
-    if not surrogates.empty:
-        listed = ", ".join(f"{f} (Spearman rho {r:+.2f})" for f, r in surrogates.itertuples(index=False))
-        add(f'<p class="note">{len(surrogates)} of the final {_esc(primary)} model\'s features '
-            f"{'is a volume surrogate' if len(surrogates) == 1 else 'are volume surrogates'} "
-            f"(|Spearman| with tumour volume &ge; 0.9 across patients): {_esc(listed)}. What they add may be "
-            "tumour size; compare with the volume-only baseline.</p>")
-    comp = model_comparison_table(perf) if not perf.empty else pd.DataFrame()
-    if not comp.empty:
-        add("<h3>Model comparison (held-out, 95% bootstrap CI)</h3>")
-        add(_table(comp))
-        add(f"<p>All metrics: {_link(inputs['performance'], rdir)}. Harrell's and Uno's C, time-dependent AUC "
-            "and the integrated Brier score are scikit-survival's.</p>")
-    for key, alt in (("td_auc_png", "Time-dependent AUC"), ("calibration_png", "Calibration"),
-                     ("forest_png", "Forest plot of the final model")):
-        if inputs.get(key):
-            add(f"<h3>{_esc(alt)}</h3>")
-            add(_img(inputs[key], alt))
-    if not freq.empty:
-        add("<h3>Selection frequency across outer folds (top 15)</h3>")
-        add(_table(freq.sort_values("fraction_of_fits", ascending=False).head(15)))
-    add("<h3>Final model coefficients</h3>")
-    add(_table(coefs))
-    add("<h3>Feature selection (training patients)</h3>")
-    add(_table(selection))
-    if not published.empty:
-        add("<h3>Published signatures</h3>")
-        add(_table(published))
-    add(f"<p>Files: {_link(inputs['coefficients'], rdir)}, {_link(inputs['predictions'], rdir)}, "
-        f"{_link(inputs['metrics'], rdir)}.</p>")
-
-    # KM
-    add('<h2 id="km">Risk groups: Kaplan-Meier curves</h2>')
-    add("<h3>Held-out patients</h3>")
-    if repeats > 1:
-        add(f"<p>Out-of-fold risk groups of repeat 1 of the {repeats} cross-validation repeats (the "
-            f"C-index above is the mean over all {repeats}).</p>")
-    add(_img(inputs["km_test"], "Kaplan-Meier curves of held-out patients by risk group"))
-    add("<h3>Development cohort (final model, apparent)</h3>")
-    add(_img(inputs["km_train"], "Kaplan-Meier curves of development patients by risk group"))
-    add(f"<p>Figures: {_link(inputs['km_test'], rdir)}, {_link(inputs['km_train'], rdir)}.</p>")
-
-    # Checklist
-    add('<h2 id="checklist">Checklist: Radiomics Quality Score</h2>')
-    pert_summary = None
-    if inputs.get("rob_summary_perturbation") and Path(inputs["rob_summary_perturbation"]).exists():
-        pert_summary = json.loads(Path(inputs["rob_summary_perturbation"]).read_text())
-    rows = rqs_items(study_facts(rob, metrics, calib, pert_summary))
-    earned, open_max = rqs_total(rows)
-    add(f"<p>Items of the RQS (Lambin et al., Nat Rev Clin Oncol 2017) that this run can answer earn {earned} "
-        f"points; items marked <em>supply yourself</em> (up to {open_max} more points) depend on what the "
-        "pipeline cannot know. Points are only claimed for what this run did.</p>")
-    add(_table(pd.DataFrame(rows)))
-
-    # Software
-    add('<h2 id="software">Software and inputs</h2>')
-    add(_table(pd.DataFrame(sorted(versions().items()), columns=["package", "version"])))
-    checks = []
-    for label, key in (("clinical table", "clinical_table"), ("image sheet", "image_sheet")):
-        path = config.get("cohort", {}).get(key)
-        if path and Path(path).is_file():
-            checks.append((label, Path(path).name, files_sha256([path])))
-    scan_digest = converted_inputs_sha256(inputs.get("converted") or [])
-    if scan_digest:
-        n, digest = scan_digest
-        source = "image sheet files" if config.get("cohort", {}).get("image_sheet") else "DICOM files"
-        checks.append((f"{source} of the {n} converted scans", "per scan: provenance.json input_sha256", digest))
-    if checks:
-        add(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
-    add("<h3>Configuration used</h3>")
-    add(f"<pre>{_esc(yaml.safe_dump(shareable_config(json.loads(json.dumps(dict(config)))), sort_keys=False))}</pre>")
-
+    parts = [f"<h1>radsurv report: {_esc(title)}</h1>",
+             "<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS) + "</nav>"]
+    for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
+                    _model_section, _km_section, _checklist_section, _software_section):
+        parts += section(run)
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>radsurv report: {_esc(title)}</title><style>{CSS}</style></head><body>"
            + "\n".join(parts) + "</body></html>\n")

@@ -19,6 +19,16 @@ _FAMILY_COLOURS = {"original": "tab:blue", "LoG": "tab:green", "wavelet LLL": "t
                    "wavelet detail": "tab:red"}
 
 
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (PNG; the folder is created) and close it; returns the path."""
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def image_family(image_type: str) -> str:
     """``original``, ``LoG``, ``wavelet LLL`` (low-pass) or ``wavelet detail`` (any H band)."""
     t = str(image_type).lower()
@@ -57,21 +67,7 @@ def plot_icc_by_class(tables: pd.DataFrame | Mapping[str, pd.DataFrame], out_pat
         fams = [f for f in FAMILIES if f in set(data["family"])] + sorted(set(data["family"]) - set(FAMILIES))
         width = 0.8 / len(fams)
         for j, fam in enumerate(fams):
-            pos, vals = [], []
-            for i, c in enumerate(classes):
-                v = data.loc[(data["feature_class"] == c) & (data["family"] == fam), "icc"].to_numpy()
-                if len(v):
-                    pos.append(i + 1 - 0.4 + width * (j + 0.5))
-                    vals.append(v)
-            if not vals:
-                continue
-            colour = _FAMILY_COLOURS.get(fam, "tab:gray")
-            ax.boxplot(vals, positions=pos, widths=width * 0.85, showfliers=False, patch_artist=True,
-                       boxprops={"facecolor": colour, "alpha": 0.25}, medianprops={"color": colour})
-            for p, v in zip(pos, vals):
-                ax.scatter(p + rng.uniform(-width / 3, width / 3, len(v)), v, s=3, alpha=0.4, color=colour)
-            n_rob = int(data.loc[data["family"] == fam, "robust"].sum()) if "robust" in data else 0
-            ax.scatter([], [], color=colour, label=f"{fam} ({n_rob}/{int((data['family'] == fam).sum())} robust)")
+            _family_boxes(ax, data, classes, fam, width, j, rng)
         ax.set_xticks(range(1, len(classes) + 1), classes)
         ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.2f} (on the {crit})")
         ax.set_ylabel(ylabel or f"{name} ICC (estimate)")
@@ -83,6 +79,26 @@ def plot_icc_by_class(tables: pd.DataFrame | Mapping[str, pd.DataFrame], out_pat
     fig.tight_layout()
     fig.savefig(out_path, dpi=150)
     plt.close(fig)
+
+
+def _family_boxes(ax: plt.Axes, data: pd.DataFrame, classes: list[str], fam: str, width: float, j: int,
+                  rng: np.random.Generator) -> None:
+    """One image family's ICC box and jittered points per feature class (``j``: its slot in a class)."""
+    pos, vals = [], []
+    for i, c in enumerate(classes):
+        v = data.loc[(data["feature_class"] == c) & (data["family"] == fam), "icc"].to_numpy()
+        if len(v):
+            pos.append(i + 1 - 0.4 + width * (j + 0.5))
+            vals.append(v)
+    if not vals:
+        return
+    colour = _FAMILY_COLOURS.get(fam, "tab:gray")
+    ax.boxplot(vals, positions=pos, widths=width * 0.85, showfliers=False, patch_artist=True,
+               boxprops={"facecolor": colour, "alpha": 0.25}, medianprops={"color": colour})
+    for p, v in zip(pos, vals):
+        ax.scatter(p + rng.uniform(-width / 3, width / 3, len(v)), v, s=3, alpha=0.4, color=colour)
+    n_rob = int(data.loc[data["family"] == fam, "robust"].sum()) if "robust" in data else 0
+    ax.scatter([], [], color=colour, label=f"{fam} ({n_rob}/{int((data['family'] == fam).sum())} robust)")
 
 
 def plot_bland_altman(long: pd.DataFrame, table: pd.DataFrame, out_path: str | Path, replicate: str,
