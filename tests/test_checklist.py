@@ -46,8 +46,8 @@ def test_report_pivots_robust_counts():
 
     from radsurv.report.html import robust_counts_pivot
 
-    by = pd.DataFrame({"image_type": ["original", "original", "wavelet-HHH"], "feature_class": ["shape", "glcm", "glcm"],
-                       "robust": [11, 0, 4], "total": [17, 24, 24]})
+    by = pd.DataFrame({"image_type": ["original", "original", "wavelet-HHH"],
+                       "feature_class": ["shape", "glcm", "glcm"], "robust": [11, 0, 4], "total": [17, 24, 24]})
     wide = robust_counts_pivot(by).set_index("image type")
     assert wide.loc["original", "shape"] == "11/17" and wide.loc["wavelet-HHH", "shape"] == ""
     assert wide.loc["original", "all classes"] == "11/41"

@@ -46,12 +46,15 @@ def test_pseudonym_reference_values() -> None:
         ("SOP 2.25.329800735698586629295641978511506172918 missing",
          f"SOP {uid_pseudonym('2.25.329800735698586629295641978511506172918')} missing"),
         # the DICOM standard's own UIDs identify nobody: kept
-        ("transfer syntax 1.2.840.10008.1.2.4.90 is not supported", "transfer syntax 1.2.840.10008.1.2.4.90 is not supported"),
+        ("transfer syntax 1.2.840.10008.1.2.4.90 is not supported",
+         "transfer syntax 1.2.840.10008.1.2.4.90 is not supported"),
         # not UIDs: versions, floats, IP addresses, sizes
-        ("numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1", "numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1"),
+        ("numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1",
+         "numpy 1.26.4, pyradiomics 3.1.4, spacing 0.977 mm, host 10.0.0.1"),
         ("P-1_S2 has 2.5 ml", "P-1_S2 has 2.5 ml"),
     ],
-    ids=["plain", "sentence-end", "list", "parentheses", "pacs-layout", "uuid-derived", "standard-uid", "not-uids", "float"],
+    ids=["plain", "sentence-end", "list", "parentheses", "pacs-layout", "uuid-derived", "standard-uid", "not-uids",
+         "float"],
 )
 def test_scrub_named_cases(text: str, expected: str) -> None:
     assert scrub_uids(text) == expected

@@ -77,8 +77,9 @@ def main() -> None:
         write_status(conv / "status.json", True, "conversion", scan_id="B_S1", patient_id="B", session=1)
         prep = tmp / "preprocessed"
         stages.preprocessing(conv, prep, site["preprocessing"])
-        print(f"case: {case}; preprocessed ROI: {int(sitk.GetArrayFromImage(sitk.ReadImage(str(prep / 'mask.nii.gz'))).sum())} "
-              f"voxels (morphological), {int(sitk.GetArrayFromImage(sitk.ReadImage(str(prep / 'mask_intensity.nii.gz'))).sum())} (intensity)")
+        n_morph = int(sitk.GetArrayFromImage(sitk.ReadImage(str(prep / "mask.nii.gz"))).sum())
+        n_intensity = int(sitk.GetArrayFromImage(sitk.ReadImage(str(prep / "mask_intensity.nii.gz"))).sum())
+        print(f"case: {case}; preprocessed ROI: {n_morph} voxels (morphological), {n_intensity} (intensity)")
         print("| filters | features | radsurv stage (s) | bare execute (s) | ratio |")
         print("|---|---|---|---|---|")
         for label, filters in (("none", {"log_sigma_mm": [], "wavelet": False}),
@@ -88,10 +89,10 @@ def main() -> None:
             bare_params = {k: v for k, v in params.items() if k != "radsurv"}
             out = tmp / "scan.json"
 
-            def ours() -> None:
+            def ours(out: Path = out, extraction: dict = extraction) -> None:
                 stages.extraction(prep, out, extraction, site["preprocessing"])
 
-            def bare() -> None:
+            def bare(bare_params: dict = bare_params) -> None:
                 RadiomicsFeatureExtractor(bare_params).execute(
                     str(prep / "image.nii.gz"), str(prep / "mask_intensity.nii.gz"), label=1)
 

@@ -167,7 +167,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
                       batch_wall_s=batch, dag_s=dag_full, run_cpu_s=run_cpu, stages=per_stage)
     row.update(startup_s=float(startup["startup_s"].sum()),
                startup_share_of_jobs=float(startup["startup_s"].sum()) / row["jobs_wall_s"],
-               load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s, geometry=geometry, targets=targets,
+               load_avg_1min=(load_before, os.getloadavg()[0]), dag_fresh_s=dag_fresh, generate_s=gen_s,
+               geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),
                workload=(workload or {}).get("name", "custom"),
                workload_description=(workload or {}).get("description", ""),

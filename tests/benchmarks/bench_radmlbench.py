@@ -145,7 +145,8 @@ def main() -> None:
     df["reference_auc"] = [float(ref.loc[n, "auc_standard"]) for n in df["dataset"]]
     df.to_csv(args.out / "radmlbench_auc.csv", index=False)
     md = ["# radMLBench: nested-CV AUC (radsurv.modelling.classification defaults)", "", head, "",
-          "| data set | n | features | nested-CV AUC (95% CI) | reference (not nested) | volume AUC | chosen (most often) | s |",
+          "| data set | n | features | nested-CV AUC (95% CI) | reference (not nested) | volume AUC "
+          "| chosen (most often) | s |",
           "|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
         md.append(f"| {r.dataset} | {r.n} | {r.features} | {r.auc:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
