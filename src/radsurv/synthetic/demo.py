@@ -87,7 +87,6 @@ so a de-identification test can prove that none of them leaks downstream.
 They are listed in ``phi_values.json``. No real person is described.
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -128,6 +127,9 @@ from radsurv.synthetic.truth import (
     simulate_cohort,
 )
 
+# The module docstring is copied into every cohort's README.md (byte-identical cohorts: edit it
+# only on purpose). The model it documents lives in radsurv.synthetic.truth (quantities) and
+# radsurv.synthetic.render (voxels, polygons); the files are written by radsurv.synthetic.dicom_writer.
 __all__ = ["TPS_PREFIX", "generate_demo_cohort", "main", "tps_export"]
 
 log = logging.getLogger(__name__)
