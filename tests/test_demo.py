@@ -1,4 +1,4 @@
-"""Tests of the synthetic demo cohort generator (radsurv.synthetic.demo)."""
+"""Tests of the synthetic demo cohort (radsurv.synthetic.demo, .truth, .render)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import SimpleITK as sitk
 from matplotlib.path import Path as MplPath
 
 from radsurv.synthetic import demo as demo
+from radsurv.synthetic.dicom_writer import CT_IMAGE_STORAGE, RT_STRUCTURE_SET_STORAGE
+from radsurv.synthetic.render import SPINE_CENTRE
+from radsurv.synthetic.truth import BETA, LUNG_CENTRE, Geometry, simulate_cohort
 
 SEED = 7
 N_PAT, N_RETEST = 4, 2
@@ -69,7 +72,7 @@ def _contours(rt: pydicom.Dataset, name: str) -> list[pydicom.Dataset]:
 # ---------------------------------------------------------------------------
 def test_files_layout_and_sop_classes(cohort, datasets) -> None:
     out, summary = cohort
-    geom = demo.Geometry()
+    geom = Geometry()
     assert summary["n_scans"] == N_PAT + N_RETEST
     assert summary["n_dicom_files"] == len(datasets) == (N_PAT + N_RETEST) * (geom.n_slices + 1)
     for path, ds in datasets.items():
@@ -78,7 +81,7 @@ def test_files_layout_and_sop_classes(cohort, datasets) -> None:
         assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
         assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-        expected = {"CT": demo.CT_IMAGE_STORAGE, "RTSTRUCT": demo.RT_STRUCTURE_SET_STORAGE}
+        expected = {"CT": CT_IMAGE_STORAGE, "RTSTRUCT": RT_STRUCTURE_SET_STORAGE}
         assert ds.SOPClassUID == expected[ds.Modality]
         assert ds.PatientID == path.relative_to(out / "dicom").parts[0]
     sop_uids = [ds.SOPInstanceUID for ds in datasets.values()]
@@ -105,7 +108,7 @@ def test_ct_header_fields(datasets) -> None:
 def test_ct_series_read_by_simpleitk_with_plausible_hu(datasets, truth) -> None:
     series = _series(datasets)
     assert len(series) == N_PAT + N_RETEST
-    geom = demo.Geometry()
+    geom = Geometry()
     for uid, slices in series.items():
         folder = Path(next(p for p, d in datasets.items() if d is slices[0]).parent)
         reader = sitk.ImageSeriesReader()
@@ -115,17 +118,17 @@ def test_ct_series_read_by_simpleitk_with_plausible_hu(datasets, truth) -> None:
         assert img.GetSpacing() == pytest.approx((geom.dx, geom.dx, geom.dz))
         arr = sitk.GetArrayFromImage(img).astype(float)  # z, y, x in HU
 
-        def box_mean(x: float, y: float, z: float, r: int = 2) -> float:
+        def box_mean(x: float, y: float, z: float, r: int = 2, img=img, arr=arr) -> float:
             i, j, k = img.TransformPhysicalPointToIndex((x, y, z))
             return float(arr[k - r:k + r + 1, j - r:j + r + 1, i - r:i + r + 1].mean())
 
         row = truth.loc[slices[0].PatientID]
         other = -1.0 if row.tumour_side == "left" else 1.0  # the lung without tumour
-        assert box_mean(other * demo.LUNG_CENTRE[0], demo.LUNG_CENTRE[1], 0.0) == \
+        assert box_mean(other * LUNG_CENTRE[0], LUNG_CENTRE[1], 0.0) == \
             pytest.approx(-850, abs=40)
         assert box_mean(0.0, -50.0, 0.0) == pytest.approx(40, abs=25)  # anterior soft tissue
         assert box_mean(-95.0, -95.0, 0.0) < -980  # air in the corner
-        assert box_mean(*demo.SPINE_CENTRE, 0.0, r=1) > 250  # bone marrow
+        assert box_mean(*SPINE_CENTRE, 0.0, r=1) > 250  # bone marrow
         # the tumour centre is soft-tissue dense although it sits in a lung
         assert box_mean(row.tumour_x_mm, row.tumour_y_mm, row.tumour_z_mm, r=1) > -200
 
@@ -161,13 +164,13 @@ def test_rtstruct_references_and_contours_on_slice_planes(datasets) -> None:
                 pts = np.asarray(c.ContourData, dtype=float).reshape(-1, 3)
                 assert len(pts) == c.NumberOfContourPoints >= 3
                 ref = c.ContourImageSequence[0]
-                assert ref.ReferencedSOPClassUID == demo.CT_IMAGE_STORAGE
+                assert ref.ReferencedSOPClassUID == CT_IMAGE_STORAGE
                 assert ref.ReferencedSOPInstanceUID in z_of
                 assert np.allclose(pts[:, 2], z_of[ref.ReferencedSOPInstanceUID], atol=1e-4)
 
 
 def test_gtv_polygons_give_the_planted_volume(datasets, truth) -> None:
-    thickness = demo.Geometry().dz
+    thickness = Geometry().dz
     seen = 0
     for rt in _rtstructs(datasets):
         row = truth.loc[rt.PatientID]
@@ -301,21 +304,39 @@ def test_same_seed_gives_identical_bytes(cohort, tmp_path) -> None:
     assert _tree_digest(single, "dicom") == _tree_digest(out, "dicom/RSD-001")
 
 
+#: sha256 of files of the seed-7 cohort as written before the package was split (issue #16): the
+#: generative model, the draw order and the DICOM encoding are frozen; a change here changes every
+#: downstream result of the demo. (Pinned versions: requirements.lock.)
+PINNED = {
+    "clinical.csv": "26349167202af6b5bc32df49d457da44b5eff4fde015b400da54b157c8f9a9d4",
+    "truth.csv": "e3f350b4dfffe8711d3a83b5c0526ee72db16cfdcceeec5a2477ec146d57d0fd",
+    "dicom/RSD-001/1/RTSTRUCT/0001.dcm": "e11624ed25ad30e3c8a29c5610f0c9dc9e34d8a296e29cbea8263b0a1611a3e8",
+    "dicom/RSD-001/2/RTSTRUCT/0001.dcm": "670d5ef9a674bfedca2ef052fe1530d2bff5c70464a44e03fbdf20006ad9c2e8",
+    "dicom/RSD-001/1/CT/0020.dcm": "55566a445c0e466798541509f596234630f615f0c31e5937ebc1d44a73a2cfb5",
+}
+
+
+def test_output_is_pinned(cohort) -> None:
+    out, _ = cohort
+    digests = {rel: hashlib.sha256((out / rel).read_bytes()).hexdigest() for rel in PINNED}
+    assert digests == PINNED
+
+
 def test_different_seed_gives_different_data(cohort, tmp_path) -> None:
     out, _ = cohort
     other = tmp_path / "other"
     demo.generate_demo_cohort(other, 1, 0, seed=SEED + 1)
     rel = Path("dicom/RSD-001/1/CT/0020.dcm")
     assert (other / rel).read_bytes() != (out / rel).read_bytes()
-    a = demo.simulate_cohort(N_PAT, N_RETEST, SEED).clinical
-    b = demo.simulate_cohort(N_PAT, N_RETEST, SEED + 1).clinical
+    a = simulate_cohort(N_PAT, N_RETEST, SEED).clinical
+    b = simulate_cohort(N_PAT, N_RETEST, SEED + 1).clinical
     assert not a.equals(b)
     pd.testing.assert_frame_equal(a, pd.read_csv(out / "clinical.csv"), check_dtype=False)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5, 6, 7, 42, 2024])
 def test_censoring_fraction_of_default_cohort(seed: int) -> None:
-    c = demo.simulate_cohort(40, 15, seed)
+    c = simulate_cohort(40, 15, seed)
     assert 0.3 <= c.censored_fraction <= 0.4
     clin = c.clinical
     assert list(clin.columns) == ["patient_id", "os_months", "os_event", "age", "stage"]
@@ -329,7 +350,7 @@ def test_planted_signal_is_recoverable_on_held_out_patients() -> None:
 
     cs, stage_rho = [], []
     for seed in range(6):
-        c = demo.simulate_cohort(40, 15, seed)
+        c = simulate_cohort(40, 15, seed)
         df = c.truth[["log_volume", "heterogeneity_hu"]].assign(
             T=c.clinical.os_months, E=c.clinical.os_event)
         train, test = df.iloc[:25], df.iloc[25:]
@@ -344,8 +365,8 @@ def test_planted_signal_is_recoverable_on_held_out_patients() -> None:
 def test_truth_table_is_consistent(truth) -> None:
     t = truth
     assert len(t) == N_PAT and t.has_retest.sum() == N_RETEST
-    lp = (demo.BETA["z_log_volume"] * t.z_log_volume
-          + demo.BETA["z_heterogeneity"] * t.z_heterogeneity + demo.BETA["z_age"] * t.z_age)
+    lp = (BETA["z_log_volume"] * t.z_log_volume
+          + BETA["z_heterogeneity"] * t.z_heterogeneity + BETA["z_age"] * t.z_age)
     assert np.allclose(lp, t.linear_predictor, atol=1e-3)
     assert np.allclose(np.log(t.volume_ml), t.log_volume, atol=1e-4)
     r_eq = (3 * t.volume_ml * 1000 / (4 * np.pi)) ** (1 / 3)
@@ -400,9 +421,9 @@ def test_cli_writes_a_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_invalid_arguments_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        demo.simulate_cohort(4, 5)
+        simulate_cohort(4, 5)
     with pytest.raises(ValueError):
-        demo.Geometry(rows=64, cols=64)
+        Geometry(rows=64, cols=64)
     with pytest.raises(SystemExit):
         demo.main(["--out", str(tmp_path), "--pixel-spacing", "0.5"])
 
@@ -412,8 +433,8 @@ def test_anatomy_scale_gives_an_adult_thorax_with_lung1_sized_tumours() -> None:
     grow by the cube of the scale (median near Lung1's 39 ml), outcomes and planted
     z-scores stay those of scale 1, and tall scans keep tumours inside the lungs."""
     geo = {"rows": 512, "cols": 512, "pixel_spacing": 0.9, "n_slices": 100, "slice_thickness": 3.0}
-    base = demo.simulate_cohort(40, 0, 42, **geo)
-    big = demo.simulate_cohort(40, 0, 42, anatomy_scale=1.45, **geo)
+    base = simulate_cohort(40, 0, 42, **geo)
+    big = simulate_cohort(40, 0, 42, anatomy_scale=1.45, **geo)
     ratio = big.truth["volume_ml"] / base.truth["volume_ml"]
     assert np.allclose(ratio, 1.45**3, rtol=1e-3)  # truth.csv rounds to 0.1 ul
     assert 25 < big.truth["volume_ml"].median() < 50
@@ -425,4 +446,4 @@ def test_anatomy_scale_gives_an_adult_thorax_with_lung1_sized_tumours() -> None:
         # tumour centre within the lung's cranio-caudal extent (the slab is 300 mm tall)
         assert abs(p1.tumour_centre_mm[2] - p1.lung_z_mm) + p1.tumour_semi_axes_mm[2] < p1.lung_semi_mm[2]
     with pytest.raises(ValueError, match="smaller than the phantom body"):
-        demo.Geometry(anatomy_scale=1.45)  # the demo's 205 mm field of view is too small
+        Geometry(anatomy_scale=1.45)  # the demo's 205 mm field of view is too small

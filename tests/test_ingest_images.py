@@ -13,12 +13,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 from test_dicomio import make_ct, make_rtstruct, scan_for, square, z_of
 
 from radsurv.errors import CaseError
 from radsurv.ingest.dicomio import convert_scan, discover, pet_suv_factors
+from radsurv.synthetic.small_series import make_pet
 
 PET_SOP = "1.2.840.10008.5.1.4.1.1.128"
 MR_SOP = "1.2.840.10008.5.1.4.1.1.4"
@@ -33,44 +32,6 @@ WEIGHT_KG, DOSE_BQ = 70.0, 370e6
 CONC_BQML = 9000.0
 #: The expected SUVbw for CONC_BQML at 1 h after injection, decay-corrected to the scan start.
 SUV_1H = CONC_BQML * WEIGHT_KG * 1000.0 / (DOSE_BQ * F18_LEFT_AFTER_1H)
-
-
-def make_pet(folder: Path, *, decay_correction: str = "START", units: str = "BQML", weight: float | None = WEIGHT_KG,
-             start_dt: bool = True, series_time: str = "110000", acq_step_s: int = 0) -> dict[str, object]:
-    """A constant CONC_BQML PET series, injected 10:00:00, series start 11:00:00.
-
-    Each slice stores CONC/slope with its own RescaleSlope (as scanners do).
-    ``acq_step_s`` spaces the slices' AcquisitionTime (for DecayCorrection NONE).
-    """
-    ct = make_ct(folder, study_date="20220301", study_time="093000")
-    for k, f in enumerate(ct["files"]):  # type: ignore[arg-type]
-        ds = pydicom.dcmread(f)
-        ds.Modality = "PT"
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = PET_SOP
-        slope = 0.5 + 0.25 * k
-        ds.RescaleSlope = f"{slope:g}"
-        ds.RescaleIntercept = 0
-        ds.PixelData = np.full((32, 32), round(CONC_BQML / slope), dtype=np.uint16).tobytes()
-        ds.Units = units
-        ds.DecayCorrection = decay_correction
-        ds.CorrectedImage = ["ATTN", "DECY"] if decay_correction != "NONE" else ["ATTN"]
-        ds.SeriesDate = "20220301"
-        ds.SeriesTime = series_time
-        ds.AcquisitionDate = "20220301"
-        t = 11 * 3600 + k * acq_step_s
-        ds.AcquisitionTime = f"{t // 3600:02d}{t % 3600 // 60:02d}{t % 60:02d}"
-        if weight is not None:
-            ds.PatientWeight = weight
-        rp = Dataset()
-        rp.Radiopharmaceutical = "Fluorodeoxyglucose"
-        rp.RadionuclideTotalDose = DOSE_BQ
-        rp.RadionuclideHalfLife = F18_HALF_LIFE_S
-        rp.RadiopharmaceuticalStartTime = "100000"
-        if start_dt:
-            rp.RadiopharmaceuticalStartDateTime = "20220301100000"
-        ds.RadiopharmaceuticalInformationSequence = Sequence([rp])
-        ds.save_as(f)
-    return ct
 
 
 def _pet_scan(tmp_path: Path, **kw: object):

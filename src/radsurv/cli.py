@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     if args[0] == "init":
-        from radsurv.init import main as init_main
+        from radsurv.init.command import main as init_main
 
         return init_main(args[1:])
     print(f"radsurv: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
