@@ -35,7 +35,8 @@ EXPECTED = [
     # clinical rows without an analysable scan: one summary row (issue #15), not one per patient
     ("", "clinical", "warning", "4 patient(s) in clinical.csv have no analysable scan and are not modelled "
                                 "(e.g. RSD-007, RSD-008, RSD-010, RSD-099)"),
-    ("", "discovery", "warning", "non-DICOM file(s) ignored: " + ", ".join(map(F, ["README.txt", "RSD-001/export.log", "RSD-002/IMG0001"]))),
+    ("", "discovery", "warning",
+     "non-DICOM file(s) ignored: " + ", ".join(map(F, ["README.txt", "RSD-001/export.log", "RSD-002/IMG0001"]))),
     ("", "discovery", "warning", f"{F('RSD-016/empty.dcm')} is empty"),
 ]
 

@@ -289,7 +289,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     published, volume_correlation, td_auc_png, calibration_png, forest_png,
     heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
     """
-    from radsurv.ingest.dicomio import files_sha256
+    from radsurv.ingest.converted import files_sha256
     from radsurv.report.checklist import rqs_items, rqs_total
     from radsurv.report.figures import model_comparison_table
 
