@@ -64,6 +64,13 @@ def test_discovery_and_records_stay_light() -> None:
     assert not {"pydicom", "numpy", "SimpleITK", "pandas"} & records
 
 
+def test_reading_the_clinical_table_needs_no_scikit_learn() -> None:
+    """The clinical stage and the config checks read the table; only the encoder (a model
+    step, :mod:`radsurv.ingest.clinical_encoder`) is a scikit-learn transformer."""
+    assert not {m for m in _imported_by("radsurv.ingest.clinical") if m.split(".")[0] == "sklearn"}
+    assert "sklearn.base" in _imported_by("radsurv.ingest.clinical_encoder")
+
+
 def test_ingest_imports_form_a_dag() -> None:
     """No import cycle inside ingest, not even one hidden in a function-level import."""
     graph = {f"radsurv.ingest.{p.stem}": _ingest_imports(p) for p in INGEST.glob("*.py") if p.stem != "__init__"}

@@ -31,7 +31,7 @@ from radsurv.qc import qc_row
 log = logging.getLogger(__name__)
 
 #: The schema of one sheet row, beside the config schema.
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "images.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "images.schema.yaml"
 
 
 def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
