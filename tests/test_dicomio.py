@@ -1,4 +1,5 @@
-"""Tests of radsurv.ingest.dicomio: discovery, geometry checks, rasterisation, SEG and PHI hygiene."""
+"""Tests of DICOM ingestion (radsurv.ingest.discovery, .images, .rtstruct, .seg, .convert): discovery,
+geometry checks, rasterisation, SEG and PHI hygiene."""
 
 from __future__ import annotations
 
@@ -17,16 +18,10 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from radsurv.errors import CaseError
-from radsurv.ingest.dicomio import (
-    Discovery,
-    ScanRecord,
-    convert_scan,
-    discover,
-    physical_to_continuous_index,
-    read_manifest,
-    safe,
-    write_discovery,
-)
+from radsurv.ingest.contours import physical_to_continuous_index
+from radsurv.ingest.convert import convert_scan
+from radsurv.ingest.discovery import discover
+from radsurv.ingest.records import Discovery, ScanRecord, read_manifest, safe, write_discovery
 from radsurv.privacy import file_pseudonym as F
 from radsurv.privacy import header_uids, uid_pseudonym
 from radsurv.qc import read_qc
@@ -121,7 +116,8 @@ def test_dicom_samples_broken_references(shared_data: Path, tmp_path: Path) -> N
     assert f"{F('rt-utils/mock_data/non_existent_reference_rt.dcm')} references 3 images" in text
     # pydicom: structure set on a series that is not there
     # (UIDs appear as pseudonyms: radsurv.privacy)
-    assert (f"{F('pydicom/rtstruct.dcm')} references series {uid_pseudonym('1.2.826.0.1.3680043.8.498.2010020400001.2.1.1')} "
+    missing_series = uid_pseudonym("1.2.826.0.1.3680043.8.498.2010020400001.2.1.1")
+    assert (f"{F('pydicom/rtstruct.dcm')} references series {missing_series} "
             "which is not in the input folder") in text
     # dicompyler: 97 of 98 slices are missing
     assert "97 of which are not in the input folder" in text
@@ -464,7 +460,7 @@ def test_contour_data_presence_is_read_without_decoding(tmp_path):
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    from radsurv.ingest.dicomio import _has_contour_data
+    from radsurv.ingest.headers import _has_contour_data
 
     items = []
     for data in ([1.5, -2.25, 3.0] * 2, [], None):
@@ -495,16 +491,16 @@ def test_discovery_in_several_processes_gives_the_same_result(tmp_path: Path, mo
     one process -- on a cohort with every discovery fault (truncated, empty, non-DICOM,
     duplicate, unreferenced, localizer) and with chunks small enough that every worker
     gets files of several patients."""
-    import radsurv.ingest.dicomio as dicomio
+    import radsurv.ingest.headers as headers
     from radsurv.synthetic.faulty import generate_faulty_cohort
 
     generate_faulty_cohort(tmp_path / "cohort", seed=7)
     dicom = tmp_path / "cohort" / "dicom"
     one = discover(dicom)
-    monkeypatch.setattr(dicomio, "DISCOVERY_CHUNK", 7)
+    monkeypatch.setattr(headers, "DISCOVERY_CHUNK", 7)
     calls = []
-    real = dicomio._examine
-    monkeypatch.setattr(dicomio, "_examine", lambda path, root: calls.append(path) or real(path, root))
+    real = headers._examine
+    monkeypatch.setattr(headers, "_examine", lambda path, root: calls.append(path) or real(path, root))
     many = discover(dicom, workers=workers)
     assert not calls  # every header was read in a worker process (they append to their own copy)
     assert len(one.scans) >= 10 and len(one.qc) >= 8

@@ -127,7 +127,8 @@ def test_preprocessing_diagnostics_match_ibsi(nifti_tables, ibsi_data):
 
 def test_dicom_path_reaches_the_same_counts(nifti_tables, ibsi_data, shared_data, tmp_path):
     """DICOM + RTSTRUCT -> conversion -> the same preprocessing and extraction."""
-    from radsurv.ingest.dicomio import convert_scan, discover
+    from radsurv.ingest.convert import convert_scan
+    from radsurv.ingest.discovery import discover
 
     _, refs, mapping = ibsi_data
     disc = discover(shared_data / "ibsi" / "ct_phantom" / "dicom")

@@ -18,7 +18,8 @@ import SimpleITK as sitk
 from test_dicomio import circle, make_ct, make_rtstruct, scan_for, square, z_of
 
 from radsurv.errors import CaseError
-from radsurv.ingest.dicomio import convert_scan, physical_to_continuous_index
+from radsurv.ingest.contours import physical_to_continuous_index
+from radsurv.ingest.convert import convert_scan
 
 #: Radius (mm) of a 1 ml sphere: (3 * 1000 / (4 pi)) ** (1/3).
 R_1ML = (3000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
@@ -76,7 +77,7 @@ def test_ibsi_gtv_volume_against_rim_rasteriser(shared_data: Path, tmp_path: Pat
     """On the IBSI phantom the reference mask agrees with centre-inside, not with a rim."""
     import pydicom
 
-    from radsurv.ingest.dicomio import discover
+    from radsurv.ingest.discovery import discover
 
     root = shared_data / "ibsi" / "ct_phantom"
     scan = discover(root).scans[0]

@@ -16,7 +16,9 @@ import SimpleITK as sitk
 from test_dicomio import make_ct, make_rtstruct, scan_for, square, z_of
 
 from radsurv.errors import CaseError
-from radsurv.ingest.dicomio import convert_scan, discover, pet_suv_factors
+from radsurv.ingest.convert import convert_scan
+from radsurv.ingest.discovery import discover
+from radsurv.ingest.pet import pet_suv_factors
 from radsurv.synthetic.small_series import make_pet
 
 PET_SOP = "1.2.840.10008.5.1.4.1.1.128"

@@ -10,7 +10,8 @@ from pydicom.uid import generate_uid
 from test_dicomio import make_ct, make_rtstruct, square, z_of
 
 from radsurv import stages
-from radsurv.ingest.dicomio import discover, scan_label
+from radsurv.ingest.discovery import discover
+from radsurv.ingest.records import scan_label
 
 GTV = [(1, "GTV", [square(-5.5, 4.5, -5.5, 4.5, z_of(3))])]
 

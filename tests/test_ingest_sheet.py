@@ -15,7 +15,8 @@ from conftest import snakemake_run, tiny_config
 from radsurv import stages
 from radsurv.errors import CaseError
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
-from radsurv.ingest.dicomio import SCAN_COLUMNS, convert_scan, read_manifest
+from radsurv.ingest.convert import convert_scan
+from radsurv.ingest.records import SCAN_COLUMNS, read_manifest
 from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
 
 
@@ -155,8 +156,8 @@ def test_sheet_cohort_runs_the_same_later_stages(tiny_run: Path, tmp_path: Path)
     scans = pd.read_csv(tiny_run / "ingest" / "scans.tsv", sep="\t", dtype={"patient_id": str})
     keep = scans[scans["patient_id"].isin(sorted(scans["patient_id"].unique())[:3])]
     for r in keep.itertuples():
-        stages.conversion(tiny_run / "ingest" / "private" / "manifests" / f"{r.scan_id}.json", tmp_path / "whole" / r.scan_id,
-                          "^GTV", "first")
+        stages.conversion(tiny_run / "ingest" / "private" / "manifests" / f"{r.scan_id}.json",
+                          tmp_path / "whole" / r.scan_id, "^GTV", "first")
     rows = [(r.patient_id, str(tmp_path / "whole" / r.scan_id / CONVERTED_IMAGE_FILE),
              str(tmp_path / "whole" / r.scan_id / CONVERTED_MASK_FILE), r.modality, r.session,
              r.days_from_first) for r in keep.itertuples()]

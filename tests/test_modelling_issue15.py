@@ -16,7 +16,8 @@ import yaml
 from sksurv.metrics import concordance_index_ipcw
 from test_modelling import planted_cohort
 
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec
+from radsurv.ingest.clinical import CovariateSpec
+from radsurv.ingest.clinical_encoder import ClinicalEncoder
 from radsurv.modelling import metrics as M
 from radsurv.modelling.study import StudyConfig, run_study
 

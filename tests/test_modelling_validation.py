@@ -13,7 +13,8 @@ import yaml
 from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc
 from test_modelling import _load_lung1, planted_cohort
 
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
+from radsurv.ingest.clinical import CovariateSpec, complete_case_ids
+from radsurv.ingest.clinical_encoder import ClinicalEncoder
 from radsurv.modelling import metrics as M
 from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
 

@@ -174,7 +174,7 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 #: What a per-scan job's fresh Python process imports before its first line of work:
 #: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
 STARTUP_IMPORTS = {
-    "scan": "import snakemake.script, radsurv.stages, radsurv.ingest.dicomio, radiomics.featureextractor",
+    "scan": "import snakemake.script, radsurv.stages, radsurv.ingest.convert, radiomics.featureextractor",
 }
 
 

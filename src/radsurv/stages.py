@@ -57,7 +57,8 @@ def discovery(dicom_dir: str | Path, scans_tsv: str | Path, manifest_dir: str | 
     patient's second scan is labelled ``retest`` or ``follow-up`` in scans.tsv.
     ``threads``: processes reading the file headers (same result for any number).
     """
-    from radsurv.ingest.dicomio import discover, write_discovery
+    from radsurv.ingest.discovery import discover
+    from radsurv.ingest.records import write_discovery
     from radsurv.privacy import register_input_root
 
     register_input_root(dicom_dir)  # a path under it in any message or log becomes a file pseudonym
@@ -73,7 +74,7 @@ def sheet_discovery(image_sheet: str | Path, scans_tsv: str | Path, manifest_dir
 
     Writes the same scans.tsv, manifests and discovery QC as :func:`discovery`.
     """
-    from radsurv.ingest.dicomio import write_discovery
+    from radsurv.ingest.records import write_discovery
     from radsurv.ingest.sheet import discover_sheet
     from radsurv.privacy import register_input_root
 
@@ -92,7 +93,8 @@ def conversion(manifest: str | Path, out_dir: str | Path, roi_pattern: str, roi_
     neighbourhood only (:func:`radsurv.features.preprocess.conversion_margin_mm`); without, whole.
     """
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE, conversion_margin_mm
-    from radsurv.ingest.dicomio import convert_scan, read_manifest
+    from radsurv.ingest.convert import convert_scan
+    from radsurv.ingest.records import read_manifest
     from radsurv.privacy import register_input_root
 
     scan = read_manifest(Path(manifest))

@@ -11,7 +11,7 @@ rendered on a 512 x 512 x 150 grid (0.8 mm pixels, 2 mm slices: 409.6 mm field o
 
 Measured, each in a fresh Python process (so that peak memory is that of one task):
 
-* ``radsurv``: :func:`radsurv.ingest.dicomio.discover` on the folder + :func:`convert_scan`
+* ``radsurv``: :func:`radsurv.ingest.discovery.discover` on the folder + :func:`convert_scan`
   (header pass with geometry checks, GDCM read, pydicom rescale check on 3 slices,
   RTSTRUCT rasterisation of the GTV, NIfTI writing with compression).
 * ``sitk``: ``ImageSeriesReader.GetGDCMSeriesFileNames`` + ``ImageSeriesReader.Execute``
@@ -42,7 +42,8 @@ def _vm(key: str) -> float:
 def _worker(kind: str, folder: Path, out: Path) -> None:
     import SimpleITK as sitk
 
-    from radsurv.ingest.dicomio import convert_scan, discover
+    from radsurv.ingest.convert import convert_scan
+    from radsurv.ingest.discovery import discover
 
     base = _vm("VmRSS")
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Batch labels for harmonisation: a clinical column and/or the scanner facts ingestion records.
 
 Ingestion writes one ``results/scans/<scan>/converted/provenance.json`` per scan
-(:func:`radsurv.ingest.dicomio.convert_scan`) with, among others, ``manufacturer``
+(:func:`radsurv.ingest.convert.convert_scan`) with, among others, ``manufacturer``
 (DICOM Manufacturer), ``model`` (ManufacturerModelName), ``kernel``
 (ConvolutionKernel) and ``spacing`` (x, y, z in mm). Ingestion does not record the
 SliceThickness tag; the slice *spacing* (``spacing[2]``, the distance between

@@ -29,6 +29,7 @@ _EVENT_VALUES = {
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """One clinical table, every cell as text (CSV, or TSV for ``.tsv``/``.tab``/``.txt``)."""
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
 
@@ -93,7 +94,7 @@ def read_clinical_tables(path: str | Path | Sequence[str | Path], id_col: str) -
             ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
             log.info("clinical tables %s: %d id(s) of %s matched ignoring leading zeros (e.g. %s)",
                      name, len(renamed), p.name, ex)
-            t[id_col] = t[id_col].map(lambda v: renamed.get(v, v))
+            t[id_col] = t[id_col].map(lambda v, renamed=renamed: renamed.get(v, v))
         merged = merged.merge(t, on=id_col, how="outer", sort=False).fillna("")
     assert merged is not None
     return merged, name
@@ -130,6 +131,18 @@ def load_clinical(
             f"{list(raw.columns)}. Fix cohort.columns in the config."
         )
     qc: list[dict[str, str]] = []
+    keep = _outcome_rows(raw, id_col, time_col, event_col, covariates, table_name, single, qc)
+    table = pd.DataFrame(keep, columns=["patient_id", "time", "event", *covariates])
+    table["event"] = table["event"].astype(int)
+    if image_ids is not None:
+        table = _match_images(table, list(image_ids), image_source, table_name, qc)
+    return table.sort_values("patient_id").reset_index(drop=True), qc
+
+
+def _outcome_rows(raw: pd.DataFrame, id_col: str, time_col: str, event_col: str, covariates: list[str],
+                  table_name: str, single: bool, qc: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The usable rows (patient_id, time, event, covariates) in table order; an ``excluded`` QC row
+    for every duplicated id (once), empty id, missing/negative time and non-binary event."""
     keep: list[dict[str, Any]] = []
     ids = raw[id_col].str.strip()
     dup = set(ids[ids.duplicated()])
@@ -145,61 +158,69 @@ def load_clinical(
             continue
         if pid in dup:
             continue
-        t_raw = str(row[time_col]).strip()
-        try:
-            t = float(t_raw)
-        except ValueError:
-            t = float("nan")
-        if not np.isfinite(t):
-            qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{at}: survival time '{t_raw}' in column "
-                             f"'{time_col}' is missing or not a number"))
+        problem, rec = _outcome(row, time_col, event_col, at)
+        if problem:
+            qc.append(qc_row(pid, "", STAGE, "excluded", problem))
             continue
-        if t < 0:
-            qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{at}: survival time {t:g} is negative"))
-            continue
-        e_raw = str(row[event_col]).strip().lower()
-        if e_raw not in _EVENT_VALUES:
-            qc.append(qc_row(pid, "", STAGE, "excluded",
-                             f"{at}: event '{row[event_col]}' in column "
-                             f"'{event_col}' is not 0/1 (or yes/no, dead/alive)"))
-            continue
-        rec: dict[str, Any] = {"patient_id": pid, "time": t, "event": _EVENT_VALUES[e_raw]}
+        rec = {"patient_id": pid, **rec}
         for c in covariates:
             rec[c] = row[c] if str(row[c]).strip() != "" else None
         keep.append(rec)
-    table = pd.DataFrame(keep, columns=["patient_id", "time", "event", *covariates])
-    table["event"] = table["event"].astype(int)
-    if image_ids is not None:
-        renamed = reconcile_ids(table["patient_id"].tolist(), list(image_ids))
-        if renamed:  # the images' spelling of the id is the cohort's
-            table["patient_id"] = table["patient_id"].map(lambda v: renamed.get(v, v))
-            ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
-            qc.append(qc_row("", "", STAGE, "warning",
-                             f"{len(renamed)} patient id(s) of {table_name} equal the images' ids only without "
-                             f"leading zeros (e.g. {ex}); matched"))
-        have = set(table["patient_id"])
-        bad = {q["patient_id"] for q in qc}
-        no_outcome = sorted(set(image_ids) - have - bad)
-        if image_source == "scans":  # their scans were processed: one exclusion row each
-            for pid in no_outcome:
-                qc.append(qc_row(pid, "", STAGE, "excluded",
-                                 f"patient {pid} has images but no row in {table_name}"))
-        elif no_outcome:
-            qc.append(qc_row("", "", STAGE, "excluded",
-                             f"{len(no_outcome)} patient(s) of the {image_source} have no row in {table_name} and "
-                             f"are not modelled (e.g. {_examples(no_outcome)})"))
-        clinical_only = sorted(have - set(image_ids))
-        if clinical_only:  # not part of the image cohort: one summary row, not one per patient
-            what = "no analysable scan" if image_source == "scans" else f"no row in the {image_source}"
-            qc.append(qc_row("", "", STAGE, "warning",
-                             f"{len(clinical_only)} patient(s) in {table_name} have {what} and are not modelled "
-                             f"(e.g. {_examples(clinical_only)})"))
-    return table.sort_values("patient_id").reset_index(drop=True), qc
+    return keep
+
+
+def _outcome(row: pd.Series, time_col: str, event_col: str, at: str) -> tuple[str, dict[str, Any]]:
+    """``("", {"time", "event"})`` of one row, or why it cannot be used (``at`` names the row)."""
+    t_raw = str(row[time_col]).strip()
+    try:
+        t = float(t_raw)
+    except ValueError:
+        t = float("nan")
+    if not np.isfinite(t):
+        return (f"{at}: survival time '{t_raw}' in column "
+                f"'{time_col}' is missing or not a number"), {}
+    if t < 0:
+        return f"{at}: survival time {t:g} is negative", {}
+    e_raw = str(row[event_col]).strip().lower()
+    if e_raw not in _EVENT_VALUES:
+        return (f"{at}: event '{row[event_col]}' in column "
+                f"'{event_col}' is not 0/1 (or yes/no, dead/alive)"), {}
+    return "", {"time": t, "event": _EVENT_VALUES[e_raw]}
+
+
+def _match_images(table: pd.DataFrame, image_ids: list[str], image_source: str, table_name: str,
+                  qc: list[dict[str, str]]) -> pd.DataFrame:
+    """The table with ids spelled as the images' (leading zeros); QC rows for patients with images
+    but no outcome row and (one summary row) for outcome rows without images."""
+    renamed = reconcile_ids(table["patient_id"].tolist(), image_ids)
+    if renamed:  # the images' spelling of the id is the cohort's
+        table["patient_id"] = table["patient_id"].map(lambda v: renamed.get(v, v))
+        ex = ", ".join(f"{a} = {b}" for a, b in sorted(renamed.items())[:3])
+        qc.append(qc_row("", "", STAGE, "warning",
+                         f"{len(renamed)} patient id(s) of {table_name} equal the images' ids only without "
+                         f"leading zeros (e.g. {ex}); matched"))
+    have = set(table["patient_id"])
+    bad = {q["patient_id"] for q in qc}
+    no_outcome = sorted(set(image_ids) - have - bad)
+    if image_source == "scans":  # their scans were processed: one exclusion row each
+        for pid in no_outcome:
+            qc.append(qc_row(pid, "", STAGE, "excluded",
+                             f"patient {pid} has images but no row in {table_name}"))
+    elif no_outcome:
+        qc.append(qc_row("", "", STAGE, "excluded",
+                         f"{len(no_outcome)} patient(s) of the {image_source} have no row in {table_name} and "
+                         f"are not modelled (e.g. {_examples(no_outcome)})"))
+    clinical_only = sorted(have - set(image_ids))
+    if clinical_only:  # not part of the image cohort: one summary row, not one per patient
+        what = "no analysable scan" if image_source == "scans" else f"no row in the {image_source}"
+        qc.append(qc_row("", "", STAGE, "warning",
+                         f"{len(clinical_only)} patient(s) in {table_name} have {what} and are not modelled "
+                         f"(e.g. {_examples(clinical_only)})"))
+    return table
 
 
 def _examples(ids: Sequence[str], k: int = 5) -> str:
+    """The first ``k`` ids, comma-separated, with ``...`` when there are more."""
     return ", ".join(ids[:k]) + (", ..." if len(ids) > k else "")
 
 
@@ -340,101 +361,3 @@ def complete_case_ids(table: pd.DataFrame, specs: Sequence[CovariateSpec]) -> tu
         else:
             keep.append(pid)
     return keep, qc
-
-
-try:  # the encoder is a scikit-learn transformer (modelling extra)
-    from sklearn.base import BaseEstimator, TransformerMixin
-except ImportError:  # pragma: no cover - the clinical stage alone needs no scikit-learn
-    BaseEstimator = TransformerMixin = object  # type: ignore[misc,assignment]
-
-
-class ClinicalEncoder(TransformerMixin, BaseEstimator):
-    """scikit-learn transformer: clinical covariates (text) -> standardised model columns.
-
-    Everything is learnt from the training patients in :meth:`fit`: the imputation
-    value of each covariate (median for numeric and ordinal codes, the most frequent
-    level for categorical), the categorical levels (if not configured) and the
-    mean/SD used to standardise each output column. :meth:`transform` applies them
-    unchanged; a categorical level never seen in training gets all indicators 0 and
-    a warning.
-
-    Args:
-        specs: list of :class:`CovariateSpec` as dicts (``CovariateSpec.to_dict``),
-            so the estimator stays clonable.
-    """
-
-    def __init__(self, specs: Sequence[Mapping[str, Any]] = ()) -> None:
-        self.specs = specs
-
-    def _specs(self) -> list[CovariateSpec]:
-        return [CovariateSpec(**dict(s)) for s in self.specs]
-
-    def _raw(self, X: pd.DataFrame) -> dict[str, tuple[list[Any], list[bool]]]:
-        return {s.name: s.parse(list(X[s.name])) for s in self._specs()}
-
-    def fit(self, X: pd.DataFrame, y: Any = None) -> ClinicalEncoder:
-        import warnings
-
-        raw = self._raw(X)
-        self.fill_: dict[str, Any] = {}
-        self.levels_: dict[str, list[str]] = {}
-        self.n_missing_train_: dict[str, int] = {}
-        for s in self._specs():
-            vals, miss = raw[s.name]
-            self.n_missing_train_[s.name] = int(sum(miss))
-            present = [v for v, m in zip(vals, miss, strict=True) if not m]
-            if not present:
-                raise ValueError(f"clinical covariate {s.name!r} is missing for every training patient")
-            if s.type == "numeric":
-                self.fill_[s.name] = float(np.median(present))
-            elif s.type == "ordinal":
-                codes = [s.levels.index(v) for v in present]
-                self.fill_[s.name] = float(np.median(codes))
-            else:
-                levels = s.levels or sorted(set(present))
-                counts = pd.Series(present).value_counts()
-                self.fill_[s.name] = str(sorted(counts[counts == counts.max()].index)[0])
-                self.levels_[s.name] = list(levels)
-                if len(levels) < 2:
-                    warnings.warn(f"categorical covariate {s.name!r} has one level in training", RuntimeWarning,
-                                  stacklevel=2)
-        M = self._matrix(raw, fit=True)
-        self.mean_ = M.mean(axis=0)
-        sd = M.std(axis=0, ddof=1) if len(M) > 1 else np.zeros(M.shape[1])
-        self.scale_ = np.where(sd > 0, sd, 1.0)
-        return self
-
-    def _matrix(self, raw: Mapping[str, tuple[list[Any], list[bool]]], fit: bool = False) -> np.ndarray:
-        import warnings
-
-        cols: list[np.ndarray] = []
-        names: list[str] = []
-        for s in self._specs():
-            vals, miss = raw[s.name]
-            if s.type == "numeric":
-                cols.append(np.array([self.fill_[s.name] if m else v for v, m in zip(vals, miss, strict=True)], float))
-                names.append(s.name)
-            elif s.type == "ordinal":
-                cols.append(np.array([self.fill_[s.name] if m else s.levels.index(v)
-                                      for v, m in zip(vals, miss, strict=True)], float))
-                names.append(s.name)
-            else:
-                levels = self.levels_[s.name]
-                filled = [self.fill_[s.name] if m else v for v, m in zip(vals, miss, strict=True)]
-                unseen = sorted({v for v in filled if v not in levels})
-                if unseen:
-                    warnings.warn(f"covariate {s.name!r}: level(s) {unseen} not seen in training "
-                                  "(coded as the reference level)", RuntimeWarning, stacklevel=3)
-                for lv in levels[1:]:
-                    cols.append(np.array([1.0 if v == lv else 0.0 for v in filled]))
-                    names.append(f"{s.name}={lv}")
-        if fit:
-            self.feature_names_out_ = names
-        return np.column_stack(cols) if cols else np.zeros((len(next(iter(raw.values()))[0]) if raw else 0, 0))
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        M = (self._matrix(self._raw(X)) - self.mean_) / self.scale_
-        return pd.DataFrame(M, index=X.index, columns=self.feature_names_out_)
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray(self.feature_names_out_, dtype=object)

@@ -7,9 +7,9 @@ CSV/TSV sheet (``cohort.image_sheet``) with one row per scan:
 ``days_from_first``, ``mask_label`` (optional); see
 ``workflow/schemas/images.schema.yaml``. Relative paths are relative to the
 sheet's folder. :func:`discover_sheet` turns the sheet into the same
-:class:`~radsurv.ingest.dicomio.Discovery` (scans.tsv, one manifest per scan, QC rows)
+:class:`~radsurv.ingest.records.Discovery` (scans.tsv, one manifest per scan, QC rows)
 as DICOM discovery, so every later stage is unchanged; conversion
-(:func:`convert_sheet_scan`) checks that image and mask share one voxel grid
+(:func:`radsurv.ingest.sheet_convert.convert_sheet_scan`) checks that image and mask share one voxel grid
 (never a silent resample) and writes the same converted image and mask files.
 """
 
@@ -23,26 +23,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
-from radsurv.errors import CaseError
-from radsurv.ingest.dicomio import (
-    STAGE_CONVERSION,
-    STAGE_DISCOVERY,
-    Discovery,
-    ScanRecord,
-    files_sha256,
-    safe,
-    scan_label,
-    shown_file,
-    write_image_and_mask,
-)
+from radsurv.ingest.records import STAGE_DISCOVERY, Discovery, ScanRecord, safe, scan_label
+from radsurv.ingest.schema import load_schema, problems
 from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)
 
 #: The schema of one sheet row, beside the config schema.
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "images.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "images.schema.yaml"
 
 
 def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
@@ -94,8 +83,6 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
 def sheet_problems(df: pd.DataFrame, schema_path: str | Path = SCHEMA_PATH, name: str = "image sheet"
                    ) -> dict[int, list[str]]:
     """Every way each row breaks the sheet schema, as sentences, keyed by row index (0-based)."""
-    from radsurv.config import load_schema, problems
-
     schema = load_schema(schema_path)
     out: dict[int, list[str]] = {}
     for i, row in enumerate(df.to_dict("records")):
@@ -156,160 +143,74 @@ def discover_sheet(path: str | Path, retest_max_days: int = 30) -> Discovery:
     with a QC row naming the line and file; the other rows go on.
     """
     path = Path(path)
-    base = path.parent
     disc = Discovery()
-    df = read_sheet(path)
-    bad = sheet_problems(df)
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def add(pid: str, sid: str, status: str, reason: str) -> None:
-        disc.qc.append(qc_row(pid, sid, STAGE_DISCOVERY, status, reason))
-        (log.warning if status == "excluded" else log.info)("discovery %s: %s", status, reason)
-
-    for i, rec in enumerate(df.to_dict("records")):
-        rec = _record(rec)
-        line = i + 2
-        pid = str(rec.get("patient_id", ""))
-        if i in bad:
-            add(pid, "", "excluded", f"{path.name} line {line}: " + "; ".join(bad[i]))
-            continue
-        img, msk = _resolve(rec["image"], base), _resolve(rec["mask"], base)
-        # the sheet line locates the file; its name (often the patient's) is not repeated
-        missing = [f"{what} file" for what, p in (("image", img), ("mask", msk)) if not p.is_file()]
-        if missing:
-            add(pid, "", "excluded", f"{path.name} line {line}: {' and '.join(missing)} not found "
-                                     f"(paths are relative to the sheet's folder)")
-            continue
-        rows[pid].append({**rec, "line": line, "image": img.resolve(), "mask": msk.resolve()})
-
+    rows = _usable_rows(disc, path, read_sheet(path))
     used: dict[str, str] = {}
     for pid in sorted(rows):
         spid = safe(pid)
         if spid in used and used[spid] != pid:
-            add(pid, "", "excluded", f"patient id {pid!r} gives the same file-name-safe id {spid!r} as "
-                                     f"{used[spid]!r}; rename one of them")
+            _add_qc(disc, pid, "", "excluded", f"patient id {pid!r} gives the same file-name-safe id {spid!r} as "
+                                               f"{used[spid]!r}; rename one of them")
             continue
         used[spid] = pid
-        recs = sorted(rows[pid], key=lambda r: (r.get("session", 1 << 30), r.get("days_from_first", 0), r["line"]))
-        sessions = [r["session"] for r in recs if "session" in r]
-        if len(set(sessions)) < len(sessions):
-            add(pid, "", "warning", f"patient {pid} has the same session number on several lines of "
-                                    f"{path.name}; ordered by line")
-        undated = len(recs) > 1 and any("days_from_first" not in r for r in recs[1:])
-        for n, r in enumerate(recs, start=1):
-            sid = f"{spid}_S{n}"
-            days = float(r.get("days_from_first", 0.0)) if n > 1 else 0.0
-            dated = not (undated and "days_from_first" not in r)
-            disc.scans.append(ScanRecord(
-                scan_id=sid, patient_id=pid, session=n, days_from_first=int(round(days)),
-                modality=str(r["modality"]), series_uid="", study_uid="", n_images=1,
-                image_files=[str(r["image"])], contour_file=str(r["mask"]), contour_type="MASK",
-                cohort_root=str(base.resolve()),
-                hours_from_first=round(days * 24.0, 2), study_number=n,
-                label=scan_label(n, int(round(days)), retest_max_days, dated),
-                mask_label=int(r.get("mask_label", 0)),
-            ))
-            if n > 1 and not dated:
-                add(pid, sid, "warning", f"{path.name} line {r['line']}: no days_from_first for a repeat scan; "
-                                         f"retest or follow-up cannot be told (set to 0 days)")
+        _patient_scans(disc, path, pid, rows[pid], retest_max_days)
     log.info("image sheet %s: %d scans of %d patients, %d QC rows", path.name, len(disc.scans),
              len({s.patient_id for s in disc.scans}), len(disc.qc))
     return disc
 
 
-def _same_grid(a: sitk.Image, b: sitk.Image) -> str:
-    """'' when ``a`` and ``b`` share one voxel grid, else what differs (in words)."""
-    if a.GetSize() != b.GetSize():
-        return f"size {a.GetSize()} vs {b.GetSize()} voxels"
-    sp_a, sp_b = np.array(a.GetSpacing()), np.array(b.GetSpacing())
-    if not np.allclose(sp_a, sp_b, rtol=1e-4, atol=1e-5):
-        return f"spacing {tuple(np.round(sp_a, 4))} vs {tuple(np.round(sp_b, 4))} mm"
-    if not np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4):
-        return "orientation (direction cosines) differs"
-    shift = np.abs(np.array(a.GetOrigin()) - np.array(b.GetOrigin()))
-    if (shift > 0.01 * sp_a.min() + 1e-4).any():
-        return f"origin differs by up to {shift.max():.3f} mm"
-    return ""
+def _add_qc(disc: Discovery, pid: str, sid: str, status: str, reason: str) -> None:
+    """Append one discovery QC row and log it."""
+    disc.qc.append(qc_row(pid, sid, STAGE_DISCOVERY, status, reason))
+    (log.warning if status == "excluded" else log.info)("discovery %s: %s", status, reason)
 
 
-def convert_sheet_scan(scan: ScanRecord, image_out: Path, mask_out: Path,
-                       crop_margin_mm: float | None = None) -> dict[str, Any]:
-    """Check and copy one sheet row's image + mask to NIfTI; return its provenance.
+def _usable_rows(disc: Discovery, path: Path, df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The sheet's rows by patient (line number and resolved file paths added); a QC row for each
+    row that breaks the schema or names a file that does not exist."""
+    base = path.parent
+    bad = sheet_problems(df)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i, rec in enumerate(df.to_dict("records")):
+        rec = _record(rec)
+        line = i + 2
+        pid = str(rec.get("patient_id", ""))
+        if i in bad:
+            _add_qc(disc, pid, "", "excluded", f"{path.name} line {line}: " + "; ".join(bad[i]))
+            continue
+        img, msk = _resolve(rec["image"], base), _resolve(rec["mask"], base)
+        # the sheet line locates the file; its name (often the patient's) is not repeated
+        missing = [f"{what} file" for what, p in (("image", img), ("mask", msk)) if not p.is_file()]
+        if missing:
+            _add_qc(disc, pid, "", "excluded", f"{path.name} line {line}: {' and '.join(missing)} not found "
+                                               f"(paths are relative to the sheet's folder)")
+            continue
+        rows[pid].append({**rec, "line": line, "image": img.resolve(), "mask": msk.resolve()})
+    return rows
 
-    The mask must be on the image's voxel grid (size, spacing, orientation and
-    origin within 1 % of a voxel); it is never resampled. ``mask_label`` > 0
-    selects one label of a multi-label mask, else every non-zero voxel is the
-    ROI; a fractional (non-integer) mask is thresholded at 0.5. Metadata of the
-    input files is not carried over.
-    """
-    img_path, mask_path = Path(scan.image_files[0]), Path(scan.contour_file)
-    img_shown, mask_shown = shown_file(scan, img_path), shown_file(scan, mask_path)
-    try:
-        image = sitk.ReadImage(str(img_path))
-    except RuntimeError as exc:
-        raise CaseError(STAGE_CONVERSION, f"image file {img_shown} cannot be read ({str(exc)[-120:]})") from exc
-    try:
-        mask_in = sitk.ReadImage(str(mask_path))
-    except RuntimeError as exc:
-        raise CaseError(STAGE_CONVERSION, f"mask file {mask_shown} cannot be read ({str(exc)[-120:]})") from exc
-    for what, im, p in (("image", image, img_path), ("mask", mask_in, mask_path)):
-        if im.GetDimension() != 3 or im.GetNumberOfComponentsPerPixel() != 1:
-            raise CaseError(STAGE_CONVERSION, f"{what} file {shown_file(scan, p)} is not a 3D greyscale volume "
-                                              f"({im.GetDimension()}D, {im.GetNumberOfComponentsPerPixel()} "
-                                              f"component(s))")
-    problem = _same_grid(image, mask_in)
-    if problem:
-        raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} is not on the voxel grid of image "
-                                          f"{img_shown}: {problem} (radsurv does not resample masks silently)")
-    warnings: list[str] = []
-    m = sitk.GetArrayFromImage(mask_in)
-    label = int(getattr(scan, "mask_label", 0) or 0)
-    if label > 0:
-        sel = m == label
-        roi = f"label {label}"
-        if not sel.any():
-            found = [int(v) for v in np.unique(m) if v != 0][:10]
-            raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} has no voxel with label {label} "
-                                              f"(labels present: {found or 'none'})")
-    elif np.issubdtype(m.dtype, np.floating) and np.any((m > 0) & (m < 1)):
-        sel = m >= 0.5
-        roi = "mask >= 0.5"
-        warnings.append(f"mask {mask_shown} is fractional; voxels >= 0.5 kept")
-    else:
-        sel = m != 0
-        roi = "mask"
-        labels = [v for v in np.unique(m) if v != 0]
-        if len(labels) > 1:
-            warnings.append(f"mask {mask_shown} has {len(labels)} labels; all non-zero voxels used "
-                            f"(set mask_label to choose one)")
-    voxels = int(sel.sum())
-    if voxels == 0:
-        raise CaseError(STAGE_CONVERSION, f"mask {mask_shown} is empty (no non-zero voxel)")
-    for key in image.GetMetaDataKeys():
-        image.EraseMetaData(key)
-    pid = image.GetPixelID()
-    if pid == sitk.sitkFloat64:
-        vals = sitk.GetArrayViewFromImage(image)
-        if scan.modality == "CT" and np.all(np.mod(vals, 1) == 0) and vals.min() >= -32768 and vals.max() <= 32767:
-            image = sitk.Cast(image, sitk.sitkInt16)
-        else:
-            image = sitk.Cast(image, sitk.sitkFloat32)
-    region = write_image_and_mask(image, sel, image_out, mask_out, crop_margin_mm)
-    spacing = [float(s) for s in image.GetSpacing()]
-    units = {"CT": "HU (as stored in the image file)", "PT": "SUV (as stored in the image file)",
-             "MR": "native scanner units (as stored in the image file)"}.get(scan.modality, "as stored")
-    prov = {
-        "scan_id": scan.scan_id, "patient_id": scan.patient_id, "modality": scan.modality,
-        "series_uid": "", "source_image": img_shown, "source_mask": mask_shown,
-        "manufacturer": "", "model": "", "kernel": "",
-        "n_slices": int(image.GetSize()[2]), "spacing": spacing, "size": [int(s) for s in image.GetSize()],
-        "roi_name": roi, "roi_names_available": [roi], "voxel_count": voxels,
-        "roi_volume_ml": voxels * float(np.prod(spacing)) / 1000.0, "contour_type": "MASK",
-        "pixel_type": image.GetPixelIDTypeAsString(), "warnings": warnings, "units": units,
-        "input_sha256": files_sha256([img_path, mask_path]), "stored_region": region,
-    }
-    for w in warnings:
-        log.warning("%s: %s", scan.scan_id, w)
-    log.info("%s: image %s + mask %s, %d voxels (%.2f ml)", scan.scan_id, img_shown, mask_shown,
-             voxels, prov["roi_volume_ml"])
-    return prov
+
+def _patient_scans(disc: Discovery, path: Path, pid: str, rows: list[dict[str, Any]], retest_max_days: int) -> None:
+    """Append one patient's scans, ordered by session, days from first and line."""
+    spid = safe(pid)
+    recs = sorted(rows, key=lambda r: (r.get("session", 1 << 30), r.get("days_from_first", 0), r["line"]))
+    sessions = [r["session"] for r in recs if "session" in r]
+    if len(set(sessions)) < len(sessions):
+        _add_qc(disc, pid, "", "warning", f"patient {pid} has the same session number on several lines of "
+                                          f"{path.name}; ordered by line")
+    undated = len(recs) > 1 and any("days_from_first" not in r for r in recs[1:])
+    for n, r in enumerate(recs, start=1):
+        sid = f"{spid}_S{n}"
+        days = float(r.get("days_from_first", 0.0)) if n > 1 else 0.0
+        dated = not (undated and "days_from_first" not in r)
+        disc.scans.append(ScanRecord(
+            scan_id=sid, patient_id=pid, session=n, days_from_first=int(round(days)),
+            modality=str(r["modality"]), series_uid="", study_uid="", n_images=1,
+            image_files=[str(r["image"])], contour_file=str(r["mask"]), contour_type="MASK",
+            cohort_root=str(path.parent.resolve()),
+            hours_from_first=round(days * 24.0, 2), study_number=n,
+            label=scan_label(n, int(round(days)), retest_max_days, dated),
+            mask_label=int(r.get("mask_label", 0)),
+        ))
+        if n > 1 and not dated:
+            _add_qc(disc, pid, sid, "warning", f"{path.name} line {r['line']}: no days_from_first for a repeat scan; "
+                                               f"retest or follow-up cannot be told (set to 0 days)")

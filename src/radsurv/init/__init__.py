@@ -4,7 +4,7 @@ The command looks at the data and writes a complete, standalone config (nothing
 of ``config/config.yaml`` is needed underneath it), with a comment on every
 choice and a list of what it could not decide:
 
-* the DICOM folder, through the workflow's own discovery (:func:`radsurv.ingest.dicomio.discover`):
+* the DICOM folder, through the workflow's own discovery (:func:`radsurv.ingest.discovery.discover`):
   modalities, ROI names with the number of patients having each, repeat scans
   (days between a patient's scans) and the discovery QC findings; from these
   ``cohort.roi_pattern``, ``cohort.roi_policy``, ``site`` and the robustness method;

@@ -1,6 +1,6 @@
 """What ``radsurv init`` reads from a DICOM folder, and the ROI, site and robustness it proposes.
 
-:func:`survey_dicom` runs the workflow's own discovery (:func:`radsurv.ingest.dicomio.discover`)
+:func:`survey_dicom` runs the workflow's own discovery (:func:`radsurv.ingest.discovery.discover`)
 and summarises it in a :class:`DicomSurvey`: modalities, ROI names with the number of
 patients having each, repeat scans (days between a patient's scans) and the discovery QC
 findings. :func:`propose_roi`, :func:`propose_site` and :func:`propose_robustness` turn
@@ -82,7 +82,7 @@ def _body_part(path: str) -> str:
 
 def survey_dicom(dicom_dir: Path, retest_max_days: int = RETEST_MAX_DAYS, workers: int = 1) -> DicomSurvey:
     """Discover the scans of ``dicom_dir`` and summarise them (see :class:`DicomSurvey`)."""
-    from radsurv.ingest.dicomio import discover
+    from radsurv.ingest.discovery import discover
 
     root = Path(dicom_dir)
     disc = discover(root, retest_max_days=retest_max_days, workers=workers)

@@ -14,7 +14,7 @@ radiomics branch (``rad``)
 volume branch (``vol``)
     log(volume) -> :class:`Standardiser`.
 clinical branch (``clin``)
-    :class:`radsurv.ingest.clinical.ClinicalEncoder` (imputation, ordinal/one-hot coding,
+    :class:`radsurv.ingest.clinical_encoder.ClinicalEncoder` (imputation, ordinal/one-hot coding,
     standardisation, all learnt in training).
 
 The branches are joined by a :class:`sklearn.compose.ColumnTransformer` and feed
@@ -45,7 +45,7 @@ from sklearn.pipeline import Pipeline
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 
-from radsurv.ingest.clinical import ClinicalEncoder
+from radsurv.ingest.clinical_encoder import ClinicalEncoder
 from radsurv.modelling.legacy import _cluster, _spearman_abs, univariate_cox_score
 
 __all__ = [

@@ -509,7 +509,7 @@ def _checklist_section(run: _Run) -> list[str]:
 
 def _input_checks(run: _Run) -> list[tuple[str, str, str]]:
     """SHA-256 of the clinical table, the image sheet and the converted scans' input files."""
-    from radsurv.ingest.dicomio import files_sha256
+    from radsurv.ingest.converted import files_sha256
 
     cohort = run.config.get("cohort", {})
     checks = []
