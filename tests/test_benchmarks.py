@@ -18,7 +18,7 @@ def test_summarise_groups_per_rule(tmp_path):
 
 
 def test_stage_summary_splits_the_scan_job_and_is_not_a_rule(tmp_path):
-    """The per-scan job's stage costs (radsurv.stages.scan) sit beside the benchmark files:
+    """The per-scan job's stage costs (radsurv.workflow.scan.run_scan) sit beside the benchmark files:
     they make the per-stage table, and do not count as a rule (no double counting)."""
     (tmp_path / "scan").mkdir()
     (tmp_path / "scan" / "A_S1.tsv").write_text(HEADER + "6.0\t0:00:06\t400.0\t1\t1\t1\t0\t0\t90\t5.0\n")

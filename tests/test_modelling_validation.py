@@ -309,7 +309,7 @@ def test_signature_missing_feature_is_an_error(tmp_path):
 
 
 def test_stage_starts_from_feature_and_clinical_tables(tmp_path):
-    from radsurv.stages import MODEL_OUTPUTS, modelling
+    from radsurv.workflow.modelling import MODEL_OUTPUTS, fit_models, model_files
 
     X, clin = planted_cohort(n=70, n_noise=10, seed=17)
     X.reset_index().rename(columns={"patient_id": "ID"}).to_csv(tmp_path / "feats.csv", index=False)
@@ -318,7 +318,8 @@ def test_stage_starts_from_feature_and_clinical_tables(tmp_path):
     cfg = {**{k: list(v) if isinstance(v, tuple) else v for k, v in FAST.items()}, "features_id_column": "ID",
            "clinical_covariates": COVS, "feature_pattern": "^(inf|noise)", "bootstrap": 5}
     cols = {"id": "ID", "time": "OS", "event": "dead", "covariates": ["age", "stage"]}
-    modelling(tmp_path / "feats.csv", tmp_path / "clin.csv", None, cfg, 3, cols, tmp_path / "model")
+    fit_models(features=tmp_path / "feats.csv", clinical=tmp_path / "clin.csv", modelling=cfg, seed=3, columns=cols,
+               **model_files(tmp_path / "model"))
     for f in MODEL_OUTPUTS.values():
         assert (tmp_path / "model" / f).is_file(), f
     m = json.loads((tmp_path / "model" / "metrics.json").read_text())

@@ -25,7 +25,7 @@ from conftest import REPO, SNAKEMAKE
 from radsurv.synthetic.demo import generate_demo_cohort
 
 #: What a repository checkout holds that a run uses (the copy links to them).
-LAYOUT = ("Snakefile", "workflow", "scripts", "config", "envs", "src", "profiles", ".venv")
+LAYOUT = ("workflow", "config", "src", "profiles", ".venv")
 
 
 def readme_command() -> str:
@@ -85,7 +85,7 @@ def resolved_config(study: Path, configfile: str | None) -> dict:
     dump = study / "resolved_config.json"
     wrapper = study / "dump_config.smk"
     wrapper.write_text(textwrap.dedent(f"""
-        include: {str(study / 'Snakefile')!r}
+        include: {str(study / 'workflow' / 'Snakefile')!r}
 
         import json
         with open({str(dump)!r}, "w") as fh:

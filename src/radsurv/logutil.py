@@ -1,4 +1,4 @@
-"""Logging set-up shared by the rule adapters in ``scripts/``.
+"""Logging set-up and the call of a rule's entry point, shared by the adapters in ``workflow/scripts/``.
 
 Each job of the workflow writes everything it has to say into its own log file
 (``results/logs/...``): radsurv's log records, pyradiomics' and other libraries'
@@ -15,14 +15,16 @@ rerun (``--rerun-incomplete``) then redoes it (README, "Running on SLURM").
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from radsurv.privacy import ScrubbingFormatter, scrub_uids
 
@@ -231,3 +233,35 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
     _no_duplicate_library_handlers()
     _install_excepthook(log_name, terminal)
     return logging.getLogger("radsurv")
+
+
+def rule_arguments(smk: Any, func: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments of a rule's entry point ``func`` from Snakemake's ``snakemake`` object.
+
+    Every named input, output and param by its name; the rule's wildcards and ``threads``
+    only where ``func`` has a parameter of that name. A name used twice (say an input and an
+    output both named ``table``) is an error in the rule, reported as such.
+    """
+    accepted = inspect.signature(func).parameters
+    kwargs: dict[str, Any] = {}
+    for part in (smk.input, smk.output, smk.params):
+        for name, value in part.items():
+            if name in kwargs:
+                raise TypeError(f"rule {smk.rule}: the name {name!r} is given twice (input, output or params)")
+            kwargs[name] = value
+    for name, value in smk.wildcards.items():
+        if name in accepted and name not in kwargs:
+            kwargs[name] = value
+    if "threads" in accepted:
+        kwargs["threads"] = smk.threads
+    return kwargs
+
+
+def run_rule(smk: Any, func: Callable[..., Any]) -> Any:
+    """Run one job: log to the rule's log file (:func:`setup_logging`) and call the rule's
+    entry point ``func`` with the rule's named files and params (:func:`rule_arguments`).
+
+    Each adapter in ``workflow/scripts/`` is this one call.
+    """
+    setup_logging(smk.log[0] if smk.log else None)
+    return func(**rule_arguments(smk, func))

@@ -310,7 +310,7 @@ def _surv_at(pipe: Any, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
 
 @dataclass
 class StudyResult:
-    """Everything :func:`run_study` produces (written to files by ``stages.modelling``)."""
+    """Everything :func:`run_study` produces (written to files by ``radsurv.workflow.modelling.fit_models``)."""
 
     metrics: dict[str, Any]
     performance: pd.DataFrame

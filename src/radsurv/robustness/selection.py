@@ -271,14 +271,14 @@ def discretised_features(preprocessed_dir: str | Path, extraction: dict, preproc
                          settings: DiscretisationSettings) -> list[dict]:
     """Features of one preprocessed scan under every discretisation setting.
 
-    Runs the workflow's own extraction step (:func:`radsurv.stages.extraction`:
+    Runs the workflow's own extraction step (:func:`radsurv.workflow.scan.extraction`:
     :func:`radsurv.features.extract.pyradiomics_params` + :func:`radsurv.features.extract.extract`
     on the same image and masks) with only the discretisation changed.
     """
     import json
     import tempfile
 
-    from radsurv import stages
+    from radsurv.workflow import scan as stages
     from radsurv.errors import CaseError
 
     out = []
