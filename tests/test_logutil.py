@@ -115,11 +115,27 @@ def test_a_job_whose_snakemake_died_while_it_started_stops(tmp_path):
 
 
 # ------------------------------------------------------------------ run_rule: one call per adapter
-def _fake_snakemake(tmp_path: Path, input: dict, output: dict, params: dict, wildcards: dict | None = None):
+class _Named(list):
+    """A stand-in for Snakemake's Namedlist where importing snakemake is not wanted (a job process
+    that imported snakemake and whose parent is not Snakemake stops at once: die_with_parent)."""
+
+    def __init__(self, fromdict: dict) -> None:
+        super().__init__(fromdict.values())
+        self._d = dict(fromdict)
+
+    def items(self):
+        return self._d.items()
+
+
+def _fake_snakemake(tmp_path: Path, input: dict, output: dict, params: dict, wildcards: dict | None = None,
+                    real: bool = True):
     """What Snakemake hands a rule's script: named input/output/params/wildcards, log, threads."""
     from types import SimpleNamespace
 
-    from snakemake.io import Namedlist
+    if real:
+        from snakemake.iocontainers import Namedlist
+    else:
+        Namedlist = _Named  # noqa: N806
 
     return SimpleNamespace(rule="demo_rule", input=Namedlist(fromdict=input), output=Namedlist(fromdict=output),
                            params=Namedlist(fromdict=params), wildcards=Namedlist(fromdict=wildcards or {}),
@@ -163,7 +179,7 @@ def test_run_rule_logs_to_the_rules_log_and_calls_the_entry_point(tmp_path):
 
         tmp = Path({str(tmp_path)!r})
         smk = _fake_snakemake(tmp, {{"numbers": [1, 2, 3]}}, {{"total": str(tmp / "total.txt")}},
-                              {{"offset": int(sys.argv[1])}})
+                              {{"offset": int(sys.argv[1])}}, real=False)
         if sys.argv[2] == "bad":
             smk.params = type(smk.params)(fromdict={{"shift": 1}})
         run_rule(smk, write_total)

@@ -87,3 +87,16 @@ def clinical_table(wildcards=None):
     if why:
         raise WorkflowError(why)
     return config["cohort"]["clinical_table"]
+
+
+def model_inputs(wildcards):
+    """Input files of rule fit_models (radsurv.workflow.rules.model_inputs), once the clinical table is known."""
+    clinical_table()
+    return wf.model_inputs(
+        config,
+        {
+            "features": rules.assemble_features.output.features,
+            "robust": rules.select_robust_features.output.robust,
+            "clinical": rules.standardise_clinical.output.clinical,
+        },
+    )

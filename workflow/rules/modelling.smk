@@ -2,19 +2,6 @@
 # combined baselines (logic in radsurv.modelling.study; entry point radsurv.workflow.modelling).
 
 
-def model_inputs(wildcards):
-    """Input files of rule fit_models (radsurv.workflow.rules.model_inputs), once the clinical table is known."""
-    clinical_table()
-    return wf.model_inputs(
-        config,
-        {
-            "features": rules.assemble_features.output.features,
-            "robust": rules.select_robust_features.output.robust,
-            "clinical": rules.standardise_clinical.output.clinical,
-        },
-    )
-
-
 rule fit_models:
     input:
         unpack(model_inputs),
