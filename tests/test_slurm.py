@@ -117,7 +117,8 @@ def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     assert submitted, "no job was submitted to SLURM:\n" + log[-3000:]
     ctld_log = (slurm_cluster["dir"] / "log" / "slurmctld.log").read_text()
-    for event in (r"_slurm_rpc_submit_batch_job: JobId=(\d+)", r"(?:sched: Allocate|sched/backfill: _start_job: Started) JobId=(\d+)\s.*localhost",
+    for event in (r"_slurm_rpc_submit_batch_job: JobId=(\d+)",
+                  r"(?:sched: Allocate|sched/backfill: _start_job: Started) JobId=(\d+)\s.*localhost",
                   r"_job_complete: JobId=(\d+) WEXITSTATUS 0"):
         seen = set(re.findall(event, ctld_log))
         assert set(submitted) <= seen, f"slurmctld did not log {event!r} for {sorted(set(submitted) - seen)}"

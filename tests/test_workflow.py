@@ -179,6 +179,25 @@ def test_one_feature_row_per_scan(tiny_run):
 
 
 @pytest.mark.e2e
+def test_console_shows_progress_and_at_most_one_line_per_problem(tiny_run):
+    """The terminal of a run with the default profile: Snakemake's progress lines, no INFO
+    records of radsurv or pyradiomics (those are in results/logs/), a few lines per job."""
+    lines = (tiny_run.parent / "console.txt").read_text().splitlines()
+    progress = [ln.strip() for ln in lines if re.fullmatch(r"\d+ of \d+ steps \(\d+%\) done", ln.strip())]
+    assert progress, "no progress lines"
+    n_steps = int(re.search(r"of (\d+) steps", progress[-1]).group(1))
+    assert progress[-1].endswith("(100%) done") and len(progress) == n_steps
+    assert n_steps > 4 * (N_PATIENTS + N_RETEST)  # per-scan jobs included
+    assert not [ln for ln in lines if re.search(r"\b(INFO|DEBUG)\b", ln)]
+    assert not [ln for ln in lines if re.search(r"radiomics|featureextractor|PyRadiomics", ln)]
+    problems = [ln for ln in lines if re.match(r"(WARNING|ERROR) radsurv", ln)]
+    assert all("(log: results/logs/" in ln for ln in problems)  # one line, naming the job's log
+    # no per-job blocks (input/output/reason): a bounded number of lines per job
+    assert not [ln for ln in lines if ln.strip().startswith(("input:", "output:", "reason:", "resources:"))]
+    assert len(lines) - len(problems) <= 4 * n_steps + 30, len(lines)
+
+
+@pytest.mark.e2e
 def test_icc_values_are_valid_and_shape_is_robust(tiny_run):
     icc = pd.read_csv(tiny_run / "robustness" / "icc.tsv", sep="\t")
     vals = icc["icc"].dropna()

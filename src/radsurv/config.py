@@ -160,7 +160,7 @@ def _as_paths(value: str | Sequence[str]) -> list[str]:
 def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems_: list[str]) -> Any:
     """Read the clinical table as the ``standardise_clinical`` rule will; problems with its endpoint
     and covariates are appended. Returns the usable table, or None."""
-    from radsurv.ingest.clinical import CovariateSpec, load_clinical
+    from radsurv.ingest.clinical import load_clinical
 
     cohort = config["cohort"]
     columns = cohort["columns"]
@@ -182,8 +182,17 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
         problems_.append(
             f"cohort.columns.event: column '{columns['event']}' has no event (death or progression) among its "
             f"{len(table)} usable rows; a survival model needs events (1 = event, 0 = censored)")
+    m = config["modelling"]
+    _check_follow_up(m, table, unit, problems_)
+    listed = set(columns.get("covariates") or [])
+    _check_covariates(m, table, listed, problems_)
+    _check_split(m, table, listed, problems_)
+    return table
+
+
+def _check_follow_up(m: Mapping[str, Any], table: Any, unit: str, problems_: list[str]) -> None:
+    """``modelling.horizons`` and ``modelling.tau`` within the clinical table's follow-up."""
     t_max = float(table["time"].max())
-    m = config.get("modelling") or {}
     for h in list(m.get("horizons") or []):
         if float(h) >= t_max:
             problems_.append(
@@ -192,7 +201,12 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
     if m.get("tau") is not None and float(m["tau"]) > t_max:
         problems_.append(f"modelling.tau: {m['tau']:g} {unit} is beyond the longest follow-up in the clinical "
                          f"table ({t_max:g} {unit})")
-    listed = set(columns.get("covariates") or [])
+
+
+def _check_covariates(m: Mapping[str, Any], table: Any, listed: set[str], problems_: list[str]) -> None:
+    """Every ``modelling.clinical_covariates`` entry is read from the table and its values parse."""
+    from radsurv.ingest.clinical import CovariateSpec
+
     for name, spec_cfg in (m.get("clinical_covariates") or {}).items():
         if name not in listed:
             problems_.append(f"modelling.clinical_covariates: '{name}' is not listed in cohort.columns.covariates "
@@ -202,8 +216,6 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
             CovariateSpec.from_config(name, spec_cfg).parse(table[name].tolist())
         except ValueError as err:
             problems_.append(f"modelling.clinical_covariates.{name}: {err}")
-    _check_split(m, table, listed, problems_)
-    return table
 
 
 def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: list[str]) -> None:
