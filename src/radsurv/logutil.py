@@ -265,3 +265,42 @@ def run_rule(smk: Any, func: Callable[..., Any]) -> Any:
     """
     setup_logging(smk.log[0] if smk.log else None)
     return func(**rule_arguments(smk, func))
+
+
+# ------------------------------------------------------------------ Snakemake's own terminal
+#: Snakemake's log events whose terminal lines repeat what the progress line after each job
+#: says: the start of a scheduling round's jobs ("Execute N jobs...") and, per job, a time
+#: stamp with "Finished jobid: N (Rule: x)" (names as in ``snakemake.logging.LogEvent``).
+REPEATED_EVENTS = ("JOB_STARTED", "JOB_FINISHED")
+#: Scheduler messages without an event, one per scheduling round.
+REPEATED_MESSAGES = ("Select jobs to execute...",)
+
+
+class _ProgressOnly(logging.Filter):
+    """Drop Snakemake's per-round and per-job terminal lines that the progress line repeats."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = getattr(getattr(record, "event", None), "name", None)
+        if event in REPEATED_EVENTS:
+            return False
+        return not (event is None and record.getMessage() in REPEATED_MESSAGES)
+
+
+def progress_only_console(logger_name: str = "snakemake.logging") -> int:
+    """Keep Snakemake's terminal to its progress ("N of M steps (x%) done"), warnings and errors.
+
+    Called by the workflow (``workflow/rules/common.smk``) in the main Snakemake process: with
+    the profiles' ``quiet: [rules, host]`` a job then costs one terminal line instead of five
+    (scheduler round, start, time stamp, "Finished jobid", progress), so that a 40-patient demo
+    (about 150 jobs) fits on a few hundred lines. Only the terminal handlers are filtered;
+    Snakemake's own log file (``.snakemake/log/``) keeps every line. Returns the number of
+    handlers filtered (0 when Snakemake's logging is not set up, e.g. outside a run).
+    """
+    n = 0
+    for handler in logging.getLogger(logger_name).handlers:
+        if isinstance(handler, logging.FileHandler) or not isinstance(handler, logging.StreamHandler):
+            continue
+        if not any(isinstance(f, _ProgressOnly) for f in handler.filters):
+            handler.addFilter(_ProgressOnly())
+        n += 1
+    return n

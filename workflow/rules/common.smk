@@ -42,6 +42,13 @@ if workflow.is_main_process:
     if PROBLEMS:
         raise WorkflowError(format_problems(PROBLEMS))
 
+# The terminal: Snakemake's progress line per job, warnings, errors, and radsurv's one line per
+# problem case (radsurv.logutil); everything else of a job is in its log under results/logs/.
+if workflow.is_main_process and not workflow.output_settings.verbose:
+    from radsurv.logutil import progress_only_console
+
+    progress_only_console()
+
 # Outputs a killed run left unrecorded (still marked incomplete) are removed, so that their
 # jobs run again (radsurv.resume: Snakemake ignores the marks of jobs after a checkpoint).
 if workflow.is_main_process and not workflow.output_settings.dryrun:
