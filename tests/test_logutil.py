@@ -192,3 +192,36 @@ def test_run_rule_logs_to_the_rules_log_and_calls_the_entry_point(tmp_path):
     res = subprocess.run([sys.executable, str(script), "10", "bad"], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     assert "TypeError" in res.stderr and "shift" in res.stderr and "rule.log" in res.stderr
+
+
+def test_progress_only_console_keeps_progress_warnings_and_errors():
+    """Snakemake's terminal handler loses the scheduler's and per-job lines, keeps the progress
+    line and every warning and error; its log file handler keeps everything."""
+    import enum
+    import io
+    import logging
+
+    from radsurv.logutil import progress_only_console
+
+    Event = enum.Enum("Event", "JOB_STARTED JOB_FINISHED PROGRESS JOB_ERROR")
+    terminal, logfile = io.StringIO(), io.StringIO()
+    logger = logging.getLogger("radsurv-test.snakemake.logging")
+    logger.setLevel(logging.INFO)
+    file_handler = logging.FileHandler(os.devnull)
+    file_handler.stream = logfile
+    for h in (logging.StreamHandler(terminal), file_handler):
+        logger.addHandler(h)
+    try:
+        assert progress_only_console(logger.name) == 1 and progress_only_console(logger.name) == 1
+        logger.info("Select jobs to execute...")
+        logger.info("Execute 2 jobs...", extra={"event": Event.JOB_STARTED})
+        logger.info("Finished jobid: 7 (Rule: extract_scan_features)", extra={"event": Event.JOB_FINISHED})
+        logger.info("3 of 9 steps (33%) done", extra={"event": Event.PROGRESS})
+        logger.error("Error in rule fit_models", extra={"event": Event.JOB_ERROR})
+        logger.warning("Select jobs to execute...")  # not a scheduler round: a warning with that text
+    finally:
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+    assert terminal.getvalue().splitlines() == ["3 of 9 steps (33%) done", "Error in rule fit_models",
+                                                "Select jobs to execute..."]
+    assert len(logfile.getvalue().splitlines()) == 6

@@ -280,6 +280,8 @@ class _ProgressOnly(logging.Filter):
     """Drop Snakemake's per-round and per-job terminal lines that the progress line repeats."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
         event = getattr(getattr(record, "event", None), "name", None)
         if event in REPEATED_EVENTS:
             return False
