@@ -88,7 +88,7 @@ def test_parsing_the_dag_imports_no_heavy_library(tmp_path):
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     record = tmp_path / "imports.jsonl"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
            "RADSURV_IMPORT_RECORD": str(record)}
     res = subprocess.run([SNAKEMAKE, "-s", str(SNAKEFILE), "-n", "--cores", "2", "--workflow-profile", "none"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
