@@ -10,6 +10,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+#: The workflow (the snakemake-workflows layout: workflow/Snakefile, found from the repository root).
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+#: The default profile a run from the repository root uses (profiles/default links to it).
+DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default"
 
 #: Size of the tiny cohort of the shared end-to-end run.
 N_PATIENTS, N_RETEST = 10, 5
@@ -23,9 +27,10 @@ def shared_data() -> Path:
     return SHARED
 
 
-def snakemake_run(cwd: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess[str]:
-    """Run the repository's workflow with ``cwd`` as working directory."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", *args]
+def snakemake_run(cwd: Path, *args: str, timeout: int = 1200,
+                  profile: Path | str = "none") -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with ``cwd`` as working directory (no profile unless given)."""
+    cmd = [SNAKEMAKE, "-s", str(SNAKEFILE), "--workflow-profile", str(profile), *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -50,10 +55,13 @@ def tiny_config(workdir: Path) -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """One real Snakemake run of the whole workflow on a tiny demo cohort; its ``results/``.
 
-    Shared by every end-to-end assertion in the suite (it takes about a minute).
+    Shared by every end-to-end assertion in the suite (it takes about a minute). It runs with
+    the repository's default profile (the console a user sees); what it wrote to the terminal
+    is kept beside ``results/`` in ``console.txt`` (stdout, then stderr).
     """
     workdir = tmp_path_factory.mktemp("tiny_run")
     tiny_config(workdir)
-    res = snakemake_run(workdir, "--cores", "2")
+    res = snakemake_run(workdir, "--cores", "2", profile=DEFAULT_PROFILE)
+    (workdir / "console.txt").write_text(res.stdout + res.stderr)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return workdir / "results"

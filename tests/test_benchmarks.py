@@ -18,7 +18,7 @@ def test_summarise_groups_per_rule(tmp_path):
 
 
 def test_stage_summary_splits_the_scan_job_and_is_not_a_rule(tmp_path):
-    """The per-scan job's stage costs (radsurv.stages.scan) sit beside the benchmark files:
+    """The per-scan job's stage costs (radsurv.features.scan.run_scan) sit beside the benchmark files:
     they make the per-stage table, and do not count as a rule (no double counting)."""
     (tmp_path / "scan").mkdir()
     (tmp_path / "scan" / "A_S1.tsv").write_text(HEADER + "6.0\t0:00:06\t400.0\t1\t1\t1\t0\t0\t90\t5.0\n")
@@ -136,11 +136,11 @@ def test_overhead_ratios_and_table(tmp_path):
 def test_startup_costs_share(tmp_path):
     import pandas as pd
 
-    summary = pd.DataFrame({"rule": ["scan", "model"], "jobs": [4, 1], "total_s": [8.0, 1.0],
+    summary = pd.DataFrame({"rule": ["extract_scan_features", "fit_models"], "jobs": [4, 1], "total_s": [8.0, 1.0],
                             "mean_s": [2.0, 1.0], "max_s": [2.0, 1.0], "cpu_s": [1.0, 1.0],
                             "peak_rss_mb": [1.0, 1.0]})
     t = rb.startup_costs(summary, repeats=1)
-    assert list(t["rule"]) == ["scan"] and t.loc[0, "jobs"] == 4
+    assert list(t["rule"]) == ["extract_scan_features"] and t.loc[0, "jobs"] == 4
     assert t.loc[0, "startup_s"] == pytest.approx(4 * t.loc[0, "startup_s_per_job"])
     assert 0 < t.loc[0, "share_of_rule"] == pytest.approx(t.loc[0, "startup_s"] / 8.0)
 

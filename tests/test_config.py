@@ -49,7 +49,39 @@ def test_messages_name_the_key_and_the_fix():
 
 
 # ------------------------------------------------------------------ checks before the first job
-from radsurv.config import needs_outcome, preflight  # noqa: E402
+from radsurv.config import SHAPE_FEATURES, needs_outcome, preflight  # noqa: E402
+
+
+def _preflight(config, *args, **kwargs):
+    """preflight on the config as the workflow hands it over: validated, the schema's defaults filled."""
+    from snakemake.utils import validate
+
+    filled = copy.deepcopy(config)
+    validate(filled, schema=str(SCHEMA))
+    return preflight(filled, *args, **kwargs)
+
+
+def test_the_static_shape_feature_list_is_pyradiomics_own():
+    """radsurv.config checks modelling.volume_feature without importing pyradiomics: its list is pyradiomics'."""
+    from radiomics.shape import RadiomicsShape
+
+    assert sorted(SHAPE_FEATURES) == sorted(RadiomicsShape.getFeatureNames())
+
+
+def test_schema_fills_every_block_with_its_defaults():
+    """The schema is where defaults live: a config without robustness, modelling and demo blocks
+    gets all three, nested blocks (robustness.perturbation, .discretisation) included."""
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((REPO / "config" / "example_cohort.yaml").read_text())
+    for block in ("robustness", "modelling", "demo"):
+        cfg.pop(block, None)
+    validate(cfg, schema=str(SCHEMA))
+    assert cfg["demo"] == {"patients": 40, "retest": 15}
+    assert cfg["robustness"]["retest_max_days"] == 30 and cfg["robustness"]["method"] == "test-retest"
+    assert cfg["robustness"]["perturbation"]["n"] == 10 and cfg["robustness"]["discretisation"]["enabled"] is True
+    assert cfg["modelling"]["volume_feature"] == "original_shape_MeshVolume"
+    assert cfg["cohort"]["time_unit"] in ("days", "months", "years") and cfg["cohort"]["roi_policy"]
 
 
 def _user_config(tmp_path, **modelling):
@@ -72,9 +104,9 @@ def _user_config(tmp_path, **modelling):
 
 
 def test_preflight_accepts_a_correct_user_config_and_the_demo(tmp_path):
-    assert preflight(_user_config(tmp_path), tmp_path) == []
+    assert _preflight(_user_config(tmp_path), tmp_path) == []
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())  # tables made by the workflow
-    assert preflight(demo, tmp_path, produced=["results/demo/dicom", "results/demo/clinical.csv"]) == []
+    assert _preflight(demo, tmp_path, produced=["results/demo/dicom", "results/demo/clinical.csv"]) == []
 
 
 def test_preflight_names_every_config_mistake_in_plain_words(tmp_path):
@@ -84,7 +116,7 @@ def test_preflight_names_every_config_mistake_in_plain_words(tmp_path):
     cfg["modelling"]["clinical_covariates"]["Overall.Stage"]["levels"] = ["I", "II", "III"]
     cfg["modelling"]["clinical_covariates"]["grade"] = {"type": "numeric"}
     cfg["cohort"]["roi_pattern"] = "^GTV("
-    found = preflight(cfg, tmp_path)
+    found = _preflight(cfg, tmp_path)
     text = "\n".join(found)
     # a column that is not in the table: the table's columns are listed
     assert "has no column(s) ['T.stage']; its columns are ['PatientID', 'Survival.time'" in text
@@ -92,7 +124,7 @@ def test_preflight_names_every_config_mistake_in_plain_words(tmp_path):
 
     cfg["cohort"]["columns"]["covariates"].remove("T.stage")
     cfg["cohort"]["roi_pattern"] = "^GTV"
-    found = preflight(cfg, tmp_path)
+    found = _preflight(cfg, tmp_path)
     text = "\n".join(found)
     assert "modelling.clinical_covariates.Overall.Stage: clinical covariate 'Overall.Stage': value(s) ['IIIB', " \
            "'IIIa'] are not one of the levels ['I', 'II', 'III']" in text
@@ -106,14 +138,14 @@ def test_preflight_names_every_config_mistake_in_plain_words(tmp_path):
 def test_preflight_checks_the_endpoint_columns(tmp_path):
     cfg = _user_config(tmp_path)
     cfg["cohort"]["columns"]["time"] = "Histology"  # text, not a time
-    found = preflight(cfg, tmp_path)
+    found = _preflight(cfg, tmp_path)
     assert found and found[0].startswith("cohort.columns: none of the 5 rows of the clinical table has a usable "
                                          "survival time ('Histology')")
     cfg = _user_config(tmp_path / "x") if (tmp_path / "x").mkdir() is None else None
     (tmp_path / "x" / "clinical.csv").write_text("PatientID,Survival.time,deadstatus.event\nP1,10,0\nP2,20,0\n")
     cfg["cohort"]["columns"]["covariates"] = []
     cfg["modelling"]["clinical_covariates"] = {}
-    assert preflight(cfg, tmp_path / "x") == [
+    assert _preflight(cfg, tmp_path / "x") == [
         "cohort.columns.event: column 'deadstatus.event' has no event (death or progression) among its 2 usable "
         "rows; a survival model needs events (1 = event, 0 = censored)",
         "modelling.horizons: 365 days is beyond the longest follow-up in the clinical table (20 days); choose "
@@ -123,11 +155,11 @@ def test_preflight_checks_the_endpoint_columns(tmp_path):
 def test_preflight_says_when_a_table_cannot_be_read(tmp_path):
     cfg = _user_config(tmp_path)
     (tmp_path / "clinical.csv").write_bytes(b"")
-    assert preflight(cfg, tmp_path) == [
+    assert _preflight(cfg, tmp_path) == [
         "cohort.clinical_table: the clinical table could not be read as a CSV/TSV table (EmptyDataError: No "
         "columns to parse from file)"]
     (tmp_path / "clinical.csv").write_bytes("PatientID;Survival.time\nP1;4\xe9\n".encode("latin-1"))
-    found = preflight(cfg, tmp_path)
+    found = _preflight(cfg, tmp_path)
     assert len(found) == 1 and found[0].startswith("cohort.clinical_table: the clinical table could not be read "
                                                    "as a CSV/TSV table (UnicodeDecodeError")
 
@@ -136,31 +168,31 @@ def test_preflight_checks_files_without_repeating_their_paths(tmp_path):
     cfg = _user_config(tmp_path)
     cfg["cohort"]["dicom_dir"] = "/data/Smith^John"
     cfg["cohort"]["clinical_table"] = "/data/Smith^John/outcome.csv"
-    found = preflight(cfg, tmp_path)
+    found = _preflight(cfg, tmp_path)
     assert [f.split(":")[0] for f in found] == ["cohort.dicom_dir", "cohort.clinical_table"]
     assert not any("Smith" in f for f in found)
     cfg = _user_config(tmp_path / "t") if (tmp_path / "t").mkdir() is None else None
     (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nP1,10\n")
     cfg["modelling"]["features_table"] = "features.csv"
-    assert preflight(cfg, tmp_path / "t") == [
+    assert _preflight(cfg, tmp_path / "t") == [
         "modelling.features_table: the feature table features.csv has no patient id column 'patient_id'; "
         "its first columns are ['id', 'original_shape_VoxelVolume']. Set modelling.features_id_column to "
         "the column holding the patient ids."]
     cfg["modelling"]["features_id_column"] = "id"
     (tmp_path / "t" / "features.csv").write_text("id,original_shape_VoxelVolume\nX1,10\n")
-    found = preflight(cfg, tmp_path / "t")
+    found = _preflight(cfg, tmp_path / "t")
     assert len(found) == 1 and "none of its patient ids (column 'id', e.g. ['X1']) is in the clinical table" in found[0]
 
 
 def test_preflight_checks_that_the_volume_baseline_can_be_built(tmp_path):
     cfg = _user_config(tmp_path)
     cfg["extraction"]["feature_classes"] = ["firstorder", "glcm"]
-    assert preflight(cfg, tmp_path) == [
+    assert _preflight(cfg, tmp_path) == [
         "modelling.volume_feature: 'original_shape_MeshVolume' is a shape feature but extraction.feature_classes "
         "['firstorder', 'glcm'] has no 'shape': the volume-only baseline could not be built"]
     cfg["extraction"]["feature_classes"].append("shape")
     cfg["modelling"]["volume_feature"] = "original_shape_Volume"
-    assert preflight(cfg, tmp_path) == [
+    assert _preflight(cfg, tmp_path) == [
         "modelling.volume_feature: pyradiomics computes no feature 'original_shape_Volume'; volume features are "
         "original_shape_MeshVolume and original_shape_VoxelVolume"]
 

@@ -167,7 +167,7 @@ def test_assemble_keeps_failures_in_qc(tmp_path, sphere_case):
 
 
 def test_volume_correlation_stage_writes_one_row_per_feature_from_first_scans(tmp_path):
-    from radsurv import stages
+    from radsurv.workflow.features import volume_correlation
 
     rng = np.random.default_rng(1)
     rows = []
@@ -178,7 +178,8 @@ def test_volume_correlation_stage_writes_one_row_per_feature_from_first_scans(tm
                          "original_shape_MeshVolume": vol * (1 + 0.01 * session),
                          "original_firstorder_Mean": float(rng.normal())})
     pd.DataFrame(rows).to_csv(tmp_path / "features.tsv", sep="\t", index=False)
-    stages.volume_correlation(tmp_path / "features.tsv", tmp_path / "vc.tsv", "original_shape_MeshVolume", 0.9)
+    volume_correlation(features=tmp_path / "features.tsv", table=tmp_path / "vc.tsv",
+                       volume_feature="original_shape_MeshVolume", threshold=0.9)
     t = pd.read_csv(tmp_path / "vc.tsv", sep="\t")
     assert set(t["feature"]) == {"original_shape_MeshVolume", "original_firstorder_Mean"}
     assert (t["n"] == 12).all()  # one scan per patient, retests not double-counted

@@ -32,7 +32,7 @@ HEAVY = ("SimpleITK", "radiomics", "scipy", "matplotlib", "sklearn", "sksurv", "
 
 #: Modules the workflow imports while Snakemake parses the DAG (``workflow/rules/*.smk``,
 #: ``Snakefile``): they must import none of :data:`HEAVY`.
-PARSE_TIME = ("radsurv.config", "radsurv.resume", "radsurv.stages", "radsurv.features.names",
+PARSE_TIME = ("radsurv.config", "radsurv.resume", "radsurv.logutil", "radsurv.workflow.rules", "radsurv.features.names",
               "radsurv.robustness.selection")
 
 #: Run in the fresh interpreter: import one module, report an error and the heavy packages loaded.

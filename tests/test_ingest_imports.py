@@ -66,9 +66,9 @@ def test_discovery_and_records_stay_light() -> None:
 
 def test_reading_the_clinical_table_needs_no_scikit_learn() -> None:
     """The clinical stage and the config checks read the table; only the encoder (a model
-    step, :mod:`radsurv.ingest.clinical_encoder`) is a scikit-learn transformer."""
+    step, :mod:`radsurv.modelling.clinical_encoder`) is a scikit-learn transformer."""
     assert not {m for m in _imported_by("radsurv.ingest.clinical") if m.split(".")[0] == "sklearn"}
-    assert "sklearn.base" in _imported_by("radsurv.ingest.clinical_encoder")
+    assert "sklearn.base" in _imported_by("radsurv.modelling.clinical_encoder")
 
 
 def test_ingest_imports_form_a_dag() -> None:

@@ -9,9 +9,9 @@ import pydicom
 from pydicom.uid import generate_uid
 from test_dicomio import make_ct, make_rtstruct, square, z_of
 
-from radsurv import stages
 from radsurv.ingest.discovery import discover
 from radsurv.ingest.records import scan_label
+from radsurv.workflow.ingest import discover_scans
 
 GTV = [(1, "GTV", [square(-5.5, 4.5, -5.5, 4.5, z_of(3))])]
 
@@ -45,7 +45,8 @@ def _cohort(root: Path) -> None:
 def test_sessions_are_ordered_numbered_and_labelled(tmp_path: Path) -> None:
     _cohort(tmp_path / "in")
     out = tmp_path / "ingest"
-    stages.discovery(tmp_path / "in", out / "scans.tsv", out / "manifests", tmp_path / "qc.tsv", retest_max_days=30)
+    discover_scans(dicom=tmp_path / "in", scans=out / "scans.tsv", manifests=out / "manifests", qc=tmp_path / "qc.tsv",
+                   retest_max_days=30)
     scans = pd.read_csv(out / "scans.tsv", sep="\t", dtype={"patient_id": str}).set_index("scan_id")
     got = scans[["session", "study_number", "days_from_first", "hours_from_first", "label"]]
     expected = pd.DataFrame(

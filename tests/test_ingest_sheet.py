@@ -12,12 +12,13 @@ import SimpleITK as sitk
 import yaml
 from conftest import snakemake_run, tiny_config
 
-from radsurv import stages
 from radsurv.errors import CaseError
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 from radsurv.ingest.convert import convert_scan
 from radsurv.ingest.records import SCAN_COLUMNS, read_manifest
 from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
+from radsurv.features import scan as stages
+from radsurv.workflow.ingest import discover_scans
 
 
 def _pair(folder: Path, name: str, ext: str = ".nii.gz", *, label: int = 1, shift_mask: bool = False,
@@ -59,7 +60,8 @@ def _sheet(tmp_path: Path) -> Path:
 def test_sheet_gives_the_same_manifests_and_checks_each_pair(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path)
     out = tmp_path / "ingest"
-    stages.sheet_discovery(sheet, out / "scans.tsv", out / "manifests", tmp_path / "qc.tsv", retest_max_days=30)
+    discover_scans(sheet=sheet, scans=out / "scans.tsv", manifests=out / "manifests", qc=tmp_path / "qc.tsv",
+                   retest_max_days=30)
     scans = pd.read_csv(out / "scans.tsv", sep="\t", dtype={"patient_id": str})
     assert list(scans.columns) == SCAN_COLUMNS  # the same table as DICOM discovery
     assert scans.set_index("scan_id")["label"].to_dict() == {

@@ -17,9 +17,10 @@ from sksurv.metrics import concordance_index_ipcw
 from test_modelling import planted_cohort
 
 from radsurv.ingest.clinical import CovariateSpec
-from radsurv.ingest.clinical_encoder import ClinicalEncoder
 from radsurv.modelling import metrics as M
-from radsurv.modelling.study import StudyConfig, run_study
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
+from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(cv_folds=3, cv_repeats=1, inner_folds=2, bootstrap=0, horizons=(12.0, 24.0),
@@ -153,7 +154,7 @@ def _write_three_header_table(path: Path, X: pd.DataFrame) -> None:
 
 
 def test_feature_table_with_three_header_rows(tmp_path):
-    from radsurv.stages import read_feature_table
+    from radsurv.features.table import read_feature_table
 
     X, _ = planted_cohort(n=12, n_noise=3, seed=1)
     X.index = [str(i) for i in range(100, 112)]
@@ -180,7 +181,7 @@ def test_feature_table_with_three_header_rows(tmp_path):
 
 
 def test_feature_table_index_column_dropped_and_ids_mapped(tmp_path, caplog):
-    from radsurv.stages import candidate_columns, read_feature_table
+    from radsurv.features.table import candidate_columns, read_feature_table
 
     X, _ = planted_cohort(n=10, n_noise=2, seed=1)
     t = X.reset_index(drop=True)
@@ -189,7 +190,7 @@ def test_feature_table_index_column_dropped_and_ids_mapped(tmp_path, caplog):
     extra = t.iloc[[0]].assign(Patient="LUNG1-001_20180209_CT_2_GTV-1_mask", row_number=10)
     pd.concat([t, extra]).to_csv(tmp_path / "f.csv")  # writes the unnamed index column too
     qc: list[dict[str, str]] = []
-    with caplog.at_level(logging.INFO, logger="radsurv.stages"):
+    with caplog.at_level(logging.INFO, logger="radsurv.features.table"):
         got = read_feature_table(tmp_path / "f.csv", "Patient", id_pattern=r"^(LUNG1-[0-9]+)_000000_GTV-1_mask$",
                                  qc=qc)
     assert list(got.index) == [f"LUNG1-{i:03d}" for i in range(1, 11)]
@@ -276,9 +277,9 @@ def _config(name: str) -> dict:
 
 
 def _run_example(name: str, tmp_path: Path, **over) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """The example config through the features-table route (stages.modelling), paths resolved
+    """The example config through the features-table route (fit_models), paths resolved
     against the repository as Snakemake would; reduced CV/bootstrap for speed."""
-    from radsurv.stages import modelling
+    from radsurv.workflow.modelling import fit_models, model_files
 
     cfg = _config(name)
     m = {**cfg["modelling"], **over}
@@ -286,7 +287,8 @@ def _run_example(name: str, tmp_path: Path, **over) -> tuple[pd.DataFrame, dict,
     m["published_signatures"] = [str(REPO / p) for p in m.get("published_signatures", [])]
     ct = cfg["cohort"]["clinical_table"]
     clin = [str(REPO / p) for p in ct] if isinstance(ct, list) else str(REPO / ct)
-    modelling(m["features_table"], clin, None, m, cfg["seed"], cfg["cohort"]["columns"], tmp_path / "model")
+    fit_models(features=m["features_table"], clinical=clin, modelling=m, seed=cfg["seed"],
+               columns=cfg["cohort"]["columns"], **model_files(tmp_path / "model"))
     perf = pd.read_csv(tmp_path / "model" / "performance.tsv", sep="\t")
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     qc = pd.read_csv(tmp_path / "model" / "qc.tsv", sep="\t", dtype=str, keep_default_na=False)

@@ -14,9 +14,10 @@ from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, c
 from test_modelling import _load_lung1, planted_cohort
 
 from radsurv.ingest.clinical import CovariateSpec, complete_case_ids
-from radsurv.ingest.clinical_encoder import ClinicalEncoder
 from radsurv.modelling import metrics as M
-from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
+from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.study import assign_groups, choose_cutoffs, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: Harrell's C of the Aerts 2014 signature on the 144 Lung1 patients (v3 outcomes), source:
@@ -308,7 +309,7 @@ def test_signature_missing_feature_is_an_error(tmp_path):
 
 
 def test_stage_starts_from_feature_and_clinical_tables(tmp_path):
-    from radsurv.stages import MODEL_OUTPUTS, modelling
+    from radsurv.workflow.modelling import MODEL_OUTPUTS, fit_models, model_files
 
     X, clin = planted_cohort(n=70, n_noise=10, seed=17)
     X.reset_index().rename(columns={"patient_id": "ID"}).to_csv(tmp_path / "feats.csv", index=False)
@@ -317,7 +318,8 @@ def test_stage_starts_from_feature_and_clinical_tables(tmp_path):
     cfg = {**{k: list(v) if isinstance(v, tuple) else v for k, v in FAST.items()}, "features_id_column": "ID",
            "clinical_covariates": COVS, "feature_pattern": "^(inf|noise)", "bootstrap": 5}
     cols = {"id": "ID", "time": "OS", "event": "dead", "covariates": ["age", "stage"]}
-    modelling(tmp_path / "feats.csv", tmp_path / "clin.csv", None, cfg, 3, cols, tmp_path / "model")
+    fit_models(features=tmp_path / "feats.csv", clinical=tmp_path / "clin.csv", modelling=cfg, seed=3, columns=cols,
+               **model_files(tmp_path / "model"))
     for f in MODEL_OUTPUTS.values():
         assert (tmp_path / "model" / f).is_file(), f
     m = json.loads((tmp_path / "model" / "metrics.json").read_text())

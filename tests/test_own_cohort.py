@@ -25,7 +25,7 @@ from conftest import REPO, SNAKEMAKE
 from radsurv.synthetic.demo import generate_demo_cohort
 
 #: What a repository checkout holds that a run uses (the copy links to them).
-LAYOUT = ("Snakefile", "workflow", "scripts", "config", "envs", "src", "profiles", ".venv")
+LAYOUT = ("workflow", "config", "src", "profiles", ".venv")
 
 
 def readme_command() -> str:
@@ -85,7 +85,7 @@ def resolved_config(study: Path, configfile: str | None) -> dict:
     dump = study / "resolved_config.json"
     wrapper = study / "dump_config.smk"
     wrapper.write_text(textwrap.dedent(f"""
-        include: {str(study / 'Snakefile')!r}
+        include: {str(study / 'workflow' / 'Snakefile')!r}
 
         import json
         with open({str(dump)!r}, "w") as fh:
@@ -132,10 +132,15 @@ def test_no_key_of_the_demo_config_reaches_a_user_config(tmp_path):
     # although the schema's default is another value: it came from the demo's file
     leaked = [k for k, v in leaves(demo).items() if k not in user_keys and got.get(k, MISSING) == v
               and schema_default(schema, k) != v]
-    assert "demo" not in resolved and "site" not in resolved
+    assert "site" not in resolved
+    # blocks the user left out hold the schema's defaults (validate fills them), not the demo's file
+    defaults = {k: v["default"] for k, v in schema["properties"]["demo"]["properties"].items()}
+    assert resolved["demo"] == defaults
     assert set(resolved["modelling"]["clinical_covariates"]) == set(user["modelling"]["clinical_covariates"])
     assert resolved["cohort"]["columns"]["covariates"] == user["cohort"]["columns"]["covariates"]
-    assert resolved["robustness"]["method"] == "test-retest" and "perturbation" not in resolved["robustness"]
+    assert resolved["robustness"]["method"] == "test-retest"
+    perturbation = schema["properties"]["robustness"]["properties"]["perturbation"]["properties"]
+    assert resolved["robustness"]["perturbation"] == {k: v["default"] for k, v in perturbation.items()}
     assert resolved["extraction"]["filters"] == user["extraction"]["filters"]
     assert resolved["seed"] == user["seed"] and resolved["cohort"]["name"] == user["cohort"]["name"]
     assert leaked == [], f"demo settings in the user's run: {leaked}"

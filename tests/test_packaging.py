@@ -39,7 +39,7 @@ def test_pyproject_pins_equal_the_lock():
         assert lock.get(name) == version, f"{name}: pyproject {version}, lock {lock.get(name)}"
 
 
-ENVS = sorted((REPO / "envs").glob("*.yaml"))
+ENVS = sorted((REPO / "workflow" / "envs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("env", ENVS, ids=[e.stem for e in ENVS])
@@ -50,7 +50,7 @@ def test_conda_envs_equal_the_lock_and_cover_their_extra(env):
     pins = dict(_norm(p) for p in pip if "==" in p)
     for name, version in pins.items():
         assert lock.get(name) == version, f"{env.name}: {name}=={version}, lock has {lock.get(name)}"
-    assert f"-e ..[{env.stem}]" in pip
+    assert f"-e ../..[{env.stem}]" in pip  # the repository root, seen from workflow/envs/
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][env.stem]
     core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     for req in [*core, *extra]:

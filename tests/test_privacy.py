@@ -101,15 +101,15 @@ def test_find_pseudonym_leads_back_to_the_files(tmp_path: Path, capsys: pytest.C
 
 
 def test_unexpected_library_error_reaches_the_scan_record_as_a_pseudonym() -> None:
-    """stages._guard turns any exception into a case's reason; features/robustness JSON write it as is."""
-    from radsurv.stages import _guard
+    """stages.guard_case turns any exception into a case's reason; features/robustness JSON write it as is."""
+    from radsurv.features.scan import guard_case
 
     uid = generate_uid()
 
     def boom() -> dict[str, object]:
         raise RuntimeError(f"source image {uid} not found")
 
-    ok, reason, info = _guard("extraction", "P1_S1", boom)
+    ok, reason, info = guard_case("extraction", "P1_S1", boom)
     assert not ok and info == {"stage": "extraction"}
     assert reason == f"unexpected error during extraction: RuntimeError: source image {uid_pseudonym(uid)} not found"
 
@@ -155,8 +155,8 @@ def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_pat
     """Patient-name folders and UID file names (CT.<uid>.dcm): no part reaches scans.tsv, QC or the log."""
     import json
 
-    from radsurv import stages
     from radsurv.synthetic.demo import generate_demo_cohort, tps_export
+    from radsurv.workflow.ingest import discover_scans
 
     generate_demo_cohort(tmp_path / "demo", n_patients=3, n_retest=1, seed=11,
                          n_slices=16, slice_thickness=5.0)
@@ -173,7 +173,8 @@ def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_pat
     logging.getLogger("radsurv").addHandler(handler)
     logging.getLogger("radsurv").setLevel(logging.DEBUG)
     try:
-        stages.discovery(dicom, out / "scans.tsv", out / "private" / "manifests", out / "discovery.tsv")
+        discover_scans(dicom=dicom, scans=out / "scans.tsv", manifests=out / "private" / "manifests",
+                       qc=out / "discovery.tsv", retest_max_days=30)
     finally:
         logging.getLogger("radsurv").removeHandler(handler)
         handler.close()
@@ -202,7 +203,7 @@ def test_library_messages_quoting_an_input_path_carry_its_pseudonym(tmp_path: Pa
     """A library error or traceback that quotes an input file's path (GDCM, ITK, highdicom)."""
     from radsurv import privacy
     from radsurv.privacy import file_pseudonym, register_input_root
-    from radsurv.stages import _guard
+    from radsurv.features.scan import guard_case
 
     root = tmp_path / "DOE^JOHN exports"
     rel = f"DOE^JOHN_12345/CT.{TPS_SOP}.dcm"
@@ -213,7 +214,7 @@ def test_library_messages_quoting_an_input_path_carry_its_pseudonym(tmp_path: Pa
         def boom() -> dict[str, object]:
             raise RuntimeError(f"ImageSeriesReader: cannot read '{root / rel}': no such file")
 
-        ok, reason, _ = _guard("conversion", "P1_S1", boom)
+        ok, reason, _ = guard_case("conversion", "P1_S1", boom)
         assert not ok and reason == ("unexpected error during conversion: RuntimeError: ImageSeriesReader: "
                                      f"cannot read '{file_pseudonym(rel)}': no such file")
         assert scrub_uids(f"reading {root}, then {root}2/x") == f"reading <cohort folder>, then {root}2/x"

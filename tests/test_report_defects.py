@@ -71,15 +71,16 @@ def test_development_km_title_is_not_cut_off(tmp_path: Path) -> None:
 
 
 def test_held_out_km_title_says_repeat_1_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from radsurv import stages
     from radsurv.report import km as kmplot
+    from radsurv.workflow.report import km_figure
 
     seen: dict[str, str] = {}
     monkeypatch.setattr(kmplot, "plot_km", lambda *a, **k: seen.update(title=k["title"]))
     pred = pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "set": "test", "fold": [1, 2, 1, 2],
                          "time": [1.0, 2, 3, 4], "event": [1, 0, 1, 1], "risk_group": ["low", "high"] * 2})
     pred.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
-    stages.km_figure(tmp_path / "p.tsv", tmp_path / "none.tsv", tmp_path / "km.png", "test", "months")
+    km_figure(predictions=tmp_path / "p.tsv", final_predictions=tmp_path / "none.tsv", figure=tmp_path / "km.png",
+              subset="test", time_unit="months")
     assert "CV repeat 1 only" in seen["title"] and "mean over all repeats" in seen["title"]
 
 

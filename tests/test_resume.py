@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SNAKEMAKE, snakemake_run, tiny_config
+from conftest import SNAKEFILE, SNAKEMAKE, snakemake_run, tiny_config
 
 #: Not compared: run logs and timings (they differ by nature), and Snakemake's own files.
 SKIP_DIRS = {"logs", "benchmarks"}
@@ -77,7 +77,7 @@ def _count(workdir: Path, pattern: str) -> int:
 @pytest.mark.e2e
 def test_killed_run_resumes_to_identical_outputs(tiny_run, tmp_path):
     tiny_config(tmp_path)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", "--cores", "2"]
+    cmd = [SNAKEMAKE, "-s", str(SNAKEFILE), "--workflow-profile", "none", "--cores", "2"]
     with (tmp_path / "killed_run.log").open("w") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -142,7 +142,7 @@ def test_snakemake_killed_alone_leaves_no_job_half_recorded(tiny_run, tmp_path):
     nothing to do and no job with missing metadata; the outputs equal an uninterrupted run's.
     """
     tiny_config(tmp_path)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile", "none", "--cores", "2"]
+    cmd = [SNAKEMAKE, "-s", str(SNAKEFILE), "--workflow-profile", "none", "--cores", "2"]
     with (tmp_path / "killed_run.log").open("w") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
         try:

@@ -212,10 +212,10 @@ def test_settings_reject_unknown_method():
 def test_no_robustness_stage_reads_the_outcome():
     import inspect
 
-    from radsurv import stages
+    from radsurv.workflow import robustness as stages
 
-    for fn in (stages.robustness, stages.robustness_test_retest, stages.robustness_perturbation,
-               stages.robustness_perturb, stages.robustness_discretise, stages.robustness_discretisation):
+    for fn in (stages.select_robust_features, stages.test_retest_icc, stages.perturbation_icc,
+               stages.perturb_scan, stages.discretise_scan, stages.discretisation_icc):
         names = " ".join(inspect.signature(fn).parameters)
         assert "clinical" not in names and "outcome" not in names and "event" not in names
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SNAKEMAKE, tiny_config
+from conftest import REPO, SNAKEFILE, SNAKEMAKE, tiny_config
 from test_resume import assert_same_outputs
 
 HERE = Path(__file__).resolve().parent / "slurm"
@@ -105,7 +105,7 @@ def _cluster(tmp_path_factory):
 def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     env = slurm_cluster["env"]
     tiny_config(tmp_path)
-    cmd = ["timeout", "-k", "30", "1500", SNAKEMAKE, "-s", str(REPO / "Snakefile"),
+    cmd = ["timeout", "-k", "30", "1500", SNAKEMAKE, "-s", str(SNAKEFILE),
            "--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"), *NO_DBD]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     log = res.stdout + res.stderr
@@ -117,7 +117,8 @@ def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     assert submitted, "no job was submitted to SLURM:\n" + log[-3000:]
     ctld_log = (slurm_cluster["dir"] / "log" / "slurmctld.log").read_text()
-    for event in (r"_slurm_rpc_submit_batch_job: JobId=(\d+)", r"(?:sched: Allocate|sched/backfill: _start_job: Started) JobId=(\d+)\s.*localhost",
+    for event in (r"_slurm_rpc_submit_batch_job: JobId=(\d+)",
+                  r"(?:sched: Allocate|sched/backfill: _start_job: Started) JobId=(\d+)\s.*localhost",
                   r"_job_complete: JobId=(\d+) WEXITSTATUS 0"):
         seen = set(re.findall(event, ctld_log))
         assert set(submitted) <= seen, f"slurmctld did not log {event!r} for {sorted(set(submitted) - seen)}"
@@ -135,7 +136,7 @@ def test_tiny_demo_on_slurm_equals_local_run(slurm_cluster, tiny_run, tmp_path):
     groups = [j for j in submitted if jobs[j][1].startswith("rule_scan_batch")]
     assert groups, f"no group job in {sq.stdout}"
     assert len(groups) < n_scans
-    assert len(list((tmp_path / "results" / "benchmarks" / "scan").glob("*.tsv"))) == n_scans
+    assert len(list((tmp_path / "results" / "benchmarks" / "extract_scan_features").glob("*.tsv"))) == n_scans
 
     # 3. Same outputs as the local run.
     assert_same_outputs(tiny_run, tmp_path / "results")

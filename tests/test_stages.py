@@ -9,15 +9,19 @@ import pandas as pd
 import pydicom
 import pytest
 
-from radsurv import stages
 from radsurv.synthetic.demo import generate_demo_cohort
+from radsurv.features import scan
+from radsurv.workflow.features import assemble_features
+from radsurv.workflow.ingest import discover_scans
+from radsurv.workflow.report import qc_table
 
 
 def test_faulty_scans_are_reported_and_the_rest_completes(tmp_path):
     generate_demo_cohort(tmp_path / "demo", n_patients=4, n_retest=0, seed=3)
     dicom = tmp_path / "demo" / "dicom"
     ingest = tmp_path / "ingest"
-    stages.discovery(dicom, ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc0.tsv")
+    discover_scans(dicom=dicom, scans=ingest / "scans.tsv", manifests=ingest / "manifests",
+                   qc=tmp_path / "qc0.tsv", retest_max_days=30)
     before = pd.read_csv(ingest / "scans.tsv", sep="\t")
     first, second = before.scan_id[0], before.scan_id[1]
     # Fault 1: a middle slice of the first CT is missing (the RTSTRUCT references it).
@@ -31,19 +35,21 @@ def test_faulty_scans_are_reported_and_the_rest_completes(tmp_path):
     rs.save_as(m2["contour_file"])
 
     ingest2 = tmp_path / "ingest2"
-    stages.discovery(dicom, ingest2 / "scans.tsv", ingest2 / "manifests", tmp_path / "qc_disc.tsv")
+    discover_scans(dicom=dicom, scans=ingest2 / "scans.tsv", manifests=ingest2 / "manifests",
+                   qc=tmp_path / "qc_disc.tsv", retest_max_days=30)
     scans = pd.read_csv(ingest2 / "scans.tsv", sep="\t")
     assert first not in set(scans.scan_id) and len(scans) == 3
     outs = []
     for sid in scans["scan_id"]:
         conv, prep = tmp_path / "scans" / sid / "converted", tmp_path / "scans" / sid / "preprocessed"
-        stages.conversion(ingest2 / "manifests" / f"{sid}.json", conv, "^GTV", "first")
-        stages.preprocessing(conv, prep, {"spacing_mm": [2.0, 2.0, 2.0]})
+        scan.conversion(ingest2 / "manifests" / f"{sid}.json", conv, "^GTV", "first")
+        scan.preprocessing(conv, prep, {"spacing_mm": [2.0, 2.0, 2.0]})
         out = tmp_path / "features" / f"{sid}.json"
-        stages.extraction(prep, out, {"bin_width": 25, "feature_classes": ["shape", "firstorder"]})
+        scan.extraction(prep, out, {"bin_width": 25, "feature_classes": ["shape", "firstorder"]})
         outs.append(out)
-    stages.assembly(outs, tmp_path / "f.tsv", tmp_path / "d.tsv", tmp_path / "qc_ext.tsv")
-    stages.qc_table([tmp_path / "qc_disc.tsv", tmp_path / "qc_ext.tsv"], tmp_path / "qc.tsv")
+    assemble_features(scans=outs, features=tmp_path / "f.tsv",
+                      diagnostics=tmp_path / "d.tsv", qc=tmp_path / "qc_ext.tsv")
+    qc_table(parts=[tmp_path / "qc_disc.tsv", tmp_path / "qc_ext.tsv"], table=tmp_path / "qc.tsv")
 
     feats = pd.read_csv(tmp_path / "f.tsv", sep="\t", index_col="scan_id")
     qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str, keep_default_na=False)
@@ -90,7 +96,8 @@ def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
 
     generate_demo_cohort(tmp_path / "demo", n_patients=2, n_retest=0, seed=5)
     ingest = tmp_path / "ingest"
-    stages.discovery(tmp_path / "demo" / "dicom", ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc.tsv")
+    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
+                   qc=tmp_path / "qc.tsv", retest_max_days=30)
     pre = {"spacing_mm": [1.7, 1.7, 1.7], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400],
            "round_intensities": True}
     ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder", "glcm", "glszm"],
@@ -99,9 +106,9 @@ def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
         feats = {}
         for how, settings in (("whole", None), ("cropped", pre)):
             conv, prep = tmp_path / how / sid / "converted", tmp_path / how / sid / "preprocessed"
-            stages.conversion(ingest / "manifests" / f"{sid}.json", conv, "^GTV", "first", settings)
-            stages.preprocessing(conv, prep, pre)
-            stages.extraction(prep, tmp_path / how / f"{sid}.json", ext, pre)
+            scan.conversion(ingest / "manifests" / f"{sid}.json", conv, "^GTV", "first", settings)
+            scan.preprocessing(conv, prep, pre)
+            scan.extraction(prep, tmp_path / how / f"{sid}.json", ext, pre)
             feats[how] = json.loads((tmp_path / how / f"{sid}.json").read_text())["features"]
         whole = sitk.ReadImage(str(tmp_path / "whole" / sid / "converted" / CONVERTED_IMAGE_FILE))
         crop = sitk.ReadImage(str(tmp_path / "cropped" / sid / "converted" / CONVERTED_IMAGE_FILE))
@@ -138,21 +145,22 @@ def test_scan_job_is_the_three_stages_with_their_costs_and_the_rules_threads(tmp
 
     generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
     ingest = tmp_path / "ingest"
-    stages.discovery(tmp_path / "demo" / "dicom", ingest / "scans.tsv", ingest / "manifests", tmp_path / "qc.tsv")
+    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
+                   qc=tmp_path / "qc.tsv", retest_max_days=30)
     sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
     manifest = ingest / "manifests" / f"{sid}.json"
     pre = {"spacing_mm": [2.0, 2.0, 2.0], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400]}
     ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder", "glcm"]}
 
     one = tmp_path / "one_by_one"
-    stages.conversion(manifest, one / "converted", "^GTV", "first", pre)
-    stages.preprocessing(one / "converted", one / "preprocessed", pre)
-    stages.extraction(one / "preprocessed", one / "f.json", ext, pre)
+    scan.conversion(manifest, one / "converted", "^GTV", "first", pre)
+    scan.preprocessing(one / "converted", one / "preprocessed", pre)
+    scan.extraction(one / "preprocessed", one / "f.json", ext, pre)
 
     job = tmp_path / "job"
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     try:
-        stages.scan(manifest, job / "converted", job / "preprocessed", job / "f.json", job / "costs.tsv",
+        scan.run_scan(manifest, job / "converted", job / "preprocessed", job / "f.json", job / "costs.tsv",
                     "^GTV", "first", pre, ext, threads=1)
         assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
     finally:
@@ -163,13 +171,13 @@ def test_scan_job_is_the_three_stages_with_their_costs_and_the_rules_threads(tmp
     assert (sitk.ReadImage(str(job / "converted" / CONVERTED_IMAGE_FILE)).GetSize()
             == sitk.ReadImage(str(one / "converted" / CONVERTED_IMAGE_FILE)).GetSize())
     costs = pd.read_csv(job / "costs.tsv", sep="\t")
-    assert list(costs.columns) == list(stages.STAGE_COST_COLUMNS)
+    assert list(costs.columns) == list(scan.STAGE_COST_COLUMNS)
     assert list(costs["stage"]) == ["conversion", "preprocessing", "extraction"]
     assert (costs["s"] > 0).all() and (costs["cpu_time"] > 0).all()
     assert costs["max_rss"].is_monotonic_increasing and costs["max_rss"].iloc[0] > 10  # MB, not kB
 
     bad = tmp_path / "bad"
-    stages.scan(manifest, bad / "converted", bad / "preprocessed", bad / "f.json", None, "^NoSuchROI", "first",
+    scan.run_scan(manifest, bad / "converted", bad / "preprocessed", bad / "f.json", None, "^NoSuchROI", "first",
                 pre, ext)
     rec = json.loads((bad / "f.json").read_text())
     assert rec["ok"] is False and rec["stage"] == "conversion" and "NoSuchROI" in rec["reason"]

@@ -32,7 +32,7 @@ import pandas as pd
 SUMMARY_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "cpu_s", "peak_rss_mb"]
 
 #: Sub-folder of the benchmark folder with the per-scan job's stage costs
-#: (:func:`radsurv.stages.scan`); not Snakemake benchmark files.
+#: (:func:`radsurv.features.scan.run_scan`); not Snakemake benchmark files.
 STAGES_DIR = "stages"
 
 
@@ -61,11 +61,11 @@ def stage_summary(bench_dir: str | Path) -> pd.DataFrame:
     """The per-scan jobs split by stage: one row per stage (``rule`` column = stage name),
     with the columns of :func:`summarise`, from ``<bench_dir>/stages/<scan>.tsv``.
 
-    Measured inside the job (:func:`radsurv.stages.scan`): wall and CPU seconds of each
+    Measured inside the job (:func:`radsurv.features.scan.run_scan`): wall and CPU seconds of each
     stage, and the job's peak RSS at the end of the stage (so a later stage's peak is at
     least an earlier one's). Unlike Snakemake's sampled benchmark files, CPU is exact.
     """
-    from radsurv.stages import STAGE_COST_COLUMNS
+    from radsurv.features.scan import STAGE_COST_COLUMNS
 
     files = sorted(Path(bench_dir, STAGES_DIR).glob("*.tsv"))
     frames = [pd.read_csv(f, sep="\t") for f in files]
@@ -172,9 +172,9 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 
 
 #: What a per-scan job's fresh Python process imports before its first line of work:
-#: Snakemake's script preamble plus the stage's libraries (see scripts/*.py, radsurv.stages).
+#: Snakemake's script preamble plus the stage's libraries (see workflow/scripts/*.py, radsurv.workflow).
 STARTUP_IMPORTS = {
-    "scan": "import snakemake.script, radsurv.stages, radsurv.ingest.convert, radiomics.featureextractor",
+    "extract_scan_features": "import snakemake.script, radsurv.workflow.features, radsurv.features.scan, radsurv.ingest.convert, radiomics.featureextractor",
 }
 
 

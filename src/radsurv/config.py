@@ -9,7 +9,7 @@ what is wrong, and what the key means (the schema's description).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +158,9 @@ def _as_paths(value: str | Sequence[str]) -> list[str]:
 
 
 def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems_: list[str]) -> Any:
-    """Read the clinical table as the ``clinical`` rule will; problems with its endpoint
+    """Read the clinical table as the ``standardise_clinical`` rule will; problems with its endpoint
     and covariates are appended. Returns the usable table, or None."""
-    from radsurv.ingest.clinical import CovariateSpec, load_clinical
+    from radsurv.ingest.clinical import load_clinical
 
     cohort = config["cohort"]
     columns = cohort["columns"]
@@ -169,7 +169,7 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
     except Exception as err:  # noqa: BLE001 -- any reading failure is reported, with its kind
         problems_.append(_table_problem("cohort.clinical_table", "clinical table", err))
         return None
-    unit = cohort.get("time_unit", "months")
+    unit = cohort["time_unit"]
     n_rows = len(table) + sum(1 for q in qc if q.get("status") == "excluded")
     if table.empty:
         reasons = "; ".join(q["reason"] for q in qc[:3])
@@ -182,8 +182,17 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
         problems_.append(
             f"cohort.columns.event: column '{columns['event']}' has no event (death or progression) among its "
             f"{len(table)} usable rows; a survival model needs events (1 = event, 0 = censored)")
+    m = config["modelling"]
+    _check_follow_up(m, table, unit, problems_)
+    listed = set(columns.get("covariates") or [])
+    _check_covariates(m, table, listed, problems_)
+    _check_split(m, table, listed, problems_)
+    return table
+
+
+def _check_follow_up(m: Mapping[str, Any], table: Any, unit: str, problems_: list[str]) -> None:
+    """``modelling.horizons`` and ``modelling.tau`` within the clinical table's follow-up."""
     t_max = float(table["time"].max())
-    m = config.get("modelling") or {}
     for h in list(m.get("horizons") or []):
         if float(h) >= t_max:
             problems_.append(
@@ -192,7 +201,12 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
     if m.get("tau") is not None and float(m["tau"]) > t_max:
         problems_.append(f"modelling.tau: {m['tau']:g} {unit} is beyond the longest follow-up in the clinical "
                          f"table ({t_max:g} {unit})")
-    listed = set(columns.get("covariates") or [])
+
+
+def _check_covariates(m: Mapping[str, Any], table: Any, listed: set[str], problems_: list[str]) -> None:
+    """Every ``modelling.clinical_covariates`` entry is read from the table and its values parse."""
+    from radsurv.ingest.clinical import CovariateSpec
+
     for name, spec_cfg in (m.get("clinical_covariates") or {}).items():
         if name not in listed:
             problems_.append(f"modelling.clinical_covariates: '{name}' is not listed in cohort.columns.covariates "
@@ -202,8 +216,6 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
             CovariateSpec.from_config(name, spec_cfg).parse(table[name].tolist())
         except ValueError as err:
             problems_.append(f"modelling.clinical_covariates.{name}: {err}")
-    _check_split(m, table, listed, problems_)
-    return table
 
 
 def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: list[str]) -> None:
@@ -211,7 +223,7 @@ def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: 
     import pandas as pd
 
     col = m.get("split_by")
-    if m.get("design", "cv") != "split" or not col:
+    if m["design"] != "split" or not col:
         return
     if col not in listed:
         problems_.append(f"modelling.split_by: column '{col}' is not listed in cohort.columns.covariates "
@@ -246,50 +258,69 @@ def _check_split(m: Mapping[str, Any], table: Any, listed: set[str], problems_: 
 
 def _check_feature_table(key: str, path: Path, m: Mapping[str, Any], problems_: list[str]) -> Any:
     """Read a feature table as the model step will (``modelling.features_*`` keys)."""
-    from radsurv.stages import read_feature_table
+    from radsurv.features.table import read_feature_table
 
     try:
-        return read_feature_table(path, str(m.get("features_id_column", "patient_id")),
-                                  int(m.get("features_header_rows", 1)), m.get("features_id_pattern"))
+        return read_feature_table(path, str(m["features_id_column"]), int(m["features_header_rows"]),
+                                  m.get("features_id_pattern"))
     except Exception as err:  # noqa: BLE001
         problems_.append(_table_problem(key, "feature table", err))
         return None
 
 
-def _shape_feature_names() -> set[str] | None:
-    try:
-        from radiomics.shape import RadiomicsShape
-    except Exception:  # noqa: BLE001 -- pyradiomics absent here: nothing to check against
-        return None
-    return {f"original_shape_{n}" for n in RadiomicsShape.getFeatureNames()}
+#: The shape features pyradiomics knows (``radiomics.shape.RadiomicsShape.getFeatureNames()``, deprecated
+#: ones included; a unit test compares this list with the installed pyradiomics). Kept here so that the
+#: checks before the first job do not import pyradiomics (and with it SimpleITK and scipy).
+SHAPE_FEATURES = (
+    "Compactness1", "Compactness2", "Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength",
+    "Maximum2DDiameterColumn", "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter",
+    "MeshVolume", "MinorAxisLength", "SphericalDisproportion", "Sphericity", "SurfaceArea", "SurfaceVolumeRatio",
+    "VoxelVolume",
+)
+SHAPE_FEATURE_NAMES = frozenset(f"original_shape_{n}" for n in SHAPE_FEATURES)
 
 
 def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
               produced: Collection[str] = ()) -> list[str]:
-    """Everything a (schema-valid) config and its tables can get wrong, checked before any job runs.
+    """Everything a schema-valid config and its tables can get wrong, checked before any job runs.
 
-    ``base_dir`` is the folder relative paths are read from (where snakemake runs);
-    ``produced`` are files and folders the workflow writes itself (the demo cohort), whose
-    contents cannot be checked yet. Returns one sentence per problem, naming the config key
-    (empty if nothing is wrong). Checked: the DICOM folder; the clinical table (readable,
-    its id/time/event/covariate columns, usable rows and events, every configured
-    covariate's values against its levels and missing codes, the split column and its
-    values or dates, horizons within follow-up); the modelling block as the model step
-    reads it; regular expressions; a features table, external cohorts' tables and published
-    signatures; whether the volume baseline's feature will be extracted. Input paths are
-    not repeated in the messages (folder names can be patient names): the key says which.
+    ``config`` has been validated against ``workflow/schemas/config.schema.yaml`` (which
+    fills every default, as the workflow's ``validate`` does). ``base_dir`` is the folder
+    relative paths are read from (where snakemake runs); ``produced`` are files and folders
+    the workflow writes itself (the demo cohort), whose contents cannot be checked yet.
+    Returns one sentence per problem, naming the config key (empty if nothing is wrong).
+    Checked: the DICOM folder; the clinical table (readable, its id/time/event/covariate
+    columns, usable rows and events, every configured covariate's values against its levels
+    and missing codes, the split column and its values or dates, horizons within follow-up);
+    the modelling block as the model step reads it; regular expressions; a features table,
+    external cohorts' tables and published signatures; whether the volume baseline's feature
+    will be extracted. Input paths are not repeated in the messages (folder names can be
+    patient names): the key says which.
     """
-    from radsurv.modelling.study import StudyConfig
-
     base = Path(base_dir)
     produced_set = {str(Path(p)) for p in produced}
-    out: list[str] = []
-    cohort = config.get("cohort") or {}
-    m = config.get("modelling") or {}
 
     def is_produced(p: str) -> bool:
         return str(Path(p)) in produced_set
 
+    out: list[str] = []
+    _check_inputs_and_patterns(config, base, is_produced, out)
+    _check_modelling_block(config, out)
+    table = _check_clinical_table(config, base, is_produced, out)
+    m = config["modelling"]
+    if m.get("features_table"):
+        _check_own_feature_table(config, base, table, out)
+    else:
+        _check_volume_feature(config, out)
+    _check_external_cohorts(config, base, out)
+    _check_published_signatures(m, base, out)
+    return out
+
+
+def _check_inputs_and_patterns(config: Mapping[str, Any], base: Path, is_produced: Callable[[str], bool],
+                               out: list[str]) -> None:
+    """The DICOM folder exists (unless the workflow writes it); the regular expressions compile."""
+    cohort, m = config["cohort"], config["modelling"]
     dicom = cohort.get("dicom_dir")
     if dicom and not is_produced(dicom) and not m.get("features_table"):
         found = _exists(dicom, base)
@@ -303,55 +334,75 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
                 re.compile(str(pattern))
             except re.error as err:
                 out.append(f"{key}: {pattern!r} is not a valid regular expression ({err})")
+
+
+def _check_modelling_block(config: Mapping[str, Any], out: list[str]) -> None:
+    """The modelling block as the model step reads it (:class:`radsurv.modelling.config.StudyConfig`)."""
+    from radsurv.modelling.config import StudyConfig
+
     try:
-        StudyConfig.from_dict(dict(m), seed=int(config.get("seed", 0)))
+        StudyConfig.from_dict(dict(config["modelling"]), seed=int(config["seed"]))
     except (ValueError, TypeError) as err:
         out.append(f"modelling: {err}")
 
-    table = None
+
+def _check_clinical_table(config: Mapping[str, Any], base: Path, is_produced: Callable[[str], bool],
+                          out: list[str]) -> Any:
+    """The clinical table(s): given with ``cohort.columns``, existing, readable and usable
+    (:func:`_check_clinical`). Returns the usable table, or None."""
+    cohort = config["cohort"]
     clinical = cohort.get("clinical_table")
     if clinical and not cohort.get("columns"):
         out.append("cohort.columns: needed with cohort.clinical_table (which columns hold the patient id, "
                    "the survival time and the event)")
-    elif clinical and not any(is_produced(str(c)) for c in _as_paths(clinical)):
-        found_all = [_exists(c, base) for c in _as_paths(clinical)]
-        if any(f is None or not f.is_file() for f in found_all):
-            n_bad = sum(f is None or not f.is_file() for f in found_all)
-            which = "the file given there does not exist" if len(found_all) == 1 else \
-                f"{n_bad} of the {len(found_all)} files given there do not exist"
-            out.append(f"cohort.clinical_table: {which} (a relative path is read from the folder you run "
-                       "snakemake in)")
-        else:
-            table = _check_clinical(config, found_all[0] if len(found_all) == 1 else found_all, out)
+        return None
+    if not clinical or any(is_produced(str(c)) for c in _as_paths(clinical)):
+        return None
+    found_all = [_exists(c, base) for c in _as_paths(clinical)]
+    if any(f is None or not f.is_file() for f in found_all):
+        n_bad = sum(f is None or not f.is_file() for f in found_all)
+        which = "the file given there does not exist" if len(found_all) == 1 else \
+            f"{n_bad} of the {len(found_all)} files given there do not exist"
+        out.append(f"cohort.clinical_table: {which} (a relative path is read from the folder you run "
+                   "snakemake in)")
+        return None
+    return _check_clinical(config, found_all[0] if len(found_all) == 1 else found_all, out)
 
-    id_col = str(m.get("features_id_column", "patient_id"))
-    if m.get("features_table"):
-        found = _exists(m["features_table"], base)
-        if found is None:
-            out.append("modelling.features_table: the file given there does not exist")
-        else:
-            feats = _check_feature_table("modelling.features_table", found, m, out)
-            if feats is not None and table is not None:
-                shared = set(map(str, feats.index)) & set(table["patient_id"].astype(str))
-                if not shared:
-                    out.append(f"modelling.features_table: none of its patient ids (column '{id_col}', e.g. "
-                               f"{sorted(map(str, feats.index))[:3]}) is in the clinical table (e.g. "
-                               f"{sorted(table['patient_id'].astype(str))[:3]}); the ids must be written the same way")
-    else:
-        ext = config.get("extraction") or {}
-        vol = str(m.get("volume_feature", "original_shape_MeshVolume"))
-        classes = ext.get("feature_classes")
-        if classes is not None and "shape" not in classes and vol.startswith("original_shape_"):
-            out.append(f"modelling.volume_feature: '{vol}' is a shape feature but extraction.feature_classes "
-                       f"{list(classes)} has no 'shape': the volume-only baseline could not be built")
-        names = _shape_feature_names()
-        if names is not None and vol.startswith("original_shape_") and vol not in names:
-            out.append(f"modelling.volume_feature: pyradiomics computes no feature '{vol}'; volume features "
-                       "are original_shape_MeshVolume and original_shape_VoxelVolume")
 
+def _check_own_feature_table(config: Mapping[str, Any], base: Path, table: Any, out: list[str]) -> None:
+    """``modelling.features_table``: exists, reads, and shares patient ids with the clinical table."""
+    m = config["modelling"]
+    found = _exists(m["features_table"], base)
+    if found is None:
+        out.append("modelling.features_table: the file given there does not exist")
+        return
+    feats = _check_feature_table("modelling.features_table", found, m, out)
+    if feats is None or table is None:
+        return
+    shared = set(map(str, feats.index)) & set(table["patient_id"].astype(str))
+    if not shared:
+        out.append(f"modelling.features_table: none of its patient ids (column '{m['features_id_column']}', e.g. "
+                   f"{sorted(map(str, feats.index))[:3]}) is in the clinical table (e.g. "
+                   f"{sorted(table['patient_id'].astype(str))[:3]}); the ids must be written the same way")
+
+
+def _check_volume_feature(config: Mapping[str, Any], out: list[str]) -> None:
+    """The volume-only baseline's feature (``modelling.volume_feature``) will be extracted."""
+    vol = str(config["modelling"]["volume_feature"])
+    classes = (config.get("extraction") or {}).get("feature_classes")
+    if classes is not None and "shape" not in classes and vol.startswith("original_shape_"):
+        out.append(f"modelling.volume_feature: '{vol}' is a shape feature but extraction.feature_classes "
+                   f"{list(classes)} has no 'shape': the volume-only baseline could not be built")
+    if vol.startswith("original_shape_") and vol not in SHAPE_FEATURE_NAMES:
+        out.append(f"modelling.volume_feature: pyradiomics computes no feature '{vol}'; volume features "
+                   "are original_shape_MeshVolume and original_shape_VoxelVolume")
+
+
+def _check_external_cohorts(config: Mapping[str, Any], base: Path, out: list[str]) -> None:
+    """Each external validation cohort's feature and clinical tables exist and read."""
+    m, columns = config["modelling"], config["cohort"].get("columns")
     for i, ext_cohort in enumerate(m.get("external_cohorts") or []):
-        name = ext_cohort.get("name", i)
-        key = f"modelling.external_cohorts[{name}]"
+        key = f"modelling.external_cohorts[{ext_cohort.get('name', i)}]"
         f_path = _exists(ext_cohort["features_table"], base)
         c_path = _exists(ext_cohort["clinical_table"], base)
         if f_path is None:
@@ -360,13 +411,18 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
             _check_feature_table(f"{key}.features_table", f_path, m, out)
         if c_path is None:
             out.append(f"{key}.clinical_table: the file given there does not exist")
-        elif cohort.get("columns"):
+        elif columns:
             from radsurv.ingest.clinical import load_clinical
+
             try:
-                load_clinical(c_path, cohort["columns"])
+                load_clinical(c_path, columns)
             except Exception as err:  # noqa: BLE001
                 out.append(_table_problem(f"{key}.clinical_table", "clinical table", err))
 
+
+def _check_published_signatures(m: Mapping[str, Any], base: Path, out: list[str]) -> None:
+    """Each published signature file exists and reads (:func:`radsurv.modelling.signatures.load_signature`;
+    imported only when signatures are configured)."""
     for path in m.get("published_signatures") or []:
         from radsurv.modelling.signatures import load_signature
 
@@ -378,7 +434,6 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
             load_signature(found)
         except Exception as err:  # noqa: BLE001
             out.append(f"modelling.published_signatures: {_first_lines(err)}")
-    return out
 
 
 def needs_outcome(config: Mapping[str, Any]) -> str | None:

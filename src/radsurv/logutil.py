@@ -1,4 +1,4 @@
-"""Logging set-up shared by the rule adapters in ``scripts/``.
+"""Logging set-up and the call of a rule's entry point, shared by the adapters in ``workflow/scripts/``.
 
 Each job of the workflow writes everything it has to say into its own log file
 (``results/logs/...``): radsurv's log records, pyradiomics' and other libraries'
@@ -15,14 +15,16 @@ rerun (``--rerun-incomplete``) then redoes it (README, "Running on SLURM").
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from radsurv.privacy import ScrubbingFormatter, scrub_uids
 
@@ -231,3 +233,76 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
     _no_duplicate_library_handlers()
     _install_excepthook(log_name, terminal)
     return logging.getLogger("radsurv")
+
+
+def rule_arguments(smk: Any, func: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments of a rule's entry point ``func`` from Snakemake's ``snakemake`` object.
+
+    Every named input, output and param by its name; the rule's wildcards and ``threads``
+    only where ``func`` has a parameter of that name. A name used twice (say an input and an
+    output both named ``table``) is an error in the rule, reported as such.
+    """
+    accepted = inspect.signature(func).parameters
+    kwargs: dict[str, Any] = {}
+    for part in (smk.input, smk.output, smk.params):
+        for name, value in part.items():
+            if name in kwargs:
+                raise TypeError(f"rule {smk.rule}: the name {name!r} is given twice (input, output or params)")
+            kwargs[name] = value
+    for name, value in smk.wildcards.items():
+        if name in accepted and name not in kwargs:
+            kwargs[name] = value
+    if "threads" in accepted:
+        kwargs["threads"] = smk.threads
+    return kwargs
+
+
+def run_rule(smk: Any, func: Callable[..., Any]) -> Any:
+    """Run one job: log to the rule's log file (:func:`setup_logging`) and call the rule's
+    entry point ``func`` with the rule's named files and params (:func:`rule_arguments`).
+
+    Each adapter in ``workflow/scripts/`` is this one call.
+    """
+    setup_logging(smk.log[0] if smk.log else None)
+    return func(**rule_arguments(smk, func))
+
+
+# ------------------------------------------------------------------ Snakemake's own terminal
+#: Snakemake's log events whose terminal lines repeat what the progress line after each job
+#: says: the start of a scheduling round's jobs ("Execute N jobs...") and, per job, a time
+#: stamp with "Finished jobid: N (Rule: x)" (names as in ``snakemake.logging.LogEvent``).
+REPEATED_EVENTS = ("JOB_STARTED", "JOB_FINISHED")
+#: Scheduler messages without an event, one per scheduling round.
+REPEATED_MESSAGES = ("Select jobs to execute...",)
+
+
+class _ProgressOnly(logging.Filter):
+    """Drop Snakemake's per-round and per-job terminal lines that the progress line repeats."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        event = getattr(getattr(record, "event", None), "name", None)
+        if event in REPEATED_EVENTS:
+            return False
+        return not (event is None and record.getMessage() in REPEATED_MESSAGES)
+
+
+def progress_only_console(logger_name: str = "snakemake.logging") -> int:
+    """Keep Snakemake's terminal to its progress ("N of M steps (x%) done"), warnings and errors.
+
+    Called by the workflow (``workflow/rules/common.smk``) in the main Snakemake process: with
+    the profiles' ``quiet: [rules, host]`` a job then costs one terminal line instead of five
+    (scheduler round, start, time stamp, "Finished jobid", progress), so that a 40-patient demo
+    (about 150 jobs) fits on a few hundred lines. Only the terminal handlers are filtered;
+    Snakemake's own log file (``.snakemake/log/``) keeps every line. Returns the number of
+    handlers filtered (0 when Snakemake's logging is not set up, e.g. outside a run).
+    """
+    n = 0
+    for handler in logging.getLogger(logger_name).handlers:
+        if isinstance(handler, logging.FileHandler) or not isinstance(handler, logging.StreamHandler):
+            continue
+        if not any(isinstance(f, _ProgressOnly) for f in handler.filters):
+            handler.addFilter(_ProgressOnly())
+        n += 1
+    return n

@@ -10,7 +10,7 @@ grid, [-1000, 400] HU); with ``--synthetic`` or without the shared data, a
 seeded noisy sphere of similar size. Both contenders get the same preprocessed
 files and the same pyradiomics settings (``pyradiomics_params`` of the site):
 
-* radsurv: :func:`radsurv.stages.extraction` -- reads the status, runs
+* radsurv: :func:`radsurv.features.scan.extraction` -- reads the status, runs
   pyradiomics twice when the masks differ (shape on the morphological mask,
   the rest on the intensity mask, IBSI bin origin) and writes the scan's JSON;
 * bare: one ``RadiomicsFeatureExtractor(params).execute(image, intensity
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from radsurv import stages
+from radsurv.features import scan as stages
 from radsurv.config import load_site
 from radsurv.features.extract import pyradiomics_params
 from radsurv.qc import write_status

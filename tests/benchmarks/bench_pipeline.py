@@ -79,7 +79,7 @@ def snakemake(workdir: Path, *args: str, timeout: float = 6 * 3600) -> tuple[flo
     minus the jobs' own CPU (benchmark files) it is Snakemake's scheduling/bookkeeping cost.
     """
     # The default workflow profile, as `snakemake` from the repository uses it; --cores overrides.
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--workflow-profile",
+    cmd = [SNAKEMAKE, "-s", str(REPO / "workflow" / "Snakefile"), "--workflow-profile",
            str(REPO / "workflow" / "profiles" / "default"), *args]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()

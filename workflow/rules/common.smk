@@ -1,30 +1,53 @@
-# Config validation and the scan list. Wiring only: the logic lives in radsurv.
+# Config validation and the scan list. Wiring only: the logic lives in radsurv. Everything
+# imported here is light (radsurv.config, radsurv.workflow.rules): building the DAG loads no
+# scipy, SimpleITK, matplotlib, pyradiomics or scikit-learn.
+import os
 import sys
 
-import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from radsurv.config import apply_site, explain, format_problems, needs_outcome, preflight
+from radsurv.config import (
+    apply_site,
+    explain,
+    format_problems,
+    needs_outcome,
+    preflight,
+)
+from radsurv.workflow import rules as wf
 
-SCHEMA = os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")
+SCHEMAS = os.path.join(workflow.current_basedir, "..", "schemas")
+SITES = os.path.join(workflow.current_basedir, "..", "..", "config", "sites")
 
 try:  # the site preset (config/sites/<site>.yaml) fills preprocessing/extraction
-    apply_site(config, os.path.join(workflow.basedir, "config", "sites"))
+    apply_site(config, SITES)
 except ValueError as err:
-    raise WorkflowError(f"The configuration has 1 problem(s):\n  - site: {err}") from err
-try:
+    raise WorkflowError(
+        f"The configuration has 1 problem(s):\n  - site: {err}"
+    ) from err
+try:  # fills every default of the schema: the defaults live there only
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as err:
-    raise WorkflowError(explain(config, SCHEMA)) from err
+    raise WorkflowError(
+        explain(config, os.path.join(SCHEMAS, "config.schema.yaml"))
+    ) from err
 
 DEMO_DIR = "results/demo"
 # Everything the config and its tables can get wrong, before the first job (radsurv.config.preflight);
 # not again in the per-job processes of a cluster run.
 if workflow.is_main_process:
-    PROBLEMS = preflight(config, os.getcwd(), produced=[f"{DEMO_DIR}/dicom", f"{DEMO_DIR}/clinical.csv"])
+    PROBLEMS = preflight(
+        config, os.getcwd(), produced=[f"{DEMO_DIR}/dicom", f"{DEMO_DIR}/clinical.csv"]
+    )
     if PROBLEMS:
         raise WorkflowError(format_problems(PROBLEMS))
+
+# The terminal: Snakemake's progress line per job, warnings, errors, and radsurv's one line per
+# problem case (radsurv.logutil); everything else of a job is in its log under results/logs/.
+if workflow.is_main_process and not workflow.output_settings.verbose:
+    from radsurv.logutil import progress_only_console
+
+    progress_only_console()
 
 # Outputs a killed run left unrecorded (still marked incomplete) are removed, so that their
 # jobs run again (radsurv.resume: Snakemake ignores the marks of jobs after a checkpoint).
@@ -33,19 +56,22 @@ if workflow.is_main_process and not workflow.output_settings.dryrun:
 
     REDONE = clear_interrupted(os.getcwd())
     if REDONE:
-        print(f"radsurv: {len(REDONE)} output(s) of jobs a killed run left unrecorded are redone", file=sys.stderr)
-
-from radsurv.ingest.sheet import cohort_source, validate_sheet
-from radsurv.stages import model_inputs as _model_inputs
+        print(
+            f"radsurv: {len(REDONE)} output(s) of jobs a killed run left unrecorded are redone",
+            file=sys.stderr,
+        )
 
 try:
-    COHORT_SOURCE, COHORT_INPUT = cohort_source(config["cohort"])
-    if COHORT_SOURCE == "sheet":  # the image sheet, row by row, against its own schema
-        validate_sheet(COHORT_INPUT, os.path.join(workflow.current_basedir, "..", "schemas", "images.schema.yaml"))
+    COHORT_SOURCE, COHORT_INPUT = wf.cohort_source(config["cohort"])
+    if COHORT_SOURCE == "sheet":
+        # the image sheet, row by row, against its own schema (radsurv.ingest.sheet: only for sheets)
+        from radsurv.ingest.sheet import validate_sheet
+
+        validate_sheet(COHORT_INPUT, os.path.join(SCHEMAS, "images.schema.yaml"))
 except (ValueError, OSError) as err:
     raise WorkflowError(str(err)) from err
 
-ENVS = os.path.join(workflow.basedir, "envs")
+ENVS = os.path.join(workflow.current_basedir, "..", "envs")
 
 
 wildcard_constraints:
@@ -54,8 +80,12 @@ wildcard_constraints:
 
 def scan_ids(wildcards=None):
     """Scan ids found by the discovery checkpoint."""
-    scans = checkpoints.discover.get().output.scans
-    return pd.read_csv(scans, sep="\t", dtype=str)["scan_id"].tolist()
+    return wf.scan_ids(checkpoints.discover_scans.get().output.scans)
+
+
+def first_scans(wildcards=None):
+    """Each patient's first scan (the one modelling uses); retest scans never take part."""
+    return wf.first_scans(checkpoints.discover_scans.get().output.scans)
 
 
 def clinical_table(wildcards=None):
@@ -67,10 +97,13 @@ def clinical_table(wildcards=None):
 
 
 def model_inputs(wildcards):
-    """Input files of rule model (radsurv.stages.model_inputs), once the clinical table is known."""
+    """Input files of rule fit_models (radsurv.workflow.rules.model_inputs), once the clinical table is known."""
     clinical_table()
-    return _model_inputs(config)
-
-
-def scan_feature_files(wildcards):
-    return expand("results/features/scans/{scan}.json", scan=scan_ids())
+    return wf.model_inputs(
+        config,
+        {
+            "features": rules.assemble_features.output.features,
+            "robust": rules.select_robust_features.output.robust,
+            "clinical": rules.standardise_clinical.output.clinical,
+        },
+    )

@@ -2,10 +2,12 @@
 # extraction -- is one job per scan: each step takes about a second on a clinical CT, so
 # separate jobs would spend a large share of the run on process start-up, imports and
 # Snakemake's per-job bookkeeping (README, "Benchmarks"). The library keeps the stages apart
-# (radsurv.stages.conversion, .preprocessing, .extraction, each with its own status and QC
-# stage; the robustness rules call them separately), and the job writes each stage's wall,
-# CPU and peak memory beside its benchmark file.
-rule scan:
+# (radsurv.features.scan: conversion, preprocessing, extraction, each with its own status and
+# QC stage; the robustness rules start from their folders), and the job writes each stage's
+# wall, CPU and peak memory beside its benchmark file.
+
+
+rule extract_scan_features:
     input:
         manifest="results/ingest/private/manifests/{scan}.json",
     output:
@@ -13,63 +15,65 @@ rule scan:
         preprocessed=directory("results/scans/{scan}/preprocessed"),
         features="results/features/scans/{scan}.json",
         stage_costs="results/benchmarks/stages/{scan}.tsv",
-    params:
-        roi_pattern=config["cohort"].get("roi_pattern", ""),
-        roi_policy=config["cohort"].get("roi_policy", "first"),
-        preprocessing=config["preprocessing"],
-        extraction=config["extraction"],
     log:
-        "results/logs/scan/{scan}.log",
+        "results/logs/extract_scan_features/{scan}.log",
     benchmark:
-        "results/benchmarks/scan/{scan}.tsv"
+        "results/benchmarks/extract_scan_features/{scan}.tsv"
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=60,
-    conda:
-        "../../envs/features.yaml"
+    params:
+        roi_pattern=config["cohort"].get("roi_pattern", ""),
+        roi_policy=config["cohort"]["roi_policy"],
+        preprocessing=config["preprocessing"],
+        extraction=config["extraction"],
     script:
-        "../../scripts/scan.py"
+        "../scripts/extract_scan_features.py"
 
 
 rule assemble_features:
     input:
-        scan_feature_files,
+        scans=lambda wc: expand(
+            rules.extract_scan_features.output.features, scan=scan_ids()
+        ),
     output:
         features="results/features/features.tsv",
         diagnostics="results/features/diagnostics.tsv",
         qc="results/qc/extraction.tsv",
     log:
         "results/logs/assemble_features.log",
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/features.yaml"
     script:
-        "../../scripts/assemble_features.py"
+        "../scripts/assemble_features.py"
 
 
 rule volume_correlation:
     input:
-        "results/features/features.tsv",
+        features=rules.assemble_features.output.features,
     output:
-        report(
+        table=report(
             "results/features/volume_correlation.tsv",
             caption="../report/volume_correlation.rst",
             category="Features",
         ),
-    params:
-        volume_feature=config["modelling"].get("volume_feature", "original_shape_MeshVolume"),
-        threshold=0.9,
     log:
         "results/logs/volume_correlation.log",
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/features.yaml"
+    params:
+        volume_feature=config["modelling"]["volume_feature"],
+        threshold=0.9,
     script:
-        "../../scripts/volume_correlation.py"
+        "../scripts/volume_correlation.py"

@@ -2,73 +2,52 @@
 # the same scans.tsv + one manifest per scan, so every later rule is the same for both.
 # The manifests hold the absolute input paths the scan jobs read: private (results/ingest/private/),
 # never copied into a shareable table; scans.tsv, QC and logs name files by pseudonym.
-RETEST_MAX_DAYS = config["robustness"].get("retest_max_days", 30)
-
-if COHORT_SOURCE == "sheet":
-
-    checkpoint discover:
-        input:
-            sheet=COHORT_INPUT,
-        output:
-            scans="results/ingest/scans.tsv",
-            manifests=directory("results/ingest/private/manifests"),
-            qc="results/qc/discovery.tsv",
-        params:
-            retest_max_days=RETEST_MAX_DAYS,
-        log:
-            "results/logs/discover.log",
-        benchmark:
-            "results/benchmarks/discover.tsv"
-        threads: 1
-        resources:
-            mem_mb=1000,
-            runtime=10,
-        conda:
-            "../../envs/ingest.yaml"
-        script:
-            "../../scripts/discover_sheet.py"
-
-else:
-
-    checkpoint discover:
-        input:
-            dicom=COHORT_INPUT,
-        output:
-            scans="results/ingest/scans.tsv",
-            manifests=directory("results/ingest/private/manifests"),
-            qc="results/qc/discovery.tsv",
-        params:
-            retest_max_days=RETEST_MAX_DAYS,
-        log:
-            "results/logs/discover.log",
-        benchmark:
-            "results/benchmarks/discover.tsv"
-        threads: 2  # header reading in worker processes (the only job running at that point)
-        resources:
-            mem_mb=4000,
-            runtime=60,
-        conda:
-            "../../envs/ingest.yaml"
-        script:
-            "../../scripts/discover.py"
 
 
-rule clinical:
+checkpoint discover_scans:
+    input:
+        **(
+            {"sheet": COHORT_INPUT}
+            if COHORT_SOURCE == "sheet"
+            else {"dicom": COHORT_INPUT}
+        ),
+    output:
+        scans="results/ingest/scans.tsv",
+        manifests=directory("results/ingest/private/manifests"),
+        qc="results/qc/discovery.tsv",
+    log:
+        "results/logs/discover_scans.log",
+    benchmark:
+        "results/benchmarks/discover_scans.tsv"
+    conda:
+        "../envs/ingest.yaml"
+    # DICOM: header reading in worker processes (the only job running at that point)
+    threads: 2 if COHORT_SOURCE == "dicom" else 1
+    resources:
+        mem_mb=4000 if COHORT_SOURCE == "dicom" else 1000,
+        runtime=60 if COHORT_SOURCE == "dicom" else 10,
+    params:
+        retest_max_days=config["robustness"]["retest_max_days"],
+    script:
+        "../scripts/discover_scans.py"
+
+
+rule standardise_clinical:
     input:
         table=clinical_table,
-        scans="results/ingest/scans.tsv",
+        scans=rules.discover_scans.output.scans,
     output:
-        table="results/clinical/clinical.tsv",
+        clinical="results/clinical/clinical.tsv",
         qc="results/qc/clinical.tsv",
-    params:
-        columns=config["cohort"].get("columns", {}),
     log:
-        "results/logs/clinical.log",
+        "results/logs/standardise_clinical.log",
+    conda:
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/modelling.yaml"
+    params:
+        columns=config["cohort"].get("columns", {}),
     script:
-        "../../scripts/clinical.py"
+        "../scripts/standardise_clinical.py"

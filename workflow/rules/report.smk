@@ -1,99 +1,116 @@
 rule qc_table:
     input:
-        "results/qc/discovery.tsv",
-        "results/qc/extraction.tsv",
-        "results/qc/clinical.tsv",
-        "results/model/qc.tsv",
+        parts=[
+            rules.discover_scans.output.qc,
+            rules.assemble_features.output.qc,
+            rules.standardise_clinical.output.qc,
+            rules.fit_models.output.qc,
+        ],
     output:
-        report("results/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"),
+        table=report(
+            "results/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"
+        ),
     log:
         "results/logs/qc_table.log",
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/report.yaml"
     script:
-        "../../scripts/qc_table.py"
-
-
-# The figure each robustness analysis draws (analyses switched on in config, see robustness.smk).
-ROB_FIGURES = {
-    "test-retest": "results/robustness/bland_altman_test_retest.png",
-    "perturbation": "results/robustness/bland_altman_perturbation.png",
-    "discretisation": "results/robustness/discretisation_by_class.png",
-}
+        "../scripts/qc_table.py"
 
 
 rule report_figures:
     input:
-        performance="results/model/performance.tsv",
-        calibration="results/model/calibration.tsv",
-        coefficients="results/model/coefficients.tsv",
-        features="results/features/features.tsv",
-        robust="results/robustness/robust_features.txt",
+        performance=rules.fit_models.output.performance,
+        calibration=rules.fit_models.output.calibration,
+        coefficients=rules.fit_models.output.coefficients,
+        features=rules.assemble_features.output.features,
+        robust=rules.select_robust_features.output.robust,
     output:
-        td_auc=report("results/report/figures/td_auc.png", caption="../report/td_auc.rst", category="Model"),
-        calibration=report(
-            "results/report/figures/calibration.png", caption="../report/calibration_plot.rst", category="Model"
+        td_auc_png=report(
+            "results/report/figures/td_auc.png",
+            caption="../report/td_auc.rst",
+            category="Model",
         ),
-        forest=report("results/report/figures/forest.png", caption="../report/forest.rst", category="Model"),
-        heatmap=report(
-            "results/report/figures/correlation_heatmap.png", caption="../report/heatmap.rst", category="Features"
+        calibration_png=report(
+            "results/report/figures/calibration.png",
+            caption="../report/calibration_plot.rst",
+            category="Model",
         ),
-    params:
-        time_unit=config["cohort"].get("time_unit", "months"),
+        forest_png=report(
+            "results/report/figures/forest.png",
+            caption="../report/forest.rst",
+            category="Model",
+        ),
+        heatmap_png=report(
+            "results/report/figures/correlation_heatmap.png",
+            caption="../report/heatmap.rst",
+            category="Features",
+        ),
     log:
         "results/logs/report_figures.log",
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        time_unit=config["cohort"]["time_unit"],
     script:
-        "../../scripts/report_figures.py"
+        "../scripts/report_figures.py"
 
 
-rule report:
+rule write_report:
     input:
-        qc="results/qc/qc.tsv",
-        scans="results/ingest/scans.tsv",
-        clinical="results/clinical/clinical.tsv",
-        features="results/features/features.tsv",
-        icc="results/robustness/icc.tsv",
-        robustness="results/robustness/summary.json",
-        icc_plot="results/robustness/icc_by_class.png",
-        predictions="results/model/predictions.tsv",
-        metrics="results/model/metrics.json",
-        coefficients="results/model/coefficients.tsv",
-        selection="results/model/selection.tsv",
-        km_test="results/model/km_test.png",
-        km_train="results/model/km_train.png",
-        performance="results/model/performance.tsv",
-        calibration="results/model/calibration.tsv",
-        selection_frequency="results/model/selection_frequency.tsv",
-        published="results/model/published_signatures.tsv",
-        volume_correlation="results/features/volume_correlation.tsv",
-        td_auc_png="results/report/figures/td_auc.png",
-        calibration_png="results/report/figures/calibration.png",
-        forest_png="results/report/figures/forest.png",
-        heatmap_png="results/report/figures/correlation_heatmap.png",
-        converted=lambda wc: expand("results/scans/{scan}/converted", scan=scan_ids()),
-        **{f"rob_fig_{k.replace('-', '_')}": ROB_FIGURES[k] for k in ROB_TABLES},
-        **{f"rob_summary_{k.replace('-', '_')}": v for k, v in ROB_SUMMARIES.items()},
+        **{f"rob_fig_{k.replace('-', '_')}": ROB_FIGURES[k] for k in ROB_ANALYSES},
+        **{
+            f"rob_summary_{k.replace('-', '_')}": ROB_RULES[k].output.summary
+            for k in ROB_ANALYSES
+        },
+        qc=rules.qc_table.output.table,
+        scans=rules.discover_scans.output.scans,
+        clinical=rules.standardise_clinical.output.clinical,
+        features=rules.assemble_features.output.features,
+        icc=rules.select_robust_features.output.icc,
+        robustness=rules.select_robust_features.output.summary,
+        icc_plot=rules.select_robust_features.output.plot,
+        predictions=rules.fit_models.output.predictions,
+        metrics=rules.fit_models.output.metrics,
+        coefficients=rules.fit_models.output.coefficients,
+        selection=rules.fit_models.output.selection,
+        km_test=expand(rules.km_figure.output.figure, subset="test")[0],
+        km_train=expand(rules.km_figure.output.figure, subset="train")[0],
+        performance=rules.fit_models.output.performance,
+        calibration=rules.fit_models.output.calibration,
+        selection_frequency=rules.fit_models.output.selection_frequency,
+        published=rules.fit_models.output.published,
+        volume_correlation=rules.volume_correlation.output.table,
+        td_auc_png=rules.report_figures.output.td_auc_png,
+        calibration_png=rules.report_figures.output.calibration_png,
+        forest_png=rules.report_figures.output.forest_png,
+        heatmap_png=rules.report_figures.output.heatmap_png,
+        converted=lambda wc: expand(
+            rules.extract_scan_features.output.converted, scan=scan_ids()
+        ),
     output:
-        report("results/report/report.html", caption="../report/report.rst", category="Report"),
+        report=report(
+            "results/report/report.html",
+            caption="../report/report.rst",
+            category="Report",
+        ),
+    log:
+        "results/logs/write_report.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         config=config,
-    log:
-        "results/logs/report.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/report.yaml"
     script:
-        "../../scripts/report.py"
+        "../scripts/write_report.py"

@@ -1,18 +1,14 @@
 # Robustness: test-retest ICC, image perturbation (Zwanenburg et al. 2019), discretisation.
-# Wiring only; the logic lives in radsurv.robustness.selection / radsurv.robustness.perturbation / radsurv.stages.
-from radsurv.robustness.selection import analysis_files, first_scans
-
+# Wiring only; the logic lives in radsurv.robustness (entry points: radsurv.workflow.robustness).
 ROBUSTNESS = config["robustness"]
-ROB_TABLES = analysis_files(ROBUSTNESS, "table")
-ROB_SUMMARIES = analysis_files(ROBUSTNESS, "summary")
-# Each patient's first scan (the one modelling uses); retest scans never take part.
-ROB_SCANS = lambda: first_scans(pd.read_csv(checkpoints.discover.get().output.scans, sep="\t", dtype=str))
+# The analyses the config switches on, in order (their rules: ROB_RULES below).
+ROB_ANALYSES = wf.robustness_analyses(ROBUSTNESS)
 
 
-rule robustness_test_retest:
+rule test_retest_icc:
     input:
-        features="results/features/features.tsv",
-        scans="results/ingest/scans.tsv",
+        features=rules.assemble_features.output.features,
+        scans=rules.discover_scans.output.scans,
     output:
         table="results/robustness/test_retest.tsv",
         summary="results/robustness/test_retest_summary.json",
@@ -21,47 +17,47 @@ rule robustness_test_retest:
             caption="../report/bland_altman.rst",
             category="Robustness",
         ),
-    params:
-        settings=ROBUSTNESS,
     log:
-        "results/logs/robustness_test_retest.log",
+        "results/logs/test_retest_icc.log",
+    conda:
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/modelling.yaml"
-    script:
-        "../../scripts/robustness_test_retest.py"
-
-
-rule robustness_perturb:
-    input:
-        "results/scans/{scan}/converted",
-    output:
-        "results/robustness/perturbation/scans/{scan}.json",
     params:
-        perturbation=ROBUSTNESS.get("perturbation", {}),
-        preprocessing=config["preprocessing"],
-        extraction=config["extraction"],
-        seed=config["seed"],
+        settings=ROBUSTNESS,
+    script:
+        "../scripts/test_retest_icc.py"
+
+
+rule perturb_scan:
+    input:
+        converted=rules.extract_scan_features.output.converted,
+    output:
+        features="results/robustness/perturbation/scans/{scan}.json",
     log:
-        "results/logs/robustness_perturb/{scan}.log",
+        "results/logs/perturb_scan/{scan}.log",
     benchmark:
-        "results/benchmarks/robustness_perturb/{scan}.tsv"
+        "results/benchmarks/perturb_scan/{scan}.tsv"
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=120,
-    conda:
-        "../../envs/features.yaml"
+    params:
+        perturbation=ROBUSTNESS["perturbation"],
+        preprocessing=config["preprocessing"],
+        extraction=config["extraction"],
+        seed=config["seed"],
     script:
-        "../../scripts/robustness_perturb.py"
+        "../scripts/perturb_scan.py"
 
 
-rule robustness_perturbation:
+rule perturbation_icc:
     input:
-        lambda wc: expand("results/robustness/perturbation/scans/{scan}.json", scan=ROB_SCANS()),
+        scans=lambda wc: expand(rules.perturb_scan.output.features, scan=first_scans()),
     output:
         table="results/robustness/perturbation.tsv",
         features="results/robustness/perturbation/features.tsv",
@@ -71,46 +67,48 @@ rule robustness_perturbation:
             caption="../report/bland_altman.rst",
             category="Robustness",
         ),
-    params:
-        settings=ROBUSTNESS,
     log:
-        "results/logs/robustness_perturbation.log",
+        "results/logs/perturbation_icc.log",
+    conda:
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/modelling.yaml"
-    script:
-        "../../scripts/robustness_perturbation.py"
-
-
-rule robustness_discretise:
-    input:
-        "results/scans/{scan}/preprocessed",
-    output:
-        "results/robustness/discretisation/scans/{scan}.json",
     params:
-        extraction=config["extraction"],
-        preprocessing=config["preprocessing"],
-        discretisation=ROBUSTNESS.get("discretisation", {}),
+        settings=ROBUSTNESS,
+    script:
+        "../scripts/perturbation_icc.py"
+
+
+rule discretise_scan:
+    input:
+        preprocessed=rules.extract_scan_features.output.preprocessed,
+    output:
+        features="results/robustness/discretisation/scans/{scan}.json",
     log:
-        "results/logs/robustness_discretise/{scan}.log",
+        "results/logs/discretise_scan/{scan}.log",
     benchmark:
-        "results/benchmarks/robustness_discretise/{scan}.tsv"
+        "results/benchmarks/discretise_scan/{scan}.tsv"
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=120,
-    conda:
-        "../../envs/features.yaml"
+    params:
+        extraction=config["extraction"],
+        preprocessing=config["preprocessing"],
+        discretisation=ROBUSTNESS["discretisation"],
     script:
-        "../../scripts/robustness_discretise.py"
+        "../scripts/discretise_scan.py"
 
 
-rule robustness_discretisation:
+rule discretisation_icc:
     input:
-        lambda wc: expand("results/robustness/discretisation/scans/{scan}.json", scan=ROB_SCANS()),
+        scans=lambda wc: expand(
+            rules.discretise_scan.output.features, scan=first_scans()
+        ),
     output:
         table=report(
             "results/robustness/discretisation.tsv",
@@ -123,25 +121,38 @@ rule robustness_discretisation:
             caption="../report/discretisation.rst",
             category="Robustness",
         ),
-    params:
-        settings=ROBUSTNESS,
     log:
-        "results/logs/robustness_discretisation.log",
+        "results/logs/discretisation_icc.log",
+    conda:
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/modelling.yaml"
+    params:
+        settings=ROBUSTNESS,
     script:
-        "../../scripts/robustness_discretisation.py"
+        "../scripts/discretisation_icc.py"
 
 
-rule robustness:
+# Each analysis' rule (its table, summary and figure).
+ROB_RULES = {
+    "test-retest": rules.test_retest_icc,
+    "perturbation": rules.perturbation_icc,
+    "discretisation": rules.discretisation_icc,
+}
+ROB_FIGURES = {
+    "test-retest": rules.test_retest_icc.output.bland_altman,
+    "perturbation": rules.perturbation_icc.output.bland_altman,
+    "discretisation": rules.discretisation_icc.output.plot,
+}
+
+
+rule select_robust_features:
     input:
-        **{f"table_{k.replace('-', '_')}": v for k, v in ROB_TABLES.items()},
-        **{f"summary_{k.replace('-', '_')}": v for k, v in ROB_SUMMARIES.items()},
-        features="results/features/features.tsv",
+        features=rules.assemble_features.output.features,
+        tables=[ROB_RULES[k].output.table for k in ROB_ANALYSES],
+        summaries=[ROB_RULES[k].output.summary for k in ROB_ANALYSES],
     output:
         icc="results/robustness/icc.tsv",
         robust="results/robustness/robust_features.txt",
@@ -152,19 +163,18 @@ rule robustness:
             caption="../report/icc_by_class.rst",
             category="Robustness",
         ),
-    params:
-        settings=ROBUSTNESS,
-        tables=ROB_TABLES,
-        summaries=ROB_SUMMARIES,
     log:
-        "results/logs/robustness.log",
+        "results/logs/select_robust_features.log",
     benchmark:
-        "results/benchmarks/robustness.tsv"
+        "results/benchmarks/select_robust_features.tsv"
+    conda:
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/modelling.yaml"
+    params:
+        analyses=ROB_ANALYSES,
+        settings=ROBUSTNESS,
     script:
-        "../../scripts/robustness.py"
+        "../scripts/select_robust_features.py"

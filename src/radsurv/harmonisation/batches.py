@@ -9,7 +9,7 @@ reconstructed slices, which is what the voxel grid has) stands in for it as
 ``slice_spacing_mm``. Image-sheet scans have empty scanner fields.
 
 Modelling uses each patient's first analysable scan (lowest ``session``; see
-:func:`radsurv.stages.modelling_matrix`), so a patient's acquisition facts are taken
+:func:`radsurv.features.table.modelling_matrix`), so a patient's acquisition facts are taken
 from that same scan.
 
 A batch label combines the chosen sources into one text, e.g.

@@ -57,21 +57,21 @@ def discretised_features(preprocessed_dir: str | Path, extraction: dict, preproc
                          settings: DiscretisationSettings) -> list[dict]:
     """Features of one preprocessed scan under every discretisation setting.
 
-    Runs the workflow's own extraction step (:func:`radsurv.stages.extraction`:
+    Runs the workflow's own extraction step (:func:`radsurv.features.scan.extraction`:
     :func:`radsurv.features.extract.pyradiomics_params` + :func:`radsurv.features.extract.extract`
     on the same image and masks) with only the discretisation changed.
     """
     import json
     import tempfile
 
-    from radsurv import stages
+    from radsurv.features import scan as per_scan
     from radsurv.errors import CaseError
 
     out = []
     with tempfile.TemporaryDirectory(prefix="radsurv-discretise-") as tmp:
         for i, (label, cfg) in enumerate(settings.variants(extraction)):
             path = Path(tmp) / f"{i}.json"
-            stages.extraction(preprocessed_dir, path, cfg, preprocessing)
+            per_scan.extraction(preprocessed_dir, path, cfg, preprocessing)
             rec = json.loads(path.read_text())
             if not rec["ok"]:
                 raise CaseError("discretisation", f"{label}: {rec['reason']}")

@@ -11,8 +11,8 @@ patients and the one-way model is the right one.
 
 This module makes ``n`` perturbed versions of one *converted* scan (native grid,
 HU) and runs each through the workflow's own per-scan preprocessing and
-extraction steps (:func:`radsurv.stages.preprocessing` and
-:func:`radsurv.stages.extraction`, i.e. :mod:`radsurv.features.preprocess` and
+extraction steps (:func:`radsurv.features.scan.preprocessing` and
+:func:`radsurv.features.scan.extraction`, i.e. :mod:`radsurv.features.preprocess` and
 :func:`radsurv.features.extract.extract`), so the perturbed features are computed
 exactly like the modelling features.
 
@@ -277,8 +277,8 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
     """Features of ``settings.n`` perturbed versions of one converted scan.
 
     Each version is written as a converted scan and goes through exactly the
-    per-scan steps of the workflow, :func:`radsurv.stages.preprocessing` and
-    :func:`radsurv.stages.extraction` (which call
+    per-scan steps of the workflow, :func:`radsurv.features.scan.preprocessing` and
+    :func:`radsurv.features.scan.extraction` (which call
     :func:`radsurv.features.preprocess.preprocess_files`, :func:`radsurv.features.extract.pyradiomics_params`
     and :func:`radsurv.features.extract.extract`), with the pipeline's own settings, so a
     perturbed copy differs from the real scan only by the perturbation. Returns
@@ -286,7 +286,7 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
     a failing version (e.g. the ROI vanishes) is recorded with its reason and
     does not stop the others.
     """
-    from radsurv import stages
+    from radsurv.features import scan as per_scan
     from radsurv.qc import read_status, write_status
 
     image = sitk.ReadImage(str(image_path))
@@ -316,11 +316,11 @@ def perturbed_features(image_path: str | Path, mask_path: str | Path, scan_id: s
                 write_status(conv / "status.json", True, "conversion", "", **meta)
                 if provenance.is_file():  # same grid as the input: where it lies in its scan still holds
                     shutil.copy(provenance, conv / "provenance.json")
-                stages.preprocessing(conv, pre, preprocessing)
+                per_scan.preprocessing(conv, pre, preprocessing)
                 status = read_status(pre / "status.json")
                 if status["ok"]:
                     rec["roi_voxels"] = (status.get("summary") or {}).get("roi_voxels")
-                stages.extraction(pre, out_json, extraction, preprocessing)
+                per_scan.extraction(pre, out_json, extraction, preprocessing)
                 res = json.loads(out_json.read_text())
                 if not res["ok"]:
                     raise CaseError(res.get("stage", "extraction"), res["reason"])

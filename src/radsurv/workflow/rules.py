@@ -1,0 +1,97 @@
+"""Helpers the Snakefile calls while it builds the DAG.
+
+Light on purpose: importing this module (and everything the Snakefile imports) loads no
+scipy, SimpleITK, matplotlib, pyradiomics, scikit-learn or scikit-survival, so that
+``snakemake -n`` and the main Snakemake process of a run stay quick
+(``tests/test_workflow.py::test_parsing_the_dag_imports_no_heavy_library``).
+Result paths are built in the rules, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: The robustness analyses, in the order the workflow runs and combines them.
+ROBUSTNESS_METHODS = ("test-retest", "perturbation", "both")
+
+
+def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
+    """``("dicom", folder)`` or ``("sheet", file)`` from ``config['cohort']``.
+
+    Raises ValueError with a plain sentence when neither or both are given, or
+    when a DICOM cohort lacks ``roi_pattern``.
+    """
+    dicom, sheet = cohort.get("dicom_dir"), cohort.get("image_sheet")
+    if dicom and sheet:
+        raise ValueError(
+            "cohort: give either dicom_dir (a folder of DICOM files) or image_sheet (a table of "
+            "NIfTI/NRRD image and mask files), not both"
+        )
+    if not dicom and not sheet:
+        raise ValueError(
+            "cohort: the setting 'dicom_dir' or 'image_sheet' is missing (where the cohort's images are: "
+            "a folder of DICOM files, or a table of NIfTI/NRRD image and mask files)"
+        )
+    if dicom and not cohort.get("roi_pattern"):
+        raise ValueError(
+            "cohort: the setting 'roi_pattern' is missing (a regular expression matched against ROI names, "
+            "for example ^GTV); a DICOM cohort needs it to find the tumour contour"
+        )
+    return ("dicom", str(dicom)) if dicom else ("sheet", str(sheet))
+
+
+def robustness_analyses(robustness: Mapping[str, Any]) -> list[str]:
+    """The robustness analyses ``config['robustness']`` switches on: ``test-retest``,
+    ``perturbation`` (by ``method``) and ``discretisation`` (when enabled)."""
+    method = robustness["method"]
+    if method not in ROBUSTNESS_METHODS:
+        raise ValueError(f"robustness method must be one of {ROBUSTNESS_METHODS}; got {method!r}")
+    names = (["test-retest"] if method in ("test-retest", "both") else []) + \
+        (["perturbation"] if method in ("perturbation", "both") else [])
+    if robustness["discretisation"]["enabled"]:
+        names.append("discretisation")
+    return names
+
+
+def first_scans(scans_tsv: str | Path) -> list[str]:
+    """Each patient's first scan (lowest ``session``) in ``scans.tsv``: the scan modelling uses.
+
+    Perturbation and discretisation robustness are computed on these, so a
+    retest scan never takes part in them.
+    """
+    import pandas as pd
+
+    scans = pd.read_csv(scans_tsv, sep="\t", dtype=str)
+    if scans.empty:
+        return []
+    order = scans.assign(_session=pd.to_numeric(scans["session"]))
+    first = order.sort_values(["patient_id", "_session", "scan_id"]).groupby("patient_id", sort=True).head(1)
+    return sorted(first["scan_id"].astype(str))
+
+
+def scan_ids(scans_tsv: str | Path) -> list[str]:
+    """Every scan id of ``scans.tsv``, in its order."""
+    import pandas as pd
+
+    return pd.read_csv(scans_tsv, sep="\t", dtype=str)["scan_id"].tolist()
+
+
+def model_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> dict[str, str]:
+    """Input files of rule ``fit_models``.
+
+    ``pipeline``: the workflow's own ``features``, ``robust`` and ``clinical`` files (paths
+    from the rules), used unless ``modelling.features_table`` is set; then the user's feature
+    table and raw clinical table. Plus external cohorts' tables and published signatures.
+    """
+    m = config["modelling"]
+    if m.get("features_table"):
+        files = {"features": m["features_table"], "clinical": config["cohort"]["clinical_table"]}
+    else:
+        files = {k: pipeline[k] for k in ("features", "robust", "clinical")}
+    for i, ext in enumerate(m.get("external_cohorts", []) or []):
+        files[f"external_features_{i}"] = ext["features_table"]
+        files[f"external_clinical_{i}"] = ext["clinical_table"]
+    files.update({f"signature_{i}": p for i, p in enumerate(m.get("published_signatures", []) or [])})
+    return files
