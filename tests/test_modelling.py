@@ -355,7 +355,7 @@ def test_pipeline_config_keys_are_study_config_fields():
     """Every key of the ``modelling`` block of config/config.yaml maps onto StudyConfig
     (``StudyConfig.from_dict`` raises on unknown keys, so a rename cannot be dropped silently)."""
     yaml = pytest.importorskip("yaml")
-    from radsurv.modelling.study import StudyConfig
+    from radsurv.modelling.config import StudyConfig
 
     cfg_path = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
     if not cfg_path.is_file():

@@ -16,9 +16,11 @@ import yaml
 from sksurv.metrics import concordance_index_ipcw
 from test_modelling import planted_cohort
 
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec
+from radsurv.ingest.clinical import CovariateSpec
 from radsurv.modelling import metrics as M
-from radsurv.modelling.study import StudyConfig, run_study
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
+from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(cv_folds=3, cv_repeats=1, inner_folds=2, bootstrap=0, horizons=(12.0, 24.0),

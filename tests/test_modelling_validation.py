@@ -13,9 +13,11 @@ import yaml
 from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc
 from test_modelling import _load_lung1, planted_cohort
 
-from radsurv.ingest.clinical import ClinicalEncoder, CovariateSpec, complete_case_ids
+from radsurv.ingest.clinical import CovariateSpec, complete_case_ids
 from radsurv.modelling import metrics as M
-from radsurv.modelling.study import StudyConfig, assign_groups, choose_cutoffs, run_study
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
+from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.study import assign_groups, choose_cutoffs, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: Harrell's C of the Aerts 2014 signature on the 144 Lung1 patients (v3 outcomes), source:

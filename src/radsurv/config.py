@@ -279,7 +279,7 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
     signatures; whether the volume baseline's feature will be extracted. Input paths are
     not repeated in the messages (folder names can be patient names): the key says which.
     """
-    from radsurv.modelling.study import StudyConfig
+    from radsurv.modelling.config import StudyConfig
 
     base = Path(base_dir)
     produced_set = {str(Path(p)) for p in produced}

@@ -724,7 +724,8 @@ def modelling(features: str | Path, clinical: str | Path, robust_txt: str | Path
 
     from radsurv.ingest.clinical import load_clinical
     from radsurv.modelling.signatures import validate_signature
-    from radsurv.modelling.study import StudyConfig, run_study
+    from radsurv.modelling.config import StudyConfig
+    from radsurv.modelling.study import run_study
 
     sc = StudyConfig.from_dict(dict(cfg), seed=seed)
     out = Path(out_dir)

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from radsurv.modelling import transformers as pipelines
-from radsurv.modelling.study import StudyConfig, run_study
+from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.study import run_study
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

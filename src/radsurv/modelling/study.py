@@ -44,18 +44,26 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from radsurv.ingest.clinical import CovariateSpec, complete_case_ids, missing_counts
+from radsurv.ingest.clinical import complete_case_ids, missing_counts
 from radsurv.modelling import metrics as M
+from radsurv.modelling.config import (
+    PRIMARY,
+    SEED_BOOTSTRAP,
+    SEED_FINAL_FIT,
+    SEED_FOLD_FIT,
+    SEED_OUTER_FOLDS,
+    SEED_SPLIT,
+    StudyConfig,
+)
 from radsurv.modelling.legacy import GROUP_LABELS, _group_tests, univariate_cox_score
 from radsurv.modelling.transformers import (
-    LEARNERS,
     build_pipeline,
     linear_terms,
     param_grid,
@@ -66,105 +74,7 @@ from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StudyConfig", "StudyResult", "run_study", "choose_cutoffs", "assign_groups", "MODELS"]
-
-MODELS = ("radiomics", "volume", "clinical", "combined")
-RISK_CUTS = ("median", "tertiles", "maxstat")
-PRIMARY = "radiomics"
-#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.modelling.metrics.derive_seed`).
-SEED_SPLIT, SEED_OUTER_FOLDS, SEED_FOLD_FIT, SEED_FINAL_FIT, SEED_BOOTSTRAP = 1, 2, 3, 4, 5
-
-
-def _as_list(v: Any) -> list[Any]:
-    if v is None:
-        return []
-    return list(v) if isinstance(v, (list, tuple)) else [v]
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """The ``modelling`` block of the config (see config/README.md for each key)."""
-
-    design: str = "cv"
-    cv_folds: int = 5
-    cv_repeats: int = 3
-    inner_folds: int = 3
-    test_fraction: float = 0.35
-    split_by: str | None = None
-    validation_values: tuple[str, ...] = ()
-    split_date: str | None = None
-    learner: str = "cox"
-    corr_threshold: float = 0.9
-    n_screen: int = 20
-    max_features: tuple[int, ...] = (2, 4, 8)
-    penalizer: tuple[float, ...] = (1.0, 10.0)
-    l1_ratio: float = 1.0
-    coxnet_alphas: tuple[float, ...] = (0.05, 0.1, 0.2)
-    rsf_trees: int = 300
-    rsf_min_leaf: tuple[int, ...] = (5, 15)
-    gbsa_trees: int = 100
-    gbsa_learning_rate: tuple[float, ...] = (0.05, 0.1)
-    clinical_covariates: dict[str, Any] = field(default_factory=dict)
-    missing_covariates: str = "impute"
-    risk_cut: str = "median"
-    horizons: tuple[float, ...] = ()
-    tau: float | None = None
-    calibration_groups: int = 4
-    volume_feature: str = "original_shape_MeshVolume"
-    bootstrap: int = 500
-    features_table: str | None = None
-    features_id_column: str = "patient_id"
-    features_header_rows: int = 1
-    features_id_pattern: str | None = None
-    feature_pattern: str | None = None
-    external_cohorts: tuple[dict[str, str], ...] = ()
-    published_signatures: tuple[str, ...] = ()
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        for k in ("max_features", "penalizer", "coxnet_alphas", "rsf_min_leaf", "gbsa_learning_rate",
-                  "horizons", "validation_values", "external_cohorts", "published_signatures"):
-            object.__setattr__(self, k, tuple(_as_list(getattr(self, k))))
-        object.__setattr__(self, "validation_values", tuple(str(v) for v in self.validation_values))
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0 (it makes the folds and resamples "
-                             f"reproducible), got {self.seed!r}")
-        if self.design not in ("cv", "split"):
-            raise ValueError(f"design must be 'cv' or 'split', got {self.design!r}")
-        if self.learner not in LEARNERS:
-            raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
-        if self.risk_cut not in RISK_CUTS:
-            raise ValueError(f"risk_cut must be one of {RISK_CUTS}, got {self.risk_cut!r}")
-        if self.missing_covariates not in ("impute", "complete_case"):
-            raise ValueError("missing_covariates must be 'impute' or 'complete_case'")
-        if self.cv_folds < 2 or self.inner_folds < 2 or self.cv_repeats < 1:
-            raise ValueError("cv_folds and inner_folds must be >= 2, cv_repeats >= 1")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError("test_fraction must be in (0, 1)")
-        if self.design == "split" and self.split_by and not (self.validation_values or self.split_date):
-            raise ValueError("split_by needs validation_values or split_date")
-        if not self.max_features or not self.penalizer:
-            raise ValueError("max_features and penalizer need at least one value")
-        self.covariate_specs()  # validates the covariate definitions
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None, seed: int | None = None) -> StudyConfig:
-        """From the config block; unknown keys raise ``ValueError`` (typos)."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown modelling config key(s): {unknown}")
-        if seed is not None:
-            d["seed"] = int(seed)
-        return cls(**d)
-
-    def covariate_specs(self) -> list[CovariateSpec]:
-        return [CovariateSpec.from_config(k, v) for k, v in (self.clinical_covariates or {}).items()]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+__all__ = ["StudyResult", "run_study", "choose_cutoffs", "assign_groups"]
 
 
 # --------------------------------------------------------------------------- risk groups

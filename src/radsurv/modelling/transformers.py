@@ -14,7 +14,7 @@ radiomics branch (``rad``)
 volume branch (``vol``)
     log(volume) -> :class:`Standardiser`.
 clinical branch (``clin``)
-    :class:`radsurv.ingest.clinical.ClinicalEncoder` (imputation, ordinal/one-hot coding,
+    :class:`radsurv.modelling.clinical_encoder.ClinicalEncoder` (imputation, ordinal/one-hot coding,
     standardisation, all learnt in training).
 
 The branches are joined by a :class:`sklearn.compose.ColumnTransformer` and feed
@@ -45,11 +45,11 @@ from sklearn.pipeline import Pipeline
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 
-from radsurv.ingest.clinical import ClinicalEncoder
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
+from radsurv.modelling.config import LEARNERS
 from radsurv.modelling.legacy import _cluster, _spearman_abs, univariate_cox_score
 
 __all__ = [
-    "LEARNERS",
     "QualityFilter",
     "Standardiser",
     "CorrelationReducer",
@@ -62,7 +62,6 @@ __all__ = [
     "linear_terms",
 ]
 
-LEARNERS = ("cox", "coxnet", "rsf", "gbsa")
 
 #: Seconds spent per pipeline step since the last :func:`reset_step_times` (for the
 #: benchmark's time split; the model fit is ``tuned_fit`` minus the transformer steps).

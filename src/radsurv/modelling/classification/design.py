@@ -15,7 +15,7 @@ Design (every data-dependent step is learnt from the training patients of each f
   clustering with one representative per cluster (the most class-associated in
   training), univariate screen (ANOVA F or Mann-Whitney / Kruskal-Wallis on training
   rows); class imbalance by class weights inside the fold; clinical covariates by
-  ``radsurv.ingest.clinical.ClinicalEncoder`` (imputation learnt in training);
+  ``radsurv.modelling.clinical_encoder.ClinicalEncoder`` (imputation learnt in training);
 * models: ``radiomics``, ``volume`` (logistic regression on log tumour volume),
   ``clinical``, ``clinical+radiomics`` and ``prevalence`` (the no-information model:
   the training prevalence for everyone).
@@ -47,7 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 
-from radsurv.ingest.clinical import ClinicalEncoder
+from radsurv.modelling.clinical_encoder import ClinicalEncoder
 from radsurv.modelling.classification import metrics as cm
 from radsurv.modelling.legacy import _cluster, _spearman_abs
 from radsurv.modelling.metrics import derive_seed
