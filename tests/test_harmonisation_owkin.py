@@ -28,8 +28,8 @@ from radsurv.harmonisation.diagnostics import (
     pca_figure,
     site_prediction_auc,
 )
+from radsurv.modelling.learners import build_pipeline, param_grid
 from radsurv.modelling.metrics import harrell_c, surv_array
-from radsurv.modelling.transformers import build_pipeline, param_grid
 
 REPO = Path(__file__).resolve().parents[1]
 ART = REPO / "test-artifacts" / "harmonisation"

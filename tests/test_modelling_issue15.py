@@ -101,7 +101,7 @@ def test_volume_column_found_automatically_and_said():
     assert res.metrics["volume_feature"] == "CT_original_shape_VoxelVolume"
     assert "modelling.volume_feature 'original_shape_MeshVolume' is not a column" in _messages(res)
     assert "uses 'CT_original_shape_VoxelVolume'" in _messages(res)
-    from radsurv.modelling.study import resolve_volume_column
+    from radsurv.modelling.data import resolve_volume_column
 
     assert resolve_volume_column(["a", "x_shape_MeshVolume", "x_shape_VoxelVolume"], VOL)[0] == "x_shape_MeshVolume"
 
@@ -112,7 +112,7 @@ def test_volume_baseline_not_built_is_said_with_the_key(columns, caplog):
     vol = X.pop(VOL)
     for name, k in columns.items():
         X[name] = vol * k
-    with caplog.at_level(logging.WARNING, logger="radsurv.modelling.study"):
+    with caplog.at_level(logging.WARNING, logger="radsurv.modelling.data"):
         res = run_study(X, clin, cands(X), StudyConfig(**FAST))
     assert "volume" not in res.metrics["models"]
     why = res.metrics["baselines_not_built"]["volume"]

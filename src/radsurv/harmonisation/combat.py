@@ -18,7 +18,7 @@ around it:
   kernel ...) of every row it sees, also of held-out rows, so the batch is a column
   of ``X`` (``batch_column``, default ``"batch"``) that the transformer reads and
   drops; protected covariates (``covariates``) are carried the same way. In
-  :func:`radsurv.modelling.transformers.build_pipeline` this means adding the batch (and
+  :func:`radsurv.modelling.learners.build_pipeline` this means adding the batch (and
   covariate) columns to the radiomics branch's column list and putting the
   harmoniser first in that branch (:func:`with_harmonisation` does exactly this).
 * **A defined policy for batches it cannot correct** (``unseen_batch``): a batch that
@@ -389,7 +389,7 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
 
 def with_harmonisation(pipe: Pipeline, harmoniser: ComBatHarmoniser, branch: str = "rad") -> Pipeline:
-    """A copy of a :func:`radsurv.modelling.transformers.build_pipeline` pipeline whose ``branch``
+    """A copy of a :func:`radsurv.modelling.learners.build_pipeline` pipeline whose ``branch``
     (the radiomics block) starts with ``harmoniser``.
 
     The branch's column list gains the harmoniser's batch and covariate columns (so
