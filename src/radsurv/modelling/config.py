@@ -16,15 +16,32 @@ import numpy as np
 from radsurv.ingest.clinical import CovariateSpec
 
 __all__ = ["StudyConfig", "LEARNERS", "MODELS", "RISK_CUTS", "PRIMARY", "SEED_SPLIT", "SEED_OUTER_FOLDS",
-           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP"]
+           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP", "derive_seed"]
 
 #: Survival learners of the radiomics model (estimators in :mod:`radsurv.modelling.transformers`).
 LEARNERS = ("cox", "coxnet", "rsf", "gbsa")
 MODELS = ("radiomics", "volume", "clinical", "combined")
 RISK_CUTS = ("median", "tertiles", "maxstat")
 PRIMARY = "radiomics"
-#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.modelling.metrics.derive_seed`).
+#: Purposes of the seeds derived from the config's ``seed`` (:func:`derive_seed`).
 SEED_SPLIT, SEED_OUTER_FOLDS, SEED_FOLD_FIT, SEED_FINAL_FIT, SEED_BOOTSTRAP = 1, 2, 3, 4, 5
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A ``random_state`` in ``[0, 2**32 - 1]`` derived from the study seed and ``keys``
+    (purpose, repeat, fold ...) by numpy's :class:`numpy.random.SeedSequence`.
+
+    Any non-negative seed works (scikit-learn and numpy's legacy generators accept only
+    32-bit seeds, so ``seed * 1000 + r`` overflowed for seeds above 4,294,967); different
+    keys give independent streams, and the same inputs always give the same number.
+
+    Raises:
+        ValueError: a negative seed or key, with a message naming the config key.
+    """
+    vals = [int(seed), *(int(k) for k in keys)]
+    if any(v < 0 for v in vals):
+        raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
+    return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
 
 
 def _as_list(v: Any) -> list[Any]:

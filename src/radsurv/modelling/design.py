@@ -5,7 +5,7 @@ the whole cohort, or one development/validation split); :func:`run_outer_folds` 
 every model on each outer training set (tuning, selection and risk-group cut-offs
 inside it) and collects the held-out predictions; :func:`fit_final_models` fits the
 final models on the whole development cohort. Every random choice draws its seed
-from the config's ``seed`` (:func:`radsurv.modelling.metrics.derive_seed`).
+from the config's ``seed`` (:func:`radsurv.modelling.config.derive_seed`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from radsurv.modelling import metrics as M
-from radsurv.modelling.config import SEED_FINAL_FIT, SEED_FOLD_FIT, SEED_OUTER_FOLDS, SEED_SPLIT, StudyConfig
+from radsurv.modelling.config import (
+    SEED_FINAL_FIT,
+    SEED_FOLD_FIT,
+    SEED_OUTER_FOLDS,
+    SEED_SPLIT,
+    StudyConfig,
+    derive_seed,
+)
 from radsurv.modelling.data import StudyData
 from radsurv.modelling.learners import build_pipeline, param_grid, selected_features, tuned_fit
 from radsurv.modelling.riskgroups import assign_groups, choose_cutoffs
@@ -89,7 +96,7 @@ def dev_val_split(cfg: StudyConfig, data: StudyData) -> tuple[np.ndarray, np.nda
     ids = data.X.index.to_numpy()
     if not cfg.split_by:
         tr, te = train_test_split(np.arange(len(ids)), test_size=cfg.test_fraction,
-                                  random_state=M.derive_seed(cfg.seed, SEED_SPLIT),
+                                  random_state=derive_seed(cfg.seed, SEED_SPLIT),
                                   shuffle=True, stratify=data.y["event"].astype(int))
         how = f"random {1 - cfg.test_fraction:.0%}/{cfg.test_fraction:.0%} (stratified by event)"
         return np.sort(tr), np.sort(te), how
@@ -137,7 +144,7 @@ def plan_study(cfg: StudyConfig, data: StudyData, horizons: list[float]) -> Stud
             raise ValueError("too few events or censored patients for cross-validation")
         folds = []
         for r in range(cfg.cv_repeats):
-            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=M.derive_seed(cfg.seed, SEED_OUTER_FOLDS, r))
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=derive_seed(cfg.seed, SEED_OUTER_FOLDS, r))
             for f, (tr, te) in enumerate(skf.split(np.zeros(n), ev)):
                 folds.append((r, f, tr, te))
         eval_idx = np.arange(n)
@@ -226,7 +233,7 @@ def run_outer_folds(models: Models, cfg: StudyConfig, data: StudyData, plan: Stu
     res = OuterResults.empty(models, plan)
     fold_jobs = max(1, min(int(n_jobs), len(plan.folds)))
     inner_jobs = 1 if fold_jobs > 1 else n_jobs
-    tasks = [(r, f, tr, te, M.derive_seed(cfg.seed, SEED_FOLD_FIT, r, f)) for r, f, tr, te in plan.folds]
+    tasks = [(r, f, tr, te, derive_seed(cfg.seed, SEED_FOLD_FIT, r, f)) for r, f, tr, te in plan.folds]
     if fold_jobs > 1:
         from joblib import Parallel, delayed
 
@@ -243,6 +250,6 @@ def run_outer_folds(models: Models, cfg: StudyConfig, data: StudyData, plan: Stu
 def fit_final_models(models: Models, cfg: StudyConfig, data: StudyData, dev_idx: np.ndarray,
                      n_jobs: int) -> dict[str, FitRecord]:
     """Every model tuned and fit on the whole development cohort."""
-    return {m: fit_model(m, blocks, learner, cfg, data, dev_idx, M.derive_seed(cfg.seed, SEED_FINAL_FIT), n_jobs,
+    return {m: fit_model(m, blocks, learner, cfg, data, dev_idx, derive_seed(cfg.seed, SEED_FINAL_FIT), n_jobs,
                          None)
             for m, (blocks, learner) in models.items()}

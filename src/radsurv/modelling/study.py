@@ -34,7 +34,7 @@ Metrics (:mod:`radsurv.modelling.metrics`): the IPCW metrics take the censoring 
 from the development cohort (the training patients of the final models; in CV the
 union of the folds' training sets). Every random choice (folds, splits, forests,
 bootstrap) draws its ``random_state`` from the config's ``seed`` through numpy's
-``SeedSequence`` (:func:`radsurv.modelling.metrics.derive_seed`): any seed >= 0 works.
+``SeedSequence`` (:func:`radsurv.modelling.config.derive_seed`): any seed >= 0 works.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from radsurv.modelling import metrics as M
-from radsurv.modelling.config import PRIMARY, SEED_BOOTSTRAP, StudyConfig
+from radsurv.modelling.config import PRIMARY, SEED_BOOTSTRAP, StudyConfig, derive_seed
 from radsurv.modelling.data import StudyData, model_blocks, prepare
 from radsurv.modelling.design import (
     FitRecord,
@@ -111,7 +111,7 @@ def _performance(models: Models, cfg: StudyConfig, data: StudyData, plan: StudyP
     # patients; CV: the union of the folds' training sets), as sksurv's survival_train
     y_dev = data.y[plan.dev_idx]
     perf = M.bootstrap_metrics(y_dev, data.y[plan.eval_idx], sets, plan.grid, plan.horizons, tau, cfg.bootstrap,
-                               M.derive_seed(cfg.seed, SEED_BOOTSTRAP),
+                               derive_seed(cfg.seed, SEED_BOOTSTRAP),
                                reference="volume" if "volume" in models else None, n_jobs=n_jobs)
     perf.insert(1, "set", "cross-validated" if cfg.design == "cv" else "validation")
     fw = pd.DataFrame(outer.foldwise)
@@ -237,7 +237,7 @@ def _external_cohort(name: str, efeat: pd.DataFrame, eclin: pd.DataFrame, final:
             d[f"surv_{h:g}"] = S[:, len(egrid) + hi]
         rows.append(d)
     ep = M.bootstrap_metrics(data.y[plan.dev_idx], ey, esets, egrid, horizons, tau, cfg.bootstrap,
-                             M.derive_seed(cfg.seed, SEED_BOOTSTRAP),
+                             derive_seed(cfg.seed, SEED_BOOTSTRAP),
                              reference="volume" if "volume" in esets else None)
     ep.insert(1, "set", f"external:{name}")
     return _External(ep, rows, qc, ecounts["n_used"])

@@ -20,7 +20,7 @@ Design (every data-dependent step is learnt from the training patients of each f
   ``clinical``, ``clinical+radiomics`` and ``prevalence`` (the no-information model:
   the training prevalence for everyone).
 
-Seeds are derived with :func:`radsurv.modelling.metrics.derive_seed` so results are reproducible.
+Seeds are derived with :func:`radsurv.modelling.config.derive_seed` so results are reproducible.
 This module is the library core of issue #17; it is not yet called by the workflow.
 """
 
@@ -46,7 +46,7 @@ from radsurv.modelling.classification.models import (
     VolumeClassifier,
 )
 from radsurv.modelling.classification.settings import ENDPOINTS, ClassificationSettings
-from radsurv.modelling.metrics import derive_seed
+from radsurv.modelling.config import derive_seed
 
 __all__ = [
     "validate_labels",

@@ -35,7 +35,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from radsurv.modelling.classification import metrics as cm
 from radsurv.modelling.classification.settings import LEARNERS, ClassificationSettings
 from radsurv.modelling.clinical_encoder import ClinicalEncoder
-from radsurv.modelling.metrics import derive_seed
+from radsurv.modelling.config import derive_seed
 from radsurv.modelling.transformers import (
     LogTransform,
     QualityFilter,
