@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radsurv.modelling.classification.design import (
-    ClassCorrelationReducer,
-    ClassificationSettings,
-    RadiomicsClassifier,
-    UnivariateScreen,
-    run_classification_cv,
-    run_classification_split,
-    validate_labels,
-)
+from radsurv.modelling.classification.design import run_classification_cv, run_classification_split, validate_labels
+from radsurv.modelling.classification.models import ClassCorrelationReducer, RadiomicsClassifier, UnivariateScreen
+from radsurv.modelling.classification.settings import ClassificationSettings
 
 FAST = dict(cv_folds=3, cv_repeats=1, inner_folds=3, learners=("logistic_l2", "rf", "svm"), n_screen=(2, 8),
             n_screen_trees=(8,), rf_trees=15, ensemble_sizes=(1, 2), n_boot=100, seed=1)

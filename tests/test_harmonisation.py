@@ -31,8 +31,8 @@ from radsurv.harmonisation.diagnostics import (
     pca_figure,
     site_prediction_auc,
 )
+from radsurv.modelling.learners import build_pipeline
 from radsurv.modelling.metrics import surv_array
-from radsurv.modelling.transformers import build_pipeline
 
 
 def scanners(n_per: tuple[int, ...] = (60, 60, 60), p: int = 12, seed: int = 0, outcome_weight: float = 0.8,

@@ -19,7 +19,7 @@ from test_modelling import planted_cohort
 from radsurv.ingest.clinical import CovariateSpec
 from radsurv.modelling import metrics as M
 from radsurv.modelling.clinical_encoder import ClinicalEncoder
-from radsurv.modelling.config import StudyConfig
+from radsurv.modelling.config import StudyConfig, derive_seed
 from radsurv.modelling.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,11 +44,11 @@ def cands(X: pd.DataFrame) -> list[str]:
 
 def test_derive_seed_any_nonnegative_seed():
     for seed in (0, 42, 4_294_968, 20241105, 2**40, 2**70):
-        v = M.derive_seed(seed, 2, 3)
-        assert 0 <= v <= 2**32 - 1 and v == M.derive_seed(seed, 2, 3)
-    assert M.derive_seed(5, 2, 0) != M.derive_seed(5, 2, 1) != M.derive_seed(5, 3, 0)
+        v = derive_seed(seed, 2, 3)
+        assert 0 <= v <= 2**32 - 1 and v == derive_seed(seed, 2, 3)
+    assert derive_seed(5, 2, 0) != derive_seed(5, 2, 1) != derive_seed(5, 3, 0)
     with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
-        M.derive_seed(-1)
+        derive_seed(-1)
     with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
         StudyConfig(seed=-3)
 
@@ -101,7 +101,7 @@ def test_volume_column_found_automatically_and_said():
     assert res.metrics["volume_feature"] == "CT_original_shape_VoxelVolume"
     assert "modelling.volume_feature 'original_shape_MeshVolume' is not a column" in _messages(res)
     assert "uses 'CT_original_shape_VoxelVolume'" in _messages(res)
-    from radsurv.modelling.study import resolve_volume_column
+    from radsurv.modelling.data import resolve_volume_column
 
     assert resolve_volume_column(["a", "x_shape_MeshVolume", "x_shape_VoxelVolume"], VOL)[0] == "x_shape_MeshVolume"
 
@@ -112,7 +112,7 @@ def test_volume_baseline_not_built_is_said_with_the_key(columns, caplog):
     vol = X.pop(VOL)
     for name, k in columns.items():
         X[name] = vol * k
-    with caplog.at_level(logging.WARNING, logger="radsurv.modelling.study"):
+    with caplog.at_level(logging.WARNING, logger="radsurv.modelling.data"):
         res = run_study(X, clin, cands(X), StudyConfig(**FAST))
     assert "volume" not in res.metrics["models"]
     why = res.metrics["baselines_not_built"]["volume"]

@@ -17,7 +17,8 @@ from radsurv.ingest.clinical import CovariateSpec, complete_case_ids
 from radsurv.modelling import metrics as M
 from radsurv.modelling.clinical_encoder import ClinicalEncoder
 from radsurv.modelling.config import StudyConfig
-from radsurv.modelling.study import assign_groups, choose_cutoffs, run_study
+from radsurv.modelling.riskgroups import assign_groups, choose_cutoffs
+from radsurv.modelling.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: Harrell's C of the Aerts 2014 signature on the 144 Lung1 patients (v3 outcomes), source:

@@ -21,7 +21,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from radsurv.modelling.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
+from radsurv.modelling.classification.design import run_classification_cv
+from radsurv.modelling.classification.models import STEP_SECONDS
+from radsurv.modelling.classification.settings import ClassificationSettings
 
 
 def cohort(n: int, p: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:

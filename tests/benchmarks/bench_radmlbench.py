@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radsurv.modelling.classification.design import STEP_SECONDS, ClassificationSettings, run_classification_cv
+from radsurv.modelling.classification.design import run_classification_cv
+from radsurv.modelling.classification.models import STEP_SECONDS
+from radsurv.modelling.classification.settings import ClassificationSettings
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "radmlbench"
 VOLUME_NAMES = ("shape_MeshVolume", "shape_VoxelVolume", "shape_Volume")

@@ -69,7 +69,8 @@ class Site:
         names = list(request["features"])
         missing = [f for f in names if f not in self.features.columns]
         if missing:
-            raise KeyError(f"site {self.name} has no feature(s) {missing}; every site must extract the study's features")
+            raise KeyError(f"site {self.name} has no feature(s) {missing}; every site must extract the study's "
+                           "features")
         return self.features[names].to_numpy(dtype=float)
 
     def _survival(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,89 +82,114 @@ class Site:
         z = (self._x(request) - np.asarray(request["mean"], float)) / np.asarray(request["sd"], float)
         return z @ np.asarray(request["beta"], float)
 
+    def _binary_label(self) -> np.ndarray:
+        if self.label is None:
+            raise ValueError(f"site {self.name} holds no binary outcome")
+        return self.label
+
+    def _groups(self, request: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+        """Risk group of each patient under the request's cut-offs, and the number of groups."""
+        cut = np.asarray(request["cutoffs"], float)
+        return np.searchsorted(cut, self._risk(request), side="right"), len(cut) + 1
+
+    # --- one answer per request kind ------------------------------------------------------------
+    # The site functions are imported per request kind: a Flower ClientApp process answers one
+    # message and exits.
+    def _moments(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.standardise import site_moments
+
+        x = self._x(request)
+        self.guard.require(len(x), "feature means and variances")
+        return self.guard.release({"kind": "moments", **site_moments(x)})
+
+    def _cox(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.cox import site_cox_derivatives
+
+        g = self.guard
+        x = self._x(request)
+        time, event = self._survival()
+        g.require(len(x), "Cox gradient and Hessian")
+        g.require(int(event.sum()), "Cox gradient and Hessian (events)")
+        # Censored patients enter only through risk-set sums, never as a sum of their own: no minimum.
+        out = site_cox_derivatives(x, time, event, np.asarray(request["beta"], float),
+                                   np.asarray(request["mean"], float), np.asarray(request["sd"], float))
+        return g.release({"kind": "cox", **out})
+
+    def _logistic(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.logistic import site_logistic_derivatives
+
+        g = self.guard
+        x = self._x(request)
+        label = self._binary_label()
+        g.require(int(label.sum()), "logistic gradient (positive patients)")
+        g.require(int(len(label) - label.sum()), "logistic gradient (negative patients)")
+        out = site_logistic_derivatives(x, label, np.asarray(request["coef"], float),
+                                        float(request["intercept"]), np.asarray(request["mean"], float),
+                                        np.asarray(request["sd"], float))
+        return g.release({"kind": "logistic", **out})
+
+    def _concordance(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.evaluation import site_concordance_counts
+
+        time, event = self._survival()
+        self.guard.require(int(event.sum()), "the concordance counts (events)")
+        return self.guard.release({"kind": "concordance", **site_concordance_counts(time, event, self._risk(request))},
+                                  noised=False)
+
+    def _auc(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.evaluation import site_auc_counts
+
+        g = self.guard
+        label = self._binary_label()
+        g.require(int(label.sum()), "the AUC counts (positive patients)")
+        g.require(int(len(label) - label.sum()), "the AUC counts (negative patients)")
+        z = (self._x(request) - np.asarray(request["mean"], float)) / np.asarray(request["sd"], float)
+        score = z @ np.asarray(request["coef"], float)
+        return g.release({"kind": "auc", **site_auc_counts(label, score)}, noised=False)
+
+    def _km_grid(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.evaluation import site_km_grid
+
+        time, event = self._survival()
+        group, n_groups = self._groups(request)
+        accepted = site_km_grid(time, event, group, n_groups, np.asarray(request["grid"], float),
+                                self.guard.min_patients)
+        return self.guard.release({"kind": "km_grid", "grid": accepted}, noised=False)
+
+    def _km(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.evaluation import km_cells_too_small, site_km_counts
+
+        g = self.guard
+        time, event = self._survival()
+        group, n_groups = self._groups(request)
+        counts = site_km_counts(time, event, group, n_groups, np.asarray(request["grid"], float))
+        if km_cells_too_small(counts, g.min_patients):
+            raise PrivacyError(f"request refused by site {self.name}: the requested time bins leave a cell with "
+                               f"fewer than {g.min_patients} patients; use wider bins")
+        return g.release({"kind": "km", **counts}, noised=False)
+
+    def _icc(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from radsurv.federated.icc import site_icc_squares, site_icc_sums
+
+        kind = request.get("kind")
+        if self.icc_data is None:
+            raise ValueError(f"site {self.name} holds no repeated measurements for the ICC")
+        self.guard.require(self.icc_data.shape[1], "ICC sums of squares")
+        if kind == "icc_sums":
+            return self.guard.release({"kind": kind, **site_icc_sums(self.icc_data)})
+        return self.guard.release({"kind": kind, **site_icc_squares(self.icc_data, np.asarray(request["grand"], float),
+                                                                    np.asarray(request["col_means"], float))})
+
     # --- the dispatcher ------------------------------------------------------------------------
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Answer one request with aggregates, or raise :class:`PrivacyError` / ``ValueError``."""
         kind = request.get("kind")
-        g = self.guard
-        # Imported per request kind: a Flower ClientApp process answers one message and exits.
-        if kind == "moments":
-            from radsurv.federated.standardise import site_moments
-        elif kind == "cox":
-            from radsurv.federated.cox import site_cox_derivatives
-        elif kind == "logistic":
-            from radsurv.federated.logistic import site_logistic_derivatives
-        elif kind in ("concordance", "auc", "km", "km_grid"):
-            from radsurv.federated.evaluation import (
-                km_cells_too_small,
-                site_auc_counts,
-                site_concordance_counts,
-                site_km_counts,
-                site_km_grid,
-            )
-        elif kind in ("icc_sums", "icc_squares"):
-            from radsurv.federated.icc import site_icc_squares, site_icc_sums
-        if kind == "moments":
-            x = self._x(request)
-            g.require(len(x), "feature means and variances")
-            return g.release({"kind": kind, **site_moments(x)})
-        if kind == "cox":
-            x = self._x(request)
-            time, event = self._survival()
-            g.require(len(x), "Cox gradient and Hessian")
-            g.require(int(event.sum()), "Cox gradient and Hessian (events)")
-            # Censored patients enter only through risk-set sums, never as a sum of their own: no minimum.
-            out = site_cox_derivatives(x, time, event, np.asarray(request["beta"], float),
-                                       np.asarray(request["mean"], float), np.asarray(request["sd"], float))
-            return g.release({"kind": kind, **out})
-        if kind == "logistic":
-            x = self._x(request)
-            if self.label is None:
-                raise ValueError(f"site {self.name} holds no binary outcome")
-            g.require(int(self.label.sum()), "logistic gradient (positive patients)")
-            g.require(int(len(self.label) - self.label.sum()), "logistic gradient (negative patients)")
-            out = site_logistic_derivatives(x, self.label, np.asarray(request["coef"], float),
-                                            float(request["intercept"]), np.asarray(request["mean"], float),
-                                            np.asarray(request["sd"], float))
-            return g.release({"kind": kind, **out})
-        if kind == "concordance":
-            time, event = self._survival()
-            g.require(int(event.sum()), "the concordance counts (events)")
-            return g.release({"kind": kind, **site_concordance_counts(time, event, self._risk(request))},
-                             noised=False)
-        if kind == "auc":
-            if self.label is None:
-                raise ValueError(f"site {self.name} holds no binary outcome")
-            g.require(int(self.label.sum()), "the AUC counts (positive patients)")
-            g.require(int(len(self.label) - self.label.sum()), "the AUC counts (negative patients)")
-            z = (self._x(request) - np.asarray(request["mean"], float)) / np.asarray(request["sd"], float)
-            score = z @ np.asarray(request["coef"], float)
-            return g.release({"kind": kind, **site_auc_counts(self.label, score)}, noised=False)
-        if kind == "km_grid":
-            time, event = self._survival()
-            cut = np.asarray(request["cutoffs"], float)
-            group = np.searchsorted(cut, self._risk(request), side="right")
-            accepted = site_km_grid(time, event, group, len(cut) + 1, np.asarray(request["grid"], float),
-                                    g.min_patients)
-            return g.release({"kind": kind, "grid": accepted}, noised=False)
-        if kind == "km":
-            time, event = self._survival()
-            cut = np.asarray(request["cutoffs"], float)
-            group = np.searchsorted(cut, self._risk(request), side="right")
-            counts = site_km_counts(time, event, group, len(cut) + 1, np.asarray(request["grid"], float))
-            if km_cells_too_small(counts, g.min_patients):
-                raise PrivacyError(f"request refused by site {self.name}: the requested time bins leave a cell with "
-                                   f"fewer than {g.min_patients} patients; use wider bins")
-            return g.release({"kind": kind, **counts}, noised=False)
-        if kind in ("icc_sums", "icc_squares"):
-            if self.icc_data is None:
-                raise ValueError(f"site {self.name} holds no repeated measurements for the ICC")
-            g.require(self.icc_data.shape[1], "ICC sums of squares")
-            if kind == "icc_sums":
-                return g.release({"kind": kind, **site_icc_sums(self.icc_data)})
-            return g.release({"kind": kind, **site_icc_squares(self.icc_data, np.asarray(request["grand"], float),
-                                                               np.asarray(request["col_means"], float))})
-        raise ValueError(f"unknown request kind {kind!r}; a site answers {', '.join(KINDS)}")
+        answer = {"moments": self._moments, "cox": self._cox, "logistic": self._logistic,
+                  "concordance": self._concordance, "auc": self._auc, "km_grid": self._km_grid, "km": self._km,
+                  "icc_sums": self._icc, "icc_squares": self._icc}.get(str(kind))
+        if answer is None:
+            raise ValueError(f"unknown request kind {kind!r}; a site answers {', '.join(KINDS)}")
+        return answer(request)
 
 
 class LocalFederation:

@@ -18,7 +18,7 @@ around it:
   kernel ...) of every row it sees, also of held-out rows, so the batch is a column
   of ``X`` (``batch_column``, default ``"batch"``) that the transformer reads and
   drops; protected covariates (``covariates``) are carried the same way. In
-  :func:`radsurv.modelling.transformers.build_pipeline` this means adding the batch (and
+  :func:`radsurv.modelling.learners.build_pipeline` this means adding the batch (and
   covariate) columns to the radiomics branch's column list and putting the
   harmoniser first in that branch (:func:`with_harmonisation` does exactly this).
 * **A defined policy for batches it cannot correct** (``unseen_batch``): a batch that
@@ -244,11 +244,9 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> ComBatHarmoniser:
-        """Estimate the batch effects on the rows of ``X`` (the training patients)."""
-        self._check_params()
-        batch, cov, feats = self._split(X)
-        self.features_in_ = [str(c) for c in feats.columns]
+    def _record_batches(self, batch: pd.Series) -> list[str]:
+        """Batch records (``batch_records_``) and QC rows (``qc_records_``) of the training
+        patients; returns the batches with enough patients to estimate their effects."""
         counts = batch.dropna().value_counts().sort_index()
         size = int(self.min_batch_size)
         self.batch_records_ = [
@@ -262,21 +260,11 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         if batch.isna().any():
             self.qc_records_.append({"batch": "", "n_train": int(batch.isna().sum()), "estimated": False,
                                      "reason": "batch label missing: these patients cannot be harmonised"})
-        arr = feats.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-        rows = batch.isin(est_batches).to_numpy()
-        Z = self._design(cov, fit=True)
-        self.unharmonised_reasons_: dict[str, str] = {}
-        self.batches_: list[str] = []
-        self.estimates_: dict[str, Any] | None = None
-        self.covariate_coef_ = np.zeros((Z.shape[1], 0))
-        if len(est_batches) < 2:
-            for f in self.features_in_:
-                self.unharmonised_reasons_[f] = (f"fewer than two batches with >= {size} training patients "
-                                                 f"({len(est_batches)}): nothing to harmonise")
-            self.harmonised_features_ = []
-            self.unharmonised_features_ = list(self.features_in_)
-            return self
-        sub = arr[rows]
+        return est_batches
+
+    def _harmonisable(self, sub: np.ndarray) -> np.ndarray:
+        """Columns of ``sub`` (estimable-batch training rows) that can be harmonised: finite,
+        not constant, not skipped; the reason for every other feature in ``unharmonised_reasons_``."""
         finite = np.isfinite(sub).all(axis=0)
         sd = np.where(finite, np.nanstd(np.where(np.isfinite(sub), sub, np.nan), axis=0, ddof=1), 0.0)
         skip = np.isin(np.asarray(self.features_in_, dtype=object), [str(f) for f in self.skip_features])
@@ -288,34 +276,71 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
                 self.unharmonised_reasons_[f] = "missing or non-finite value in a training patient"
             elif not k:
                 self.unharmonised_reasons_[f] = "constant in the training patients"
-        idx = np.flatnonzero(keep)
+        return np.flatnonzero(keep)
+
+    def _combat_covariates(self, batch: pd.Series, Z: np.ndarray, n_batches: int) -> tuple[pd.DataFrame, list[str]]:
+        """neuroCombat's covariate frame (batch + continuous design columns) of the training rows;
+        ``ValueError`` if the covariates are collinear with the batches."""
+        covars = pd.DataFrame({"batch": batch.to_numpy(dtype=object)})
+        cont = []
+        for j in range(Z.shape[1]):
+            covars[f"cov{j}"] = Z[:, j]
+            cont.append(f"cov{j}")
+        if Z.shape[1] and np.linalg.matrix_rank(np.column_stack([pd.get_dummies(covars["batch"]).to_numpy(float),
+                                                                  Z])) < n_batches + Z.shape[1]:
+            raise ValueError("the protected covariates are collinear with the batches in the training patients "
+                             "(e.g. a histology seen at one centre only): ComBat cannot tell them apart")
+        return covars, cont
+
+    def _estimate(self, sub: np.ndarray, idx: np.ndarray, covars: pd.DataFrame,
+                  cont: list[str]) -> tuple[np.ndarray, dict[str, Any], bool]:
+        """neuroCombat on the columns ``idx``; features with non-finite estimates are dropped
+        (reason recorded) and the rest refit, so the empirical-Bayes prior is not distorted.
+        Returns the features kept, the estimates and whether empirical Bayes was used."""
+        eb = bool(self.eb) and len(idx) > 1  # the empirical-Bayes prior pools over features
+        out = neurocombat_fit(sub[:, idx].T, covars, "batch", cont, eb=eb, parametric=bool(self.parametric),
+                              mean_only=bool(self.mean_only))
+        est = out["estimates"]
+        gs, ds = np.asarray(est["gamma.star"], float), np.asarray(est["delta.star"], float)
+        ok = np.isfinite(gs).all(axis=0) & np.isfinite(ds).all(axis=0) & (ds > 0).all(axis=0)
+        if not ok.all():
+            for j in idx[~ok]:
+                self.unharmonised_reasons_[self.features_in_[j]] = "ComBat estimates not finite"
+            if ok.any():  # refit without them, so the empirical-Bayes prior is not distorted
+                idx = idx[ok]
+                eb = bool(self.eb) and len(idx) > 1
+                out = neurocombat_fit(sub[:, idx].T, covars, "batch", cont, eb=eb,
+                                      parametric=bool(self.parametric), mean_only=bool(self.mean_only))
+                est = out["estimates"]
+            else:
+                idx = idx[:0]
+        return idx, est, eb
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> ComBatHarmoniser:
+        """Estimate the batch effects on the rows of ``X`` (the training patients)."""
+        self._check_params()
+        batch, cov, feats = self._split(X)
+        self.features_in_ = [str(c) for c in feats.columns]
+        est_batches = self._record_batches(batch)
+        arr = feats.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        rows = batch.isin(est_batches).to_numpy()
+        Z = self._design(cov, fit=True)
+        self.unharmonised_reasons_: dict[str, str] = {}
+        self.batches_: list[str] = []
+        self.estimates_: dict[str, Any] | None = None
+        self.covariate_coef_ = np.zeros((Z.shape[1], 0))
+        if len(est_batches) < 2:
+            for f in self.features_in_:
+                self.unharmonised_reasons_[f] = (f"fewer than two batches with >= {int(self.min_batch_size)} "
+                                                 f"training patients ({len(est_batches)}): nothing to harmonise")
+            self.harmonised_features_ = []
+            self.unharmonised_features_ = list(self.features_in_)
+            return self
+        sub = arr[rows]
+        idx = self._harmonisable(sub)
         if len(idx):
-            covars = pd.DataFrame({"batch": batch[rows].to_numpy(dtype=object)})
-            cont = []
-            for j in range(Z.shape[1]):
-                covars[f"cov{j}"] = Z[rows, j]
-                cont.append(f"cov{j}")
-            if Z.shape[1] and np.linalg.matrix_rank(np.column_stack([pd.get_dummies(covars["batch"]).to_numpy(float),
-                                                                      Z[rows]])) < len(est_batches) + Z.shape[1]:
-                raise ValueError("the protected covariates are collinear with the batches in the training patients "
-                                 "(e.g. a histology seen at one centre only): ComBat cannot tell them apart")
-            eb = bool(self.eb) and len(idx) > 1  # the empirical-Bayes prior pools over features
-            out = neurocombat_fit(sub[:, idx].T, covars, "batch", cont, eb=eb, parametric=bool(self.parametric),
-                                  mean_only=bool(self.mean_only))
-            est = out["estimates"]
-            gs, ds = np.asarray(est["gamma.star"], float), np.asarray(est["delta.star"], float)
-            ok = np.isfinite(gs).all(axis=0) & np.isfinite(ds).all(axis=0) & (ds > 0).all(axis=0)
-            if not ok.all():
-                for j in idx[~ok]:
-                    self.unharmonised_reasons_[self.features_in_[j]] = "ComBat estimates not finite"
-                if ok.any():  # refit without them, so the empirical-Bayes prior is not distorted
-                    idx = idx[ok]
-                    eb = bool(self.eb) and len(idx) > 1
-                    out = neurocombat_fit(sub[:, idx].T, covars, "batch", cont, eb=eb,
-                                          parametric=bool(self.parametric), mean_only=bool(self.mean_only))
-                    est = out["estimates"]
-                else:
-                    idx = idx[:0]
+            covars, cont = self._combat_covariates(batch[rows], Z[rows], len(est_batches))
+            idx, est, eb = self._estimate(sub, idx, covars, cont)
             if len(idx):
                 self.estimates_ = est
                 self.batches_ = [str(b) for b in est["batches"]]
@@ -389,7 +414,7 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
 
 def with_harmonisation(pipe: Pipeline, harmoniser: ComBatHarmoniser, branch: str = "rad") -> Pipeline:
-    """A copy of a :func:`radsurv.modelling.transformers.build_pipeline` pipeline whose ``branch``
+    """A copy of a :func:`radsurv.modelling.learners.build_pipeline` pipeline whose ``branch``
     (the radiomics block) starts with ``harmoniser``.
 
     The branch's column list gains the harmoniser's batch and covariate columns (so

@@ -16,10 +16,10 @@ C-index with and without it.
 * :func:`pca_figure`: the first two principal components before and after, coloured by
   batch (matplotlib, Agg).
 * :func:`cv_risk_scores` / :func:`compare_survival_models`: held-out risk scores of
-  survival pipelines (:func:`radsurv.modelling.transformers.build_pipeline`, optionally with
+  survival pipelines (:func:`radsurv.modelling.learners.build_pipeline`, optionally with
   :func:`radsurv.harmonisation.combat.with_harmonisation`) by repeated stratified
   K-fold with hyperparameters tuned inside each training fold
-  (:func:`radsurv.modelling.transformers.tuned_fit`), and Harrell's C with paired bootstrap CIs
+  (:func:`radsurv.modelling.learners.tuned_fit`), and Harrell's C with paired bootstrap CIs
   (:func:`radsurv.modelling.metrics.bootstrap_metrics`).
 """
 
@@ -273,11 +273,11 @@ def cv_risk_scores(pipe: Any, grid: Mapping[str, list[Any]], X: pd.DataFrame, y:
     """Held-out risk scores of ``pipe`` (one array per CV repeat, rows as ``X``).
 
     Outer: repeated K-fold stratified by event; inner: hyperparameters by
-    :func:`radsurv.modelling.transformers.tuned_fit` on the training fold only, then refit on it.
+    :func:`radsurv.modelling.learners.tuned_fit` on the training fold only, then refit on it.
     Every step of ``pipe`` (harmonisation included) is therefore fit on training
     patients only.
     """
-    from radsurv.modelling.transformers import tuned_fit
+    from radsurv.modelling.learners import tuned_fit
 
     ev = y["event"].astype(int)
     out = []

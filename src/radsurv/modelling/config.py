@@ -16,15 +16,32 @@ import numpy as np
 from radsurv.ingest.clinical import CovariateSpec
 
 __all__ = ["StudyConfig", "LEARNERS", "MODELS", "RISK_CUTS", "PRIMARY", "SEED_SPLIT", "SEED_OUTER_FOLDS",
-           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP"]
+           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP", "derive_seed"]
 
 #: Survival learners of the radiomics model (estimators in :mod:`radsurv.modelling.transformers`).
 LEARNERS = ("cox", "coxnet", "rsf", "gbsa")
 MODELS = ("radiomics", "volume", "clinical", "combined")
 RISK_CUTS = ("median", "tertiles", "maxstat")
 PRIMARY = "radiomics"
-#: Purposes of the seeds derived from the config's ``seed`` (:func:`radsurv.modelling.metrics.derive_seed`).
+#: Purposes of the seeds derived from the config's ``seed`` (:func:`derive_seed`).
 SEED_SPLIT, SEED_OUTER_FOLDS, SEED_FOLD_FIT, SEED_FINAL_FIT, SEED_BOOTSTRAP = 1, 2, 3, 4, 5
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A ``random_state`` in ``[0, 2**32 - 1]`` derived from the study seed and ``keys``
+    (purpose, repeat, fold ...) by numpy's :class:`numpy.random.SeedSequence`.
+
+    Any non-negative seed works (scikit-learn and numpy's legacy generators accept only
+    32-bit seeds, so ``seed * 1000 + r`` overflowed for seeds above 4,294,967); different
+    keys give independent streams, and the same inputs always give the same number.
+
+    Raises:
+        ValueError: a negative seed or key, with a message naming the config key.
+    """
+    vals = [int(seed), *(int(k) for k in keys)]
+    if any(v < 0 for v in vals):
+        raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
+    return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -74,13 +91,26 @@ class StudyConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        self._normalise()
+        self._check_seed()
+        self._check_choices()
+        self._check_design()
+        self.covariate_specs()  # validates the covariate definitions
+
+    def _normalise(self) -> None:
+        """Sequences as tuples (a single value becomes a 1-tuple), validation values as text."""
         for k in ("max_features", "penalizer", "coxnet_alphas", "rsf_min_leaf", "gbsa_learning_rate",
                   "horizons", "validation_values", "external_cohorts", "published_signatures"):
             object.__setattr__(self, k, tuple(_as_list(getattr(self, k))))
         object.__setattr__(self, "validation_values", tuple(str(v) for v in self.validation_values))
+
+    def _check_seed(self) -> None:
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be a whole number >= 0 (it makes the folds and resamples "
                              f"reproducible), got {self.seed!r}")
+
+    def _check_choices(self) -> None:
+        """Keys with a fixed set of values."""
         if self.design not in ("cv", "split"):
             raise ValueError(f"design must be 'cv' or 'split', got {self.design!r}")
         if self.learner not in LEARNERS:
@@ -89,6 +119,9 @@ class StudyConfig:
             raise ValueError(f"risk_cut must be one of {RISK_CUTS}, got {self.risk_cut!r}")
         if self.missing_covariates not in ("impute", "complete_case"):
             raise ValueError("missing_covariates must be 'impute' or 'complete_case'")
+
+    def _check_design(self) -> None:
+        """Folds, split and tuning grids."""
         if self.cv_folds < 2 or self.inner_folds < 2 or self.cv_repeats < 1:
             raise ValueError("cv_folds and inner_folds must be >= 2, cv_repeats >= 1")
         if not 0 < self.test_fraction < 1:
@@ -97,7 +130,6 @@ class StudyConfig:
             raise ValueError("split_by needs validation_values or split_date")
         if not self.max_features or not self.penalizer:
             raise ValueError("max_features and penalizer need at least one value")
-        self.covariate_specs()  # validates the covariate definitions
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, seed: int | None = None) -> StudyConfig:

@@ -67,7 +67,6 @@ __all__ = [
     "calibration_slope",
     "point_metrics",
     "bootstrap_metrics",
-    "derive_seed",
     "within_followup",
     "INTERVAL_BOOTSTRAP",
     "INTERVAL_FOLD_SPREAD",
@@ -81,23 +80,6 @@ INTERVAL_WALD = "95% CI: Cox model (Wald)"
 PERFORMANCE_COLUMNS = ["model", "metric", "estimate", "ci_low", "ci_high", "interval", "n_boot_valid"]
 
 NAN = float("nan")
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A ``random_state`` in ``[0, 2**32 - 1]`` derived from the study seed and ``keys``
-    (purpose, repeat, fold ...) by numpy's :class:`numpy.random.SeedSequence`.
-
-    Any non-negative seed works (scikit-learn and numpy's legacy generators accept only
-    32-bit seeds, so ``seed * 1000 + r`` overflowed for seeds above 4,294,967); different
-    keys give independent streams, and the same inputs always give the same number.
-
-    Raises:
-        ValueError: a negative seed or key, with a message naming the config key.
-    """
-    vals = [int(seed), *(int(k) for k in keys)]
-    if any(v < 0 for v in vals):
-        raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
-    return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
 
 
 def surv_array(time: Sequence[float] | np.ndarray, event: Sequence[int] | np.ndarray) -> np.ndarray:

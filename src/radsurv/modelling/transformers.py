@@ -1,29 +1,25 @@
-"""scikit-learn / scikit-survival pipelines of the survival models.
+"""The data-dependent feature steps of the survival models, as scikit-learn transformers.
 
-Every data-dependent step is a scikit-learn transformer, so it is fit inside
-whatever training set the pipeline is fit on (an inner CV fold, an outer CV
-fold, the development cohort) and applied unchanged to other patients:
+Every step is fit inside whatever training set its pipeline is fit on (an inner CV
+fold, an outer CV fold, the development cohort) and applied unchanged to other
+patients (the pipelines are assembled in :mod:`radsurv.modelling.learners`):
 
 radiomics branch (``rad``)
     :class:`QualityFilter` (drop features with a missing/non-finite value or zero
     variance in training) -> :class:`Standardiser` (training mean/SD, ddof=1) ->
     :class:`CorrelationReducer` (average-linkage clusters of ``1 - |Spearman rho|``
-    cut at ``1 - corr_threshold``; the member with the largest univariate Cox
-    ``|z|`` represents each cluster) -> :class:`UnivariateCoxSelector` (top ``k``
-    by the Cox score test ``|z|``).
+    cut at ``1 - corr_threshold``, :func:`correlation_clusters`; the member with the
+    largest univariate Cox ``|z|`` represents each cluster) ->
+    :class:`UnivariateCoxSelector` (top ``k`` by the Cox score test ``|z|``,
+    :func:`univariate_cox_score`).
 volume branch (``vol``)
-    log(volume) -> :class:`Standardiser`.
+    :class:`LogTransform` -> :class:`Standardiser`.
 clinical branch (``clin``)
-    :class:`radsurv.modelling.clinical_encoder.ClinicalEncoder` (imputation, ordinal/one-hot coding,
-    standardisation, all learnt in training).
+    :class:`radsurv.modelling.clinical_encoder.ClinicalEncoder` (imputation, ordinal/one-hot
+    coding, standardisation, all learnt in training).
 
-The branches are joined by a :class:`sklearn.compose.ColumnTransformer` and feed
-the survival estimator (scikit-survival): penalised Cox
-(``CoxPHSurvivalAnalysis``, ridge), LASSO/elastic-net Cox (``CoxnetSurvivalAnalysis``),
-random survival forest or gradient-boosted Cox. Hyperparameters are tuned by
-:class:`sklearn.model_selection.GridSearchCV` on folds of the training set only
-(:func:`tuned_fit`); the clustering of a given training set is memoised (it does
-not depend on the hyperparameters), so each inner fold computes it once.
+The clustering of a given training set is memoised (it does not depend on the
+hyperparameters or the outcome), so each inner fold computes it once.
 """
 
 from __future__ import annotations
@@ -32,22 +28,16 @@ import hashlib
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.compose import ColumnTransformer
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
-from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
-
-from radsurv.modelling.clinical_encoder import ClinicalEncoder
-from radsurv.modelling.config import LEARNERS
-from radsurv.modelling.legacy import _cluster, _spearman_abs, univariate_cox_score
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from scipy.stats import norm, rankdata
+from sklearn.base import BaseEstimator, TransformerMixin
 
 __all__ = [
     "QualityFilter",
@@ -55,11 +45,11 @@ __all__ = [
     "CorrelationReducer",
     "UnivariateCoxSelector",
     "LogTransform",
-    "build_pipeline",
-    "param_grid",
-    "tuned_fit",
-    "selected_features",
-    "linear_terms",
+    "univariate_cox_score",
+    "spearman_abs",
+    "correlation_clusters",
+    "STEP_SECONDS",
+    "reset_step_times",
 ]
 
 
@@ -69,6 +59,7 @@ STEP_SECONDS: Counter[str] = Counter()
 
 
 def reset_step_times() -> None:
+    """Clear :data:`STEP_SECONDS`."""
     STEP_SECONDS.clear()
 
 
@@ -167,6 +158,62 @@ class LogTransform(_NamesMixin, TransformerMixin, BaseEstimator):
         return np.log(X)
 
 
+# --------------------------------------------------------------------------- univariate score, correlation clusters
+
+
+def univariate_cox_score(X: np.ndarray, time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised univariate Cox score test (Breslow ties) for every column of ``X``.
+
+    At beta = 0 the score is ``U_j = sum_events (x_ij - mean of x_j over the risk set)``
+    and the information ``I_j = sum_events var of x_j over the risk set``;
+    ``z = U / sqrt(I)`` (positive = higher value, higher hazard), ``p`` two-sided.
+
+    Returns:
+        ``(z, p)`` arrays of length ``X.shape[1]``; constant columns get z=0, p=1.
+    """
+    X = np.asarray(X, dtype=float)
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event).astype(bool)
+    order = np.argsort(time, kind="mergesort")
+    t, e, Xs = time[order], event[order], X[order]
+    n = len(t)
+    # reverse cumulative sums: risk-set sums for "start index k" = rows k..n-1
+    s1 = np.cumsum(Xs[::-1], axis=0)[::-1]
+    s2 = np.cumsum((Xs**2)[::-1], axis=0)[::-1]
+    cnt = np.arange(n, 0, -1, dtype=float)
+    start = np.searchsorted(t, t[e], side="left")  # risk set of each event: t_k >= t_i
+    mean = s1[start] / cnt[start, None]
+    var = s2[start] / cnt[start, None] - mean**2
+    U = (Xs[e] - mean).sum(axis=0)
+    info = np.clip(var, 0.0, None).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(info > 1e-12, U / np.sqrt(info), 0.0)
+    p = 2.0 * norm.sf(np.abs(z))
+    return z, p
+
+
+def spearman_abs(Z: np.ndarray) -> np.ndarray:
+    """|Spearman rho| matrix of the columns of ``Z`` (no NaN, no constant columns)."""
+    R = rankdata(Z, axis=0)
+    rho = np.corrcoef(R, rowvar=False)
+    return np.abs(np.atleast_2d(rho))
+
+
+def correlation_clusters(absrho: np.ndarray, corr_threshold: float) -> np.ndarray:
+    """Average-linkage clusters on ``1 - |rho|`` cut at ``1 - corr_threshold``."""
+    m = absrho.shape[0]
+    if m < 2:
+        return np.ones(m, dtype=int)
+    D = np.clip(1.0 - absrho, 0.0, None)
+    D = (D + D.T) / 2.0
+    np.fill_diagonal(D, 0.0)
+    Lk = linkage(squareform(D, checks=False), method="average")
+    return fcluster(Lk, t=1.0 - corr_threshold, criterion="distance")
+
+
+# --------------------------------------------------------------------------- redundancy reduction and screen
+
+
 def _zscores(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
     z, _ = univariate_cox_score(X.to_numpy(float), y["time"], y["event"])
     return z
@@ -193,7 +240,7 @@ class CorrelationReducer(_NamesMixin, TransformerMixin, BaseEstimator):
                            + repr(float(self.corr_threshold)).encode()).hexdigest()
         clusters = _CLUSTER_CACHE.get(key)
         if clusters is None:
-            clusters = _cluster(_spearman_abs(arr), self.corr_threshold)
+            clusters = correlation_clusters(spearman_abs(arr), self.corr_threshold)
             if len(_CLUSTER_CACHE) >= 64:
                 _CLUSTER_CACHE.pop(next(iter(_CLUSTER_CACHE)))
             _CLUSTER_CACHE[key] = clusters
@@ -234,158 +281,3 @@ class UnivariateCoxSelector(_NamesMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return _frame(X)[self.features_out_]
-
-
-def _estimator(learner: str, seed: int, n_jobs: int, settings: Mapping[str, Any]) -> BaseEstimator:
-    if learner == "cox":
-        return CoxPHSurvivalAnalysis(alpha=1.0, ties="breslow", n_iter=200)
-    if learner == "coxnet":
-        return CoxnetSurvivalAnalysis(l1_ratio=float(settings.get("l1_ratio", 1.0)), alphas=[0.1],
-                                      fit_baseline_model=True, max_iter=100000)
-    if learner == "rsf":
-        return RandomSurvivalForest(n_estimators=int(settings.get("rsf_trees", 300)), min_samples_leaf=10,
-                                    max_features="sqrt", random_state=seed, n_jobs=n_jobs, low_memory=False)
-    if learner == "gbsa":
-        return GradientBoostingSurvivalAnalysis(loss="coxph", n_estimators=int(settings.get("gbsa_trees", 100)),
-                                                learning_rate=0.1, max_depth=2, subsample=0.8, random_state=seed)
-    raise ValueError(f"unknown learner {learner!r}; choose one of {LEARNERS}")
-
-
-def build_pipeline(
-    blocks: Sequence[str],
-    radiomic_features: Sequence[str],
-    volume_feature: str | None,
-    covariate_specs: Sequence[Mapping[str, Any]],
-    learner: str,
-    settings: Mapping[str, Any],
-    seed: int,
-    n_jobs: int = 1,
-    memory: Any = None,
-) -> Pipeline:
-    """A pipeline ``features`` (ColumnTransformer of the blocks) -> ``model``.
-
-    Args:
-        blocks: any of ``"rad"``, ``"vol"``, ``"clin"``.
-        radiomic_features: candidate columns of the radiomics block.
-        volume_feature: column of the volume block.
-        covariate_specs: :class:`radsurv.ingest.clinical.CovariateSpec` dicts of the clinical block.
-        learner: ``cox``, ``coxnet``, ``rsf`` or ``gbsa``.
-        settings: the modelling config (``corr_threshold``, ``n_screen`` ...).
-        memory: joblib ``Memory`` (or path) caching the radiomics steps before the screen.
-    """
-    parts = []
-    if "rad" in blocks:
-        rad = Pipeline([
-            ("filter", QualityFilter()),
-            ("scale", Standardiser()),
-            ("reduce", CorrelationReducer(float(settings.get("corr_threshold", 0.9)))),
-            ("select", UnivariateCoxSelector(int(settings.get("n_screen", 20)))),
-        ], memory=memory)
-        parts.append(("rad", rad, list(radiomic_features)))
-    if "vol" in blocks:
-        if not volume_feature:
-            raise ValueError("the volume block needs a volume feature")
-        parts.append(("vol", Pipeline([("log", LogTransform()), ("scale", Standardiser())]), [volume_feature]))
-    if "clin" in blocks:
-        if not covariate_specs:
-            raise ValueError("the clinical block needs modelling.clinical_covariates")
-        parts.append(("clin", ClinicalEncoder(list(covariate_specs)), [s["name"] for s in covariate_specs]))
-    if not parts:
-        raise ValueError("a model needs at least one block of features")
-    ct = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
-    ct.set_output(transform="pandas")
-    return Pipeline([("features", ct), ("model", _estimator(learner, seed, n_jobs, settings))])
-
-
-def param_grid(blocks: Sequence[str], learner: str, settings: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """The hyperparameter grid searched in the inner loop (from the config)."""
-    grid: dict[str, list[Any]] = {}
-    if learner == "cox":
-        if "rad" in blocks:
-            grid["features__rad__select__k"] = [int(k) for k in settings.get("max_features", [2, 4, 8])]
-        grid["model__alpha"] = [float(a) for a in settings.get("penalizer", [1.0, 10.0])]
-    elif learner == "coxnet":
-        grid["model__alphas"] = [[float(a)] for a in settings.get("coxnet_alphas", [0.05, 0.1, 0.2])]
-    elif learner == "rsf":
-        grid["model__min_samples_leaf"] = [int(v) for v in settings.get("rsf_min_leaf", [5, 15])]
-    elif learner == "gbsa":
-        grid["model__learning_rate"] = [float(v) for v in settings.get("gbsa_learning_rate", [0.05, 0.1])]
-    return grid
-
-
-def inner_splits(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified (by event) K-fold splits of a training set; ``n_folds`` is reduced
-    when there are too few patients in an event class."""
-    ev = y["event"].astype(int)
-    k = int(min(n_folds, np.bincount(ev, minlength=2).min(), len(y)))
-    if k < 2:
-        raise ValueError(f"too few events/censorings ({np.bincount(ev, minlength=2).tolist()}) for inner CV")
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(skf.split(np.zeros(len(y)), ev))
-
-
-def tuned_fit(pipe: Pipeline, grid: Mapping[str, list[Any]], X: pd.DataFrame, y: np.ndarray,
-              inner_folds: int, seed: int) -> tuple[Pipeline, dict[str, Any], float]:
-    """Tune ``grid`` by inner stratified K-fold CV on ``(X, y)`` only (Harrell's C, the
-    estimators' ``score``), then refit the best setting on all of ``(X, y)``.
-
-    A single-point grid skips the inner loop. Returns ``(fitted pipeline, best
-    params, mean inner C or nan)``.
-    """
-    t0 = time.perf_counter()
-    try:
-        return _tuned_fit(pipe, grid, X, y, inner_folds, seed)
-    finally:
-        STEP_SECONDS["tuned_fit_total"] += time.perf_counter() - t0
-
-
-def _tuned_fit(pipe: Pipeline, grid: Mapping[str, list[Any]], X: pd.DataFrame, y: np.ndarray,
-               inner_folds: int, seed: int) -> tuple[Pipeline, dict[str, Any], float]:
-    n_cand = int(np.prod([len(v) for v in grid.values()])) if grid else 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter of Cox fits on noise
-        if n_cand <= 1:
-            est = clone(pipe).set_params(**{k: v[0] for k, v in grid.items()})
-            est.fit(X, y)
-            return est, {k: v[0] for k, v in grid.items()}, float("nan")
-        gs = GridSearchCV(clone(pipe), dict(grid), cv=inner_splits(y, inner_folds, seed), refit=True,
-                          n_jobs=1, error_score=np.nan)
-        gs.fit(X, y)
-    return gs.best_estimator_, dict(gs.best_params_), float(gs.best_score_)
-
-
-def selected_features(pipe: Pipeline) -> list[str]:
-    """Model input columns of a fitted pipeline (after every selection step)."""
-    return [str(c) for c in pipe.named_steps["features"].get_feature_names_out()]
-
-
-def linear_terms(pipe: Pipeline) -> pd.DataFrame | None:
-    """Coefficients per (standardised) model input of a fitted Cox/Coxnet pipeline,
-    with the training mean and SD each input was standardised with; ``None`` for
-    forests/boosting."""
-    model = pipe.named_steps["model"]
-    if not isinstance(model, (CoxPHSurvivalAnalysis, CoxnetSurvivalAnalysis)):
-        return None
-    coef = np.asarray(model.coef_, float)
-    if coef.ndim == 2:
-        coef = coef[:, -1]
-    names = selected_features(pipe)
-    ct = pipe.named_steps["features"]
-    mean, sd, transform = {}, {}, {}
-    for name, tr, _cols in ct.transformers_:
-        if name == "rad":
-            sc = tr.named_steps["scale"]
-            for f in tr.named_steps["select"].features_out_:
-                mean[f], sd[f], transform[f] = float(sc.mean_[f]), float(sc.sd_[f]), "z"
-        elif name == "vol":
-            sc = tr.named_steps["scale"]
-            for f in sc.features_out_:
-                mean[f], sd[f], transform[f] = float(sc.mean_[f]), float(sc.sd_[f]), "z(log)"
-        elif name == "clin":
-            for i, f in enumerate(tr.feature_names_out_):
-                mean[f], sd[f], transform[f] = float(tr.mean_[i]), float(tr.scale_[i]), "z(coded)"
-    return pd.DataFrame({
-        "feature": names, "coef": coef, "hr_per_sd": np.exp(coef),
-        "train_mean": [mean.get(n, np.nan) for n in names], "train_sd": [sd.get(n, np.nan) for n in names],
-        "transform": [transform.get(n, "") for n in names],
-    })
