@@ -13,11 +13,11 @@ import yaml
 from conftest import snakemake_run, tiny_config
 
 from radsurv.errors import CaseError
+from radsurv.features import scan as stages
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 from radsurv.ingest.convert import convert_scan
 from radsurv.ingest.records import SCAN_COLUMNS, read_manifest
 from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
-from radsurv.features import scan as stages
 from radsurv.workflow.ingest import discover_scans
 
 

@@ -151,8 +151,8 @@ def _pipeline_features(tmp_path, ip, mp):
     """The unperturbed scan through the workflow's own per-scan steps."""
     import json
 
-    from radsurv.qc import write_status
     from radsurv.features import scan as stages
+    from radsurv.qc import write_status
 
     conv = tmp_path / "ref_converted"
     conv.mkdir()

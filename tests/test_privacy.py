@@ -202,8 +202,8 @@ def test_discovery_of_a_planning_system_export_names_no_path_name_or_uid(tmp_pat
 def test_library_messages_quoting_an_input_path_carry_its_pseudonym(tmp_path: Path) -> None:
     """A library error or traceback that quotes an input file's path (GDCM, ITK, highdicom)."""
     from radsurv import privacy
-    from radsurv.privacy import file_pseudonym, register_input_root
     from radsurv.features.scan import guard_case
+    from radsurv.privacy import file_pseudonym, register_input_root
 
     root = tmp_path / "DOE^JOHN exports"
     rel = f"DOE^JOHN_12345/CT.{TPS_SOP}.dcm"

@@ -9,8 +9,8 @@ import pandas as pd
 import pydicom
 import pytest
 
-from radsurv.synthetic.demo import generate_demo_cohort
 from radsurv.features import scan
+from radsurv.synthetic.demo import generate_demo_cohort
 from radsurv.workflow.features import assemble_features
 from radsurv.workflow.ingest import discover_scans
 from radsurv.workflow.report import qc_table

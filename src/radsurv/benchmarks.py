@@ -174,7 +174,8 @@ def pyradiomics_batch(cases: Sequence[tuple[str, Path, Path]], params: Mapping[s
 #: What a per-scan job's fresh Python process imports before its first line of work:
 #: Snakemake's script preamble plus the stage's libraries (see workflow/scripts/*.py, radsurv.workflow).
 STARTUP_IMPORTS = {
-    "extract_scan_features": "import snakemake.script, radsurv.workflow.features, radsurv.features.scan, radsurv.ingest.convert, radiomics.featureextractor",
+    "extract_scan_features": ("import snakemake.script, radsurv.workflow.features, radsurv.features.scan, "
+                              "radsurv.ingest.convert, radiomics.featureextractor"),
 }
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from radsurv.features import scan as stages
 from radsurv.config import load_site
+from radsurv.features import scan as stages
 from radsurv.features.extract import pyradiomics_params
 from radsurv.qc import write_status
 

@@ -23,7 +23,8 @@ from typing import Any
 #: process (one per message) loads only what a request needs.
 _EXPORTS = {
     "FederatedCoxResult": "cox", "fit_cox": "cox",
-    "federated_auc": "evaluation", "federated_cindex": "evaluation", "federated_km": "evaluation", "leave_one_site_out": "evaluation",
+    "federated_auc": "evaluation", "federated_cindex": "evaluation", "federated_km": "evaluation",
+    "leave_one_site_out": "evaluation",
     "federated_icc": "icc",
     "FederatedLogisticResult": "logistic", "fit_logistic": "logistic",
     "NoiseConfig": "privacy", "PrivacyError": "privacy", "SiteGuard": "privacy",

@@ -83,7 +83,8 @@ def pool_auc(answers: Mapping[str, Mapping[str, Any]]) -> FederatedIndex:
                           pairs={s: int(a["n_pairs"]) for s, a in answers.items()})
 
 
-def federated_cindex(fed: Federation, model: FederatedCoxResult, *, sites: Sequence[str] | None = None) -> FederatedIndex:
+def federated_cindex(fed: Federation, model: FederatedCoxResult, *,
+                     sites: Sequence[str] | None = None) -> FederatedIndex:
     """Harrell's C of a federated Cox model per site and pooled within sites."""
     return pool_concordance(fed.ask({"kind": "concordance", "features": model.features,
                                      **model.linear_predictor_payload()}, sites=sites))

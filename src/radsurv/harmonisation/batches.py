@@ -156,7 +156,8 @@ def batch_labels(
                              f"batch unknown: {', '.join(missing)} not recorded for this patient, so its features "
                              f"cannot be harmonised"))
         else:
-            labels[pid] = " | ".join(f"{k}={v}" for k, v in vals.items()) if len(vals) > 1 else next(iter(vals.values()))
+            joined = " | ".join(f"{k}={v}" for k, v in vals.items())
+            labels[pid] = joined if len(vals) > 1 else next(iter(vals.values()))
     return pd.Series(labels, name="batch", dtype=object), qc
 
 

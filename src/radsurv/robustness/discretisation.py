@@ -64,8 +64,8 @@ def discretised_features(preprocessed_dir: str | Path, extraction: dict, preproc
     import json
     import tempfile
 
-    from radsurv.features import scan as per_scan
     from radsurv.errors import CaseError
+    from radsurv.features import scan as per_scan
 
     out = []
     with tempfile.TemporaryDirectory(prefix="radsurv-discretise-") as tmp:

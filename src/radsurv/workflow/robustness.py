@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from radsurv.features.scan import guard_case
 from radsurv.qc import read_status
 from radsurv.workflow._io import write_json, write_tsv
-from radsurv.features.scan import guard_case
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,8 +114,8 @@ def perturbation_icc(*, scans: Sequence[str | Path], settings: Mapping[str, Any]
 def discretise_scan(*, preprocessed: str | Path, features: str | Path, extraction: Mapping[str, Any],
                     preprocessing: Mapping[str, Any], discretisation: Mapping[str, Any]) -> None:
     """Features of one preprocessed scan under every discretisation setting -> JSON."""
-    from radsurv.robustness.perturbation import write_json
     from radsurv.robustness.discretisation import DiscretisationSettings, discretised_features
+    from radsurv.robustness.perturbation import write_json
 
     src = Path(preprocessed)
     status, meta = _scan_meta(src)

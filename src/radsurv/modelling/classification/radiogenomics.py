@@ -156,10 +156,9 @@ def plot_radiogenomics(table: pd.DataFrame, path: str | Path, q_threshold: float
     """Volcano plot per biology column: centred effect (AUC - 0.5, epsilon squared or rho)
     against -log10 q; features below ``q_threshold`` in red, the ``label_top`` strongest
     named. Written with matplotlib's Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from radsurv.report.plots import save_figure  # sets the Agg backend
 
     cols = list(dict.fromkeys(table["biology"]))
     fig, axes = plt.subplots(1, len(cols), figsize=(4.5 * len(cols), 4), squeeze=False)
@@ -178,9 +177,4 @@ def plot_radiogenomics(table: pd.DataFrame, path: str | Path, q_threshold: float
         adj = " (volume-adjusted)" if d["volume_adjusted"].any() else ""
         ax.set(xlabel=xl, ylabel="-log10 FDR q", title=f"{col}{adj}")
         ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
