@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from radsurv.config import explain, load_schema, problems
+from radsurv.config import explain
+from radsurv.schema import load_schema, problems
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -14,10 +14,10 @@ import yaml
 from conftest import REPO, snakemake_run
 
 from radsurv.cli import main as radsurv_main
-from radsurv.config import load_schema, problems
 from radsurv.init.clinical import propose_clinical, stage_key
 from radsurv.init.command import render_yaml
 from radsurv.init.survey import DicomSurvey, propose_robustness, propose_roi, propose_site
+from radsurv.schema import load_schema, problems
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 UID = re.compile(r"\b\d+(\.\d+){4,}\b")  # a DICOM UID

@@ -231,7 +231,8 @@ def test_site_presets_validate_and_merge():
 
     import yaml
 
-    from radsurv.config import SITES_DIR, apply_site, load_schema, problems
+    from radsurv.config import SITES_DIR, apply_site
+    from radsurv.schema import load_schema, problems
 
     repo = Path(__file__).resolve().parents[1]
     schema = load_schema(repo / "workflow" / "schemas" / "config.schema.yaml")

@@ -32,11 +32,13 @@ from radsurv.ingest.headers import ContourFile, Examined, ImageFile, ImageSeries
 from radsurv.ingest.records import STAGE_DISCOVERY, Discovery, ScanRecord, safe, scan_label
 from radsurv.privacy import file_pseudonym, uid_pseudonym
 from radsurv.qc import qc_row
+from radsurv.schema import default
 
 log = logging.getLogger(__name__)
 
 
-def discover(root: Path, retest_max_days: int = 30, workers: int = 1) -> Discovery:
+def discover(root: Path, retest_max_days: int = default("robustness", "retest_max_days"),
+             workers: int = 1) -> Discovery:
     """Find all analysable (image series, contour object) pairs below ``root``.
 
     Any depth and any file names are accepted. Non-DICOM files and DICOMDIR are

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from radsurv.ingest.records import STAGE_DISCOVERY, Discovery, ScanRecord, safe, scan_label
-from radsurv.ingest.schema import load_schema, problems
 from radsurv.qc import qc_row
+from radsurv.schema import IMAGES_SCHEMA, default, load_schema, problems
 
 log = logging.getLogger(__name__)
 
 #: The schema of one sheet row, beside the config schema.
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "images.schema.yaml"
+SCHEMA_PATH = IMAGES_SCHEMA
 
 
 def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
@@ -136,7 +136,7 @@ def _resolve(value: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def discover_sheet(path: str | Path, retest_max_days: int = 30) -> Discovery:
+def discover_sheet(path: str | Path, retest_max_days: int = default("robustness", "retest_max_days")) -> Discovery:
     """Scans of an image sheet, numbered and labelled like DICOM discovery.
 
     Rows that break the schema or name files that do not exist are excluded

@@ -14,7 +14,7 @@ choice and a list of what it could not decide:
   and missing-value codes.
 
 The written config is validated against ``workflow/schemas/config.schema.yaml``
-(:func:`radsurv.config.problems`) before it is written. Only counts, ROI names,
+(:func:`radsurv.schema.problems`) before it is written. Only counts, ROI names,
 column names and pseudonymised ids reach the terminal: no UID, no file name, no
 DICOM header value other than the cohort's PatientIDs (which are not printed either).
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from radsurv.config import load_schema, problems
 from radsurv.ingest.clinical import load_clinical
 from radsurv.init.clinical import ClinicalProposal, propose_clinical, read_table
 from radsurv.init.survey import (
@@ -27,6 +26,7 @@ from radsurv.init.survey import (
     propose_site,
     survey_dicom,
 )
+from radsurv.schema import load_schema, problems
 
 __all__ = ["InitResult", "build", "main", "render_yaml"]
 

@@ -15,10 +15,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from radsurv.schema import default
+
 __all__ = ["DicomSurvey", "propose_robustness", "propose_roi", "propose_site", "roi_names", "survey_dicom"]
 
 #: Defaults of the schema that the proposals compare against.
-RETEST_MAX_DAYS, MIN_PAIRS = 30, 5
+RETEST_MAX_DAYS, MIN_PAIRS = default("robustness", "retest_max_days"), default("robustness", "min_pairs")
 
 _TUMOUR = re.compile(r"gtv|tumou?r|lesion|primary|mass|nodule|itv|igtv", re.I)
 _NODE = re.compile(r"gtv[-_ .]?n(\d|$|[-_ .])|node|nodal|\bln\b|lymph", re.I)

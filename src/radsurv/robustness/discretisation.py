@@ -20,22 +20,23 @@ import pandas as pd
 from radsurv.robustness.icc import icc
 from radsurv.robustness.selection import RobustnessSettings
 from radsurv.robustness.table import finish_table, not_assessed_table
+from radsurv.schema import default
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DiscretisationSettings:
-    """``config['robustness']['discretisation']``."""
+    """``config['robustness']['discretisation']``; defaults from the config schema."""
 
-    enabled: bool = True
-    bin_widths: tuple[float, ...] = (10.0, 25.0, 50.0)
-    bin_counts: tuple[int, ...] = (16, 32, 64)
+    enabled: bool = default("robustness", "discretisation", "enabled")
+    bin_widths: tuple[float, ...] = tuple(float(v) for v in default("robustness", "discretisation", "bin_widths"))
+    bin_counts: tuple[int, ...] = tuple(int(v) for v in default("robustness", "discretisation", "bin_counts"))
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> DiscretisationSettings:
         cfg = dict(cfg or {})
-        return cls(enabled=bool(cfg.get("enabled", True)),
+        return cls(enabled=bool(cfg.get("enabled", cls.enabled)),
                    bin_widths=tuple(float(v) for v in cfg.get("bin_widths", cls.bin_widths)),
                    bin_counts=tuple(int(v) for v in cfg.get("bin_counts", cls.bin_counts)))
 

@@ -64,6 +64,7 @@ from scipy import ndimage
 
 from radsurv.errors import CaseError
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+from radsurv.schema import default
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +83,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PerturbationSettings:
-    """``config['robustness']['perturbation']``."""
+    """``config['robustness']['perturbation']``; defaults from the config schema."""
 
-    n: int = 5
-    rotation_deg: float = 15.0
-    translation_fraction: float = 0.5
-    noise: bool = True
-    volume_change: float = 0.1
-    contour_sd_mm: float = 1.0
-    contour_smoothness_mm: float = 4.0
-    icc_form: str = "ICC(1,1)"
+    n: int = default("robustness", "perturbation", "n")
+    rotation_deg: float = default("robustness", "perturbation", "rotation_deg")
+    translation_fraction: float = default("robustness", "perturbation", "translation_fraction")
+    noise: bool = default("robustness", "perturbation", "noise")
+    volume_change: float = default("robustness", "perturbation", "volume_change")
+    contour_sd_mm: float = default("robustness", "perturbation", "contour_sd_mm")
+    contour_smoothness_mm: float = default("robustness", "perturbation", "contour_smoothness_mm")
+    icc_form: str = default("robustness", "perturbation", "icc_form")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> PerturbationSettings:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from radsurv.features.names import feature_class, image_type
+from radsurv.schema import default
 
 METHODS = ("test-retest", "perturbation", "both")
 COMBINE = ("intersection", "union")
@@ -48,13 +49,13 @@ class RobustnessSettings:
     sub-blocks are read by :class:`radsurv.robustness.perturbation.PerturbationSettings` and
     :class:`radsurv.robustness.discretisation.DiscretisationSettings`)."""
 
-    icc_form: str = "ICC(2,1)"
-    threshold: float = 0.75
-    use_lower_bound: bool = True
-    retest_max_days: int = 30
-    min_pairs: int = 5
-    method: str = "test-retest"
-    combine: str = "intersection"
+    icc_form: str = default("robustness", "icc_form")
+    threshold: float = default("robustness", "threshold")
+    use_lower_bound: bool = default("robustness", "use_lower_bound")
+    retest_max_days: int = default("robustness", "retest_max_days")
+    min_pairs: int = default("robustness", "min_pairs")
+    method: str = default("robustness", "method")
+    combine: str = default("robustness", "combine")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -1,18 +1,44 @@
-"""Checking a record against a JSON schema, with one plain sentence per problem.
+"""The workflow's JSON schemas: checks with one plain sentence per problem, and the defaults.
 
-The image sheet (:mod:`radsurv.ingest.sheet`) checks each row with these; they are
-the checks of the workflow config (:func:`radsurv.config.problems`). A leaf module: it
-imports no other part of radsurv, so ingest does not depend on :mod:`radsurv.config`.
+The workflow config (:mod:`radsurv.config`) and the image sheet (:mod:`radsurv.ingest.sheet`)
+are checked with :func:`problems`. Every default of a config setting lives once, in
+``workflow/schemas/config.schema.yaml``: Snakemake fills it in when it validates a config, and
+the library's settings classes take their defaults from it through :func:`default`. A leaf
+module: it imports no other part of radsurv.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+#: The workflow's schemas (the package is installed from the repository, editable).
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+IMAGES_SCHEMA = SCHEMA_DIR / "images.schema.yaml"
+
+
+@cache
+def _config_schema() -> dict[str, Any]:
+    if not CONFIG_SCHEMA.is_file():
+        raise FileNotFoundError(f"radsurv's config schema is missing ({CONFIG_SCHEMA}); install radsurv from its "
+                                "repository with install.sh (pip install -e .)")
+    return load_schema(CONFIG_SCHEMA)
+
+
+def default(*keys: str) -> Any:
+    """The schema default of the config setting ``keys`` (e.g. ``default("robustness", "threshold")``)."""
+    node: Any = _config_schema()
+    for key in keys:
+        node = node["properties"][key]
+    if "default" not in node:
+        raise KeyError(f"the config schema has no default for {'.'.join(keys)}")
+    return node["default"]
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
