@@ -1,7 +1,7 @@
 """The converted image and mask files: writing them (optionally cropped to the ROI) and the input checksum.
 
 Both conversion routes end here: DICOM (:func:`radsurv.ingest.convert.convert_scan`) and
-the image sheet (:func:`radsurv.ingest.sheet.convert_sheet_scan`).
+the image sheet (:func:`radsurv.ingest.sheet_convert.convert_sheet_scan`).
 """
 
 from __future__ import annotations

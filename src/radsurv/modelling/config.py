@@ -2,7 +2,7 @@
 
 Light on purpose: imports only the standard library, numpy, pandas and light radsurv
 modules (no scikit-learn, scipy or scikit-survival), so the workflow can validate the
-config (:func:`radsurv.config.check_inputs`) without loading the modelling stack.
+config (:func:`radsurv.config.preflight`) without loading the modelling stack.
 """
 
 from __future__ import annotations
