@@ -17,8 +17,9 @@ from radsurv.features import scan as stages
 from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
 from radsurv.ingest.convert import convert_scan
 from radsurv.ingest.records import SCAN_COLUMNS, read_manifest
-from radsurv.ingest.sheet import cohort_source, discover_sheet, explain_sheet, read_sheet, validate_sheet
+from radsurv.ingest.sheet import discover_sheet, explain_sheet, read_sheet, validate_sheet
 from radsurv.workflow.ingest import discover_scans
+from radsurv.workflow.rules import cohort_source
 
 
 def _pair(folder: Path, name: str, ext: str = ".nii.gz", *, label: int = 1, shift_mask: bool = False,

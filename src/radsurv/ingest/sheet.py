@@ -34,31 +34,6 @@ log = logging.getLogger(__name__)
 SCHEMA_PATH = IMAGES_SCHEMA
 
 
-def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
-    """``("dicom", folder)`` or ``("sheet", file)`` from ``config['cohort']``.
-
-    Raises ValueError with a plain sentence when neither or both are given, or
-    when a DICOM cohort lacks ``roi_pattern``.
-    """
-    dicom, sheet = cohort.get("dicom_dir"), cohort.get("image_sheet")
-    if dicom and sheet:
-        raise ValueError(
-            "cohort: give either dicom_dir (a folder of DICOM files) or image_sheet (a table of "
-            "NIfTI/NRRD image and mask files), not both"
-        )
-    if not dicom and not sheet:
-        raise ValueError(
-            "cohort: the setting 'dicom_dir' or 'image_sheet' is missing (where the cohort's images are: "
-            "a folder of DICOM files, or a table of NIfTI/NRRD image and mask files)"
-        )
-    if dicom and not cohort.get("roi_pattern"):
-        raise ValueError(
-            "cohort: the setting 'roi_pattern' is missing (a regular expression matched against ROI names, "
-            "for example ^GTV); a DICOM cohort needs it to find the tumour contour"
-        )
-    return ("dicom", str(dicom)) if dicom else ("sheet", str(sheet))
-
-
 def read_sheet(path: str | Path) -> pd.DataFrame:
     """The sheet as a frame (CSV, or TSV for ``.tsv``/``.tab``/``.txt``); blank cells are missing."""
     path = Path(path)

@@ -23,9 +23,8 @@ is "not assessed": with ``both`` the other analysis decides alone; when
 nothing could be assessed every feature is kept and the summary says so.
 
 Where things live: this module holds the settings, :func:`combine`,
-:func:`agreement` and the helpers the workflow calls while Snakemake parses
-(:func:`first_scans`, :func:`analysis_files`), so it imports neither scipy nor
-SimpleITK. The ICC itself is :mod:`radsurv.robustness.icc`; the shared table
+:func:`agreement` and :func:`first_scans` (which the workflow calls while Snakemake
+parses), so it imports neither scipy nor SimpleITK. The ICC itself is :mod:`radsurv.robustness.icc`; the shared table
 layout :mod:`radsurv.robustness.table`; the perturbed images
 :mod:`radsurv.robustness.perturbation`.
 """
@@ -94,27 +93,6 @@ def first_scans(scans: pd.DataFrame) -> list[str]:
     order = scans.assign(_session=pd.to_numeric(scans["session"]))
     first = order.sort_values(["patient_id", "_session", "scan_id"]).groupby("patient_id", sort=True).head(1)
     return sorted(first["scan_id"].astype(str))
-
-
-def analysis_files(cfg: dict, kind: str) -> dict[str, str]:
-    """Per-analysis result files of the workflow for ``config['robustness']``.
-
-    ``kind`` ``table`` or ``summary``; keys ``test-retest``, ``perturbation``,
-    ``discretisation`` for the analyses the config switches on.
-    """
-    method = cfg.get("method", "test-retest")
-    if method not in METHODS:
-        raise ValueError(f"robustness method must be one of {METHODS}; got {method!r}")
-    names = (["test-retest"] if method in ("test-retest", "both") else []) + \
-        (["perturbation"] if method in ("perturbation", "both") else [])
-    if (cfg.get("discretisation") or {}).get("enabled", True):
-        names.append("discretisation")
-    stem = {"test-retest": "test_retest", "perturbation": "perturbation", "discretisation": "discretisation"}
-    if kind == "table":
-        return {n: f"results/robustness/{stem[n]}.tsv" for n in names}
-    if kind == "summary":
-        return {n: f"results/robustness/{stem[n]}_summary.json" for n in names}
-    raise ValueError(f"kind must be 'table' or 'summary'; got {kind!r}")
 
 
 # ------------------------------------------------------------------------ combining

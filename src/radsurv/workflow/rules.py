@@ -13,9 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: The robustness analyses, in the order the workflow runs and combines them.
-ROBUSTNESS_METHODS = ("test-retest", "perturbation", "both")
-
 
 def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
     """``("dicom", folder)`` or ``("sheet", file)`` from ``config['cohort']``.
@@ -44,10 +41,9 @@ def cohort_source(cohort: Mapping[str, Any]) -> tuple[str, str]:
 
 def robustness_analyses(robustness: Mapping[str, Any]) -> list[str]:
     """The robustness analyses ``config['robustness']`` switches on: ``test-retest``,
-    ``perturbation`` (by ``method``) and ``discretisation`` (when enabled)."""
+    ``perturbation`` (by ``method``, which the config schema has checked) and
+    ``discretisation`` (when enabled), in the order the workflow runs and combines them."""
     method = robustness["method"]
-    if method not in ROBUSTNESS_METHODS:
-        raise ValueError(f"robustness method must be one of {ROBUSTNESS_METHODS}; got {method!r}")
     names = (["test-retest"] if method in ("test-retest", "both") else []) + \
         (["perturbation"] if method in ("perturbation", "both") else [])
     if robustness["discretisation"]["enabled"]:
@@ -63,12 +59,9 @@ def first_scans(scans_tsv: str | Path) -> list[str]:
     """
     import pandas as pd
 
-    scans = pd.read_csv(scans_tsv, sep="\t", dtype=str)
-    if scans.empty:
-        return []
-    order = scans.assign(_session=pd.to_numeric(scans["session"]))
-    first = order.sort_values(["patient_id", "_session", "scan_id"]).groupby("patient_id", sort=True).head(1)
-    return sorted(first["scan_id"].astype(str))
+    from radsurv.robustness.selection import first_scans as first_of_each_patient
+
+    return first_of_each_patient(pd.read_csv(scans_tsv, sep="\t", dtype=str))
 
 
 def scan_ids(scans_tsv: str | Path) -> list[str]:
