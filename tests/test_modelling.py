@@ -589,7 +589,7 @@ def _assert_png(path: Path) -> None:
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_km_plot_writes_png_test_and_train(tmp_path):
+def test_km_figure_writes_png_test_and_train(tmp_path):
     X, clin = planted_cohort(n=120, n_noise=20, seed=9)
     res = run_study(X, clin, candidates(X), StudyConfig(**SPLIT))
     plot_km(res.predictions, tmp_path / "km_test.png")
@@ -598,7 +598,7 @@ def test_km_plot_writes_png_test_and_train(tmp_path):
     _assert_png(tmp_path / "sub" / "km_train.png")
 
 
-def test_km_plot_edge_groups(tmp_path):
+def test_km_figure_edge_groups(tmp_path):
     pred = pd.DataFrame({
         "patient_id": [f"p{i}" for i in range(8)],
         "set": "test",

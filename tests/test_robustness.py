@@ -219,7 +219,7 @@ def test_workflow_runs_all_three_analyses_and_combines_them(tiny_run):
     # Perturbation uses each patient's first scan only: retest scans never take part.
     copies = pd.read_csv(rob / "perturbation" / "features.tsv", sep="\t")
     assert copies["scan_id"].str.endswith("_S1").all() and len(copies) == 3 * N_PATIENTS
-    assert len(list((tiny_run / "benchmarks" / "robustness_perturb").glob("*.tsv"))) == N_PATIENTS
+    assert len(list((tiny_run / "benchmarks" / "perturb_scan").glob("*.tsv"))) == N_PATIENTS
     tr = pd.read_csv(rob / "test_retest.tsv", sep="\t")
     assert set(tr["k"]) == {2} and set(tr["form"]) == {"ICC(2,1)"}
     # The robust list is the intersection of the two robust sets (config: method both).
