@@ -102,6 +102,7 @@ import numpy as np
 
 from radsurv.synthetic.dicom_writer import (
     CT_IMAGE_STORAGE,
+    MONOCHROME_16BIT,
     Contour,
     FileStamp,
     ImageSlice,
@@ -219,12 +220,7 @@ def _ct_header(p: PatientTruth, scan: ScanTruth, geom: Geometry, seed: int) -> d
         "ImageOrientationPatient": ["1", "0", "0", "0", "1", "0"],
         "Rows": geom.rows,
         "Columns": geom.cols,
-        "SamplesPerPixel": 1,
-        "PhotometricInterpretation": "MONOCHROME2",
-        "BitsAllocated": 16,
-        "BitsStored": 16,
-        "HighBit": 15,
-        "PixelRepresentation": 0,
+        **MONOCHROME_16BIT,
         "RescaleIntercept": "-1024",
         "RescaleSlope": "1",
         "RescaleType": "HU",

@@ -61,6 +61,9 @@ RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 DETACHED_STUDY_MANAGEMENT = "1.2.840.10008.3.1.2.3.1"
 CONTOUR_DATA_TAG = Tag(0x3006, 0x0050)
+#: The image pixel module of every synthetic image: one 16-bit unsigned grey-level sample.
+MONOCHROME_16BIT: dict[str, Any] = {"SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2",
+                                    "BitsAllocated": 16, "BitsStored": 16, "HighBit": 15, "PixelRepresentation": 0}
 
 
 # ---------------------------------------------------------------------------

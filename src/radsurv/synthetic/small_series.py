@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 
 from radsurv.synthetic.dicom_writer import (
     CT_IMAGE_STORAGE,
+    MONOCHROME_16BIT,
     PET_IMAGE_STORAGE,
     Contour,
     ImageSlice,
@@ -75,12 +76,7 @@ def _ct_header(base: dict[str, Any], frame_uid: str, image_type: tuple[str, ...]
         "ConvolutionKernel": "B30f",
         "Rows": NPIX,
         "Columns": NPIX,
-        "SamplesPerPixel": 1,
-        "PhotometricInterpretation": "MONOCHROME2",
-        "BitsAllocated": 16,
-        "BitsStored": 16,
-        "HighBit": 15,
-        "PixelRepresentation": 0,
+        **MONOCHROME_16BIT,
         "RescaleIntercept": -1024,
         "RescaleSlope": 1,
     }
