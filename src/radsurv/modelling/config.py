@@ -54,6 +54,9 @@ def _as_list(v: Any) -> list[Any]:
 class StudyConfig:
     """The ``modelling`` block of the config (see config/README.md for each key)."""
 
+    endpoint: str = "survival"
+    label: dict[str, Any] | None = None
+    endpoints: dict[str, Any] = field(default_factory=dict)
     design: str = "cv"
     cv_folds: int = 5
     cv_repeats: int = 3

@@ -88,3 +88,37 @@ def model_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> dict
         files[f"external_clinical_{i}"] = ext["clinical_table"]
     files.update({f"signature_{i}": p for i, p in enumerate(m.get("published_signatures", []) or [])})
     return files
+
+
+def survival_study(config: Mapping[str, Any]) -> bool:
+    """Whether the run studies a survival endpoint (``modelling.endpoint`` is ``survival``): the
+    survival model rules, Kaplan-Meier figures and survival report sections run only then."""
+    return (config.get("modelling") or {}).get("endpoint", "survival") == "survival"
+
+
+def classification_endpoints(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The run's binary and multiclass endpoints, name -> ``{endpoint, column, positive_class?,
+    classes?}``, in config order: the main endpoint (``modelling.endpoint`` binary or multiclass,
+    named after its ``modelling.label.column``) first, then ``modelling.endpoints``. Each gets its
+    own outputs in ``results/endpoints/<name>/``.
+
+    Raises ValueError with a plain sentence when a categorical main endpoint has no
+    ``modelling.label``, or when two endpoints share a name.
+    """
+    m = config.get("modelling") or {}
+    out: dict[str, dict[str, Any]] = {}
+    if m.get("endpoint", "survival") != "survival":
+        label = m.get("label")
+        if not label or not label.get("column"):
+            raise ValueError(
+                f"modelling: the main endpoint is {m['endpoint']}, so modelling.label.column must name the "
+                "clinical table's column that holds each patient's class"
+            )
+        out[str(label["column"])] = {"endpoint": m["endpoint"], **dict(label)}
+    for name, spec in (m.get("endpoints") or {}).items():
+        if name in out:
+            raise ValueError(
+                f"modelling.endpoints: the name {name!r} is already the main endpoint's; give it another name"
+            )
+        out[str(name)] = dict(spec)
+    return out
