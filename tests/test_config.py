@@ -38,13 +38,13 @@ def test_messages_name_the_key_and_the_fix():
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     bad = copy.deepcopy(cfg)
     bad["cohort"]["roi_policy"] = "biggest"
-    del bad["cohort"]["columns"]["event"]
+    bad["cohort"]["columns"]["events"] = "dead"  # time/event are checked by preflight (only survival needs them)
     bad["robustness"]["icc_form"] = "ICC(2)"
     bad["extraction"]["binwidth"] = 25
     text = explain(bad, SCHEMA)
     assert "4 problem(s)" in text
     assert "cohort -> roi_policy: 'biggest' is not allowed; choose one of 'first', 'largest'" in text
-    assert "cohort -> columns: the setting 'event' is missing (the column with the event indicator" in text
+    assert "'events' was unexpected" in text
     assert "'binwidth' was unexpected" in text and "config/README.md" in text
     assert explain(cfg, SCHEMA) == "The configuration is valid."
 

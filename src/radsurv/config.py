@@ -126,11 +126,18 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
 
     cohort = config["cohort"]
     columns = cohort["columns"]
+    _check_endpoints(config, path, problems_)
+    survival = _survival_study(config)
     try:
-        table, qc = load_clinical(path, columns)
+        table, qc = load_clinical(path, columns, survival=survival)
     except Exception as err:  # noqa: BLE001 -- any reading failure is reported, with its kind
         problems_.append(_table_problem("cohort.clinical_table", "clinical table", err))
         return None
+    listed = set(columns.get("covariates") or [])
+    if not survival:  # categorical endpoints only: no survival time, event or follow-up to check
+        _check_covariates(config["modelling"], table, listed, problems_)
+        _check_split(config["modelling"], table, listed, problems_)
+        return table
     unit = cohort["time_unit"]
     n_rows = len(table) + sum(1 for q in qc if q.get("status") == "excluded")
     if table.empty:
@@ -146,10 +153,57 @@ def _check_clinical(config: Mapping[str, Any], path: Path | list[Path], problems
             f"{len(table)} usable rows; a survival model needs events (1 = event, 0 = censored)")
     m = config["modelling"]
     _check_follow_up(m, table, unit, problems_)
-    listed = set(columns.get("covariates") or [])
     _check_covariates(m, table, listed, problems_)
     _check_split(m, table, listed, problems_)
     return table
+
+
+def _survival_study(config: Mapping[str, Any]) -> bool:
+    from radsurv.workflow.rules import survival_study
+
+    return survival_study(config)
+
+
+def _check_endpoints(config: Mapping[str, Any], path: Path | list[Path], problems_: list[str]) -> None:
+    """Each binary / multiclass endpoint (``modelling.label``, ``modelling.endpoints``), key by key:
+    its column is in the clinical table and is no id, survival or covariate column; its classes
+    (two or more, exactly two when binary, the positive class among them, at least
+    ``min_per_class`` patients each: :func:`radsurv.modelling.classification.endpoints.label_problems`)."""
+    from radsurv.ingest.clinical import read_clinical_tables
+    from radsurv.modelling.classification.endpoints import endpoint_settings, label_problems
+    from radsurv.workflow.rules import classification_endpoints
+
+    try:
+        endpoints = classification_endpoints(config)
+    except ValueError as err:
+        problems_.append(str(err))
+        return
+    if not endpoints:
+        return
+    m, columns = config["modelling"], config["cohort"]["columns"]
+    try:
+        raw, _ = read_clinical_tables(path if isinstance(path, Path) else list(path), str(columns["id"]))
+    except Exception:  # noqa: BLE001 -- an unreadable table is reported once, by the read after this
+        return
+    main = next(iter(endpoints)) if m.get("endpoint", "survival") != "survival" else None
+    reserved = {columns.get(k): k for k in ("id", "time", "event") if columns.get(k)}
+    reserved.update({c: "covariate" for c in m.get("clinical_covariates") or {}})
+    for name, spec in endpoints.items():
+        key = "modelling.label" if name == main else f"modelling.endpoints.{name}"
+        col = str(spec["column"])
+        if col not in raw.columns:
+            problems_.append(f"{key}: column '{col}' is not in the clinical table (its columns: {list(raw.columns)})")
+            continue
+        if col in reserved:
+            problems_.append(f"{key}: column '{col}' is also the {reserved[col]} column; an endpoint cannot be a "
+                             "model input")
+            continue
+        try:
+            min_per_class = endpoint_settings(m, int(config.get("seed", 0)), str(spec["endpoint"])).min_per_class
+        except (ValueError, TypeError) as err:
+            problems_.append(f"modelling.classification: {err}")
+            return
+        problems_ += label_problems(raw[col].tolist(), spec, min_per_class, key)
 
 
 def _check_follow_up(m: Mapping[str, Any], table: Any, unit: str, problems_: list[str]) -> None:
@@ -302,8 +356,9 @@ def _check_modelling_block(config: Mapping[str, Any], out: list[str]) -> None:
     """The modelling block as the model step reads it (:class:`radsurv.modelling.config.StudyConfig`)."""
     from radsurv.modelling.config import StudyConfig
 
+    block = {k: v for k, v in config["modelling"].items() if k != "classification"}  # read by endpoint_settings
     try:
-        StudyConfig.from_dict(dict(config["modelling"]), seed=int(config["seed"]))
+        StudyConfig.from_dict(block, seed=int(config["seed"]))
     except (ValueError, TypeError) as err:
         out.append(f"modelling: {err}")
 
@@ -317,6 +372,12 @@ def _check_clinical_table(config: Mapping[str, Any], base: Path, is_produced: Ca
     if clinical and not cohort.get("columns"):
         out.append("cohort.columns: needed with cohort.clinical_table (which columns hold the patient id, "
                    "the survival time and the event)")
+        return None
+    columns = cohort.get("columns") or {}
+    if clinical and _survival_study(config) and not (columns.get("time") and columns.get("event")):
+        out.append("cohort.columns: a survival study (modelling.endpoint: survival) needs the columns 'time' "
+                   "(survival or follow-up time) and 'event' (1 = event, 0 = censored); a study of a binary or "
+                   "multiclass endpoint only sets modelling.endpoint and modelling.label instead")
         return None
     if not clinical or any(is_produced(str(c)) for c in _as_paths(clinical)):
         return None
@@ -375,9 +436,11 @@ def _check_external_cohorts(config: Mapping[str, Any], base: Path, out: list[str
             out.append(f"{key}.clinical_table: the file given there does not exist")
         elif columns:
             from radsurv.ingest.clinical import load_clinical
+            from radsurv.workflow.rules import classification_endpoints
 
             try:
-                load_clinical(c_path, columns)
+                labels = [str(s["column"]) for s in classification_endpoints(config).values()]
+                load_clinical(c_path, columns, labels=labels, survival=_survival_study(config))
             except Exception as err:  # noqa: BLE001
                 out.append(_table_problem(f"{key}.clinical_table", "clinical table", err))
 

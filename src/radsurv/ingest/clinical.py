@@ -105,6 +105,8 @@ def load_clinical(
     columns: Mapping[str, Any],
     image_ids: Sequence[str] | None = None,
     image_source: str = "scans",
+    labels: Sequence[str] = (),
+    survival: bool | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Read the clinical table and return ``(table, qc_rows)``.
 
@@ -119,30 +121,48 @@ def load_clinical(
     part of the image cohort; the former one excluded row per patient when
     ``image_source`` is ``"scans"`` (the pipeline's own scans), or one summary row
     for a table of features (``image_source="feature table"``).
+
+    ``labels``: columns of categorical endpoints (issue #17) carried as written (text; an
+    empty cell stays ``""``: the endpoint's own checks report it, nothing is coerced here).
+    ``survival``: whether ``time`` and ``event`` are read and checked; by default when
+    ``columns`` names both. Without them (a study of categorical endpoints only) a row is
+    left out only for an empty or duplicated id, and the table has no ``time``/``event``.
     """
-    id_col, time_col, event_col = columns["id"], columns["time"], columns["event"]
+    id_col = columns["id"]
+    if survival is None:
+        survival = bool(columns.get("time")) and bool(columns.get("event"))
+    if survival and not (columns.get("time") and columns.get("event")):
+        raise ValueError("cohort.columns: a survival endpoint needs the columns 'time' and 'event' "
+                         "(survival or follow-up time, and the event indicator)")
+    time_col, event_col = (columns["time"], columns["event"]) if survival else ("", "")
     raw, table_name = read_clinical_tables(path, id_col)
     single = isinstance(path, (str, Path))
     covariates = list(columns.get("covariates", []) or [])
-    missing = [c for c in [id_col, time_col, event_col, *covariates] if c not in raw.columns]
+    extra = [c for c in dict.fromkeys(labels) if c not in covariates]
+    outcome = [time_col, event_col] if survival else []
+    missing = [c for c in [id_col, *outcome, *covariates, *extra] if c not in raw.columns]
     if missing:
         raise ValueError(
             f"The clinical table {table_name} has no column(s) {missing}; its columns are "
-            f"{list(raw.columns)}. Fix cohort.columns in the config."
+            f"{list(raw.columns)}. Fix cohort.columns (or the endpoint's column) in the config."
         )
     qc: list[dict[str, str]] = []
-    keep = _outcome_rows(raw, id_col, time_col, event_col, covariates, table_name, single, qc)
-    table = pd.DataFrame(keep, columns=["patient_id", "time", "event", *covariates])
-    table["event"] = table["event"].astype(int)
+    keep = _outcome_rows(raw, id_col, time_col, event_col, covariates, table_name, single, qc, extra)
+    table = pd.DataFrame(keep, columns=["patient_id", *(["time", "event"] if survival else []), *covariates,
+                                        *extra])
+    if survival:
+        table["event"] = table["event"].astype(int)
     if image_ids is not None:
         table = _match_images(table, list(image_ids), image_source, table_name, qc)
     return table.sort_values("patient_id").reset_index(drop=True), qc
 
 
 def _outcome_rows(raw: pd.DataFrame, id_col: str, time_col: str, event_col: str, covariates: list[str],
-                  table_name: str, single: bool, qc: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """The usable rows (patient_id, time, event, covariates) in table order; an ``excluded`` QC row
-    for every duplicated id (once), empty id, missing/negative time and non-binary event."""
+                  table_name: str, single: bool, qc: list[dict[str, str]],
+                  labels: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The usable rows (patient_id, time, event, covariates, labels) in table order; an ``excluded`` QC
+    row for every duplicated id (once), empty id and (when ``time_col`` is given) missing/negative
+    time and non-binary event. Label columns are copied as written."""
     keep: list[dict[str, Any]] = []
     ids = raw[id_col].str.strip()
     dup = set(ids[ids.duplicated()])
@@ -158,13 +178,15 @@ def _outcome_rows(raw: pd.DataFrame, id_col: str, time_col: str, event_col: str,
             continue
         if pid in dup:
             continue
-        problem, rec = _outcome(row, time_col, event_col, at)
+        problem, rec = _outcome(row, time_col, event_col, at) if time_col else ("", {})
         if problem:
             qc.append(qc_row(pid, "", STAGE, "excluded", problem))
             continue
         rec = {"patient_id": pid, **rec}
         for c in covariates:
             rec[c] = row[c] if str(row[c]).strip() != "" else None
+        for c in labels:
+            rec[c] = str(row[c])
         keep.append(rec)
     return keep
 
