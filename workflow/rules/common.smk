@@ -2,6 +2,7 @@
 # imported here is light (radsurv.config, radsurv.workflow.rules): building the DAG loads no
 # scipy, SimpleITK, matplotlib, pyradiomics or scikit-learn.
 import os
+import re
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -73,6 +74,15 @@ except (ValueError, OSError) as err:
 
 ENVS = os.path.join(workflow.current_basedir, "..", "envs")
 
+# The study's endpoints: survival (rule fit_models) and/or binary and multiclass endpoints
+# (rule fit_classifier, one job each, results/endpoints/<name>/).
+SURVIVAL = wf.survival_study(config)
+try:
+    ENDPOINTS = wf.classification_endpoints(config)
+except ValueError as err:
+    raise WorkflowError(str(err)) from err
+ENDPOINT_PATTERN = "|".join(re.escape(name) for name in ENDPOINTS) or "(?!)"
+
 
 wildcard_constraints:
     scan=r"[A-Za-z0-9-]+_S[0-9]+",
@@ -105,5 +115,19 @@ def model_inputs(wildcards):
             "features": rules.assemble_features.output.features,
             "robust": rules.select_robust_features.output.robust,
             "clinical": rules.standardise_clinical.output.clinical,
+        },
+    )
+
+
+def classifier_inputs(wildcards):
+    """Input files of the fit_classifier rule, as those of fit_models but the clinical table as the user
+    wrote it (an endpoint needs no survival time; radsurv.workflow.classification reads it).
+    """
+    return wf.model_inputs(
+        config,
+        {
+            "features": rules.assemble_features.output.features,
+            "robust": rules.select_robust_features.output.robust,
+            "clinical": clinical_table(),
         },
     )

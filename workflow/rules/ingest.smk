@@ -49,5 +49,7 @@ rule standardise_clinical:
         runtime=10,
     params:
         columns=config["cohort"].get("columns", {}),
+        labels=[spec["column"] for spec in ENDPOINTS.values()],
+        survival=SURVIVAL,
     script:
         "../scripts/standardise_clinical.py"

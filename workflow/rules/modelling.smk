@@ -83,7 +83,13 @@ rule km_figure:
 
 rule modelling_only:
     """Target for users who start from their own feature table: the model outputs and
-    Kaplan-Meier figures, without the DICOM part (snakemake modelling_only)."""
+    Kaplan-Meier figures (survival) and every categorical endpoint's outputs, without the
+    DICOM part (snakemake modelling_only)."""
     input:
-        rules.fit_models.output,
-        expand(rules.km_figure.output.figure, subset=["test", "train"]),
+        rules.fit_models.output if SURVIVAL else [],
+        (
+            expand(rules.km_figure.output.figure, subset=["test", "train"])
+            if SURVIVAL
+            else []
+        ),
+        expand(rules.fit_classifier.output, endpoint=list(ENDPOINTS)),

@@ -4,7 +4,8 @@ rule qc_table:
             rules.discover_scans.output.qc,
             rules.assemble_features.output.qc,
             rules.standardise_clinical.output.qc,
-            rules.fit_models.output.qc,
+            *([rules.fit_models.output.qc] if SURVIVAL else []),
+            *expand(rules.fit_classifier.output.qc, endpoint=list(ENDPOINTS)),
         ],
     output:
         table=report(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,16 @@ def discover_scans(*, scans: str | Path, manifests: str | Path, qc: str | Path, 
 
 
 def standardise_clinical(*, table: str | Path | list[str], scans: str | Path, columns: Mapping[str, Any],
-                         clinical: str | Path, qc: str | Path) -> None:
-    """The standardised clinical table (patient_id, time, event, covariates) + its QC rows."""
+                         clinical: str | Path, qc: str | Path, labels: Sequence[str] = (),
+                         survival: bool = True) -> None:
+    """The standardised clinical table (patient_id, time and event when ``survival``, covariates,
+    and the categorical endpoints' ``labels`` columns as written) + its QC rows."""
     import pandas as pd
 
     from radsurv.ingest.clinical import load_clinical
 
     scan_table = pd.read_csv(scans, sep="\t", dtype={"patient_id": str})
-    df, rows = load_clinical(table, columns, image_ids=sorted(scan_table["patient_id"].unique()))
+    df, rows = load_clinical(table, columns, image_ids=sorted(scan_table["patient_id"].unique()),
+                             labels=list(labels), survival=bool(survival))
     df.to_csv(clinical, sep="\t", index=False)
     write_qc(rows, qc)
