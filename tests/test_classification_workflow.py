@@ -275,3 +275,73 @@ def test_dry_run_of_a_mixed_study_lists_both(tmp_path):
                         "grade": {"endpoint": "multiclass", "column": "grade"}}
     out = _dry_run(tmp_path, _config(tmp_path, mod, {"id": "patient_id", "time": "months", "event": "dead"}))
     assert re.search(r"^fit_classifier\s+2$", out, re.M) and re.search(r"^fit_models\s+1$", out, re.M)
+
+
+# --------------------------------------------------------------------------- real data, end to end
+@pytest.mark.e2e
+def test_radmlbench_example_through_the_workflow_equals_the_library(tmp_path, shared_data):
+    """config/examples/radmlbench_binary.yaml (cheaper design) run by ``snakemake modelling_only``
+    gives the AUCs of a direct :func:`run_classification_cv` call on the same table with the same
+    settings: the entry point adds nothing (no label, id or clinical column as a feature) and loses
+    nothing (every patient, every feature). The workflow orders patients by id."""
+    from radsurv.modelling.classification.design import run_classification_cv
+    from radsurv.modelling.classification.settings import ClassificationSettings
+
+    table = shared_data / "radmlbench" / "HNSCC.csv.gz"
+    cfg = yaml.safe_load((REPO / "config" / "examples" / "radmlbench_binary.yaml").read_text())
+    cfg["cohort"]["clinical_table"] = cfg["modelling"]["features_table"] = str(table)
+    cfg["modelling"].update(cv_folds=3, cv_repeats=1, inner_folds=2, bootstrap=50)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = _snakemake(tmp_path, "modelling_only", "--cores", "1")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = tmp_path / "results" / "endpoints" / "Target"
+    perf = pd.read_csv(out / "performance.tsv", sep="\t").set_index("model")
+    assert set(perf.index) == {"radiomics", "volume", "prevalence"}
+
+    df = pd.read_csv(table)
+    df = df.assign(ID=df["ID"].astype(str)).sort_values("ID").set_index("ID")
+    settings = ClassificationSettings(endpoint="binary", cv_folds=3, cv_repeats=1, inner_folds=2, n_boot=50,
+                                      seed=cfg["seed"])
+    direct = run_classification_cv(df.drop(columns=["Target"]), df["Target"], settings,
+                                   volume_feature="GTV_original_shape_MeshVolume", positive=1).metrics
+    direct = direct.set_index("model")
+    for model in perf.index:
+        for col in ("auc", "ci_low", "ci_high", "brier"):
+            assert perf.loc[model, col] == pytest.approx(direct.loc[model, col], abs=1e-9), (model, col)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == len(df) and m["n_features"] == df.shape[1] - 1 and m["classes"] == ["0", "1"]
+
+
+def test_pipeline_start_uses_first_scans_and_the_robust_list(tmp_path):
+    """The pipeline's own start: features.tsv (one row per scan; a retest scan is never used),
+    the robust feature list, and the clinical table as the user wrote it."""
+    fp, cp, _ = _cohort(tmp_path)
+    feats = pd.read_csv(fp, dtype={"patient_id": str})
+    first = feats.assign(scan_id=feats["patient_id"] + "_S1", session=1)
+    retest = first.iloc[:10].assign(scan_id=lambda d: d["patient_id"] + "_S2", session=2,
+                                    original_glcm_Contrast=1e6)  # would wreck the model if used
+    table = tmp_path / "features.tsv"
+    pd.concat([first, retest]).set_index("scan_id").to_csv(table, sep="\t")
+    robust = tmp_path / "robust.txt"
+    robust.write_text("original_glcm_Contrast\noriginal_firstorder_F0\noriginal_shape_MeshVolume\n")
+    mod = {k: v for k, v in MODELLING.items() if k not in ("features_table", "features_id_column")}
+    files = classifier_files(tmp_path / "out")
+    fit_classifier(features=str(table), robust=str(robust), clinical=str(cp), modelling=mod, seed=7, columns=COLUMNS,
+                   endpoint="hpv", spec={"endpoint": "binary", "column": "hpv", "positive_class": "positive"},
+                   **{k: str(v) for k, v in files.items()})
+    final = joblib.load(files["final_models"])
+    assert final["features"] == ["original_firstorder_F0", "original_glcm_Contrast", "original_shape_MeshVolume"]
+    assert pd.read_csv(files["performance"], sep="\t").set_index("model").loc["radiomics", "auc"] > 0.8
+
+
+def test_endpoint_settings_take_the_shared_design_keys_and_the_classification_block():
+    from radsurv.modelling.classification.endpoints import endpoint_settings
+
+    s = endpoint_settings({"cv_folds": 4, "cv_repeats": 2, "inner_folds": 2, "bootstrap": 99,
+                           "corr_threshold": 0.8, "classification": {"learners": ["rf"]}}, 11, "multiclass")
+    assert (s.cv_folds, s.cv_repeats, s.inner_folds, s.n_boot, s.corr_threshold, s.seed, s.endpoint) == \
+        (4, 2, 2, 99, 0.8, 11, "multiclass")
+    assert s.learners == ("rf",)
+    with pytest.raises(ValueError, match="unknown key"):
+        endpoint_settings({"classification": {"learner": "rf"}}, 0, "binary")

@@ -162,6 +162,8 @@ def _inputs(features: str | Path, clinical: str | Path | list[str], robust: str 
         raise ValueError(f"endpoint {name}: no radiomic candidate feature (check the robust list / "
                          "modelling.feature_pattern)")
     vol, note = resolve_volume_column([c for c in X.columns if c not in protected], sc.volume_feature)
+    if vol and note:  # another column than the configured one: say which
+        rqc.append(qc_row("", "", STAGE, "warning", note))
     cols = candidates + ([vol] if vol and vol not in candidates else [])
     feats = X[cols].apply(pd.to_numeric, errors="coerce").astype(float)
     clin = clin.set_index("patient_id")
