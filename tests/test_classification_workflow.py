@@ -153,7 +153,9 @@ def test_split_design_by_a_clinical_column(tmp_path):
     _, cp, clin = _cohort(tmp_path)
     clin["centre"] = np.where(np.arange(60) < 40, "A", "B")
     clin.to_csv(cp, index=False)
-    mod = {**MODELLING, "design": "split", "split_by": "centre", "validation_values": ["B"]}
+    mod = {**MODELLING, "design": "split", "split_by": "centre", "validation_values": ["B"],
+           "classification": {"learners": ["rf"], "n_screen_trees": [4], "rf_trees": 20, "rf_min_leaf": [3],
+                              "ensemble_sizes": [1]}}  # a seeded learner: a refit with another seed differs
     files = _run(tmp_path, mod, {"endpoint": "binary", "column": "hpv", "positive_class": "positive"},
                  columns={"id": "patient_id", "covariates": ["age", "centre"]})
     pred = pd.read_csv(files["predictions"], sep="\t", dtype={"patient_id": str})
@@ -161,6 +163,12 @@ def test_split_design_by_a_clinical_column(tmp_path):
     m = json.loads(files["metrics"].read_text())
     assert m["design"] == "split" and m["n"] == 20 and m["n_development"] == 40
     assert "centre" in m["design_description"]
+    # the saved final models are the validated ones: they reproduce the validation predictions
+    final = joblib.load(files["final_models"])
+    val = pred[pred["model"] == "radiomics"].set_index("patient_id")
+    X = pd.read_csv(tmp_path / "features.csv", dtype={"patient_id": str}).set_index("patient_id")
+    p = final["models"]["radiomics"].predict_proba(X.loc[val.index, final["features"]])[:, 1]
+    np.testing.assert_allclose(val["p_1"].to_numpy(), p)
 
 
 def test_external_cohort_is_scored_by_the_final_models_unchanged(tmp_path):

@@ -156,13 +156,16 @@ def _label_qc(table: pd.DataFrame, name: str, qc: list[dict[str, str]]) -> None:
 
 def _fit_final(settings: ClassificationSettings, X: pd.DataFrame, y: np.ndarray, rad_cols: list[str],
                volume_feature: str | None, specs: Sequence[CovariateSpec],
-               names: Sequence[str]) -> dict[str, BaseEstimator]:
-    """Every model refit on all development patients (the models external cohorts receive)."""
+               names: Sequence[str], reseed: bool) -> dict[str, BaseEstimator]:
+    """Every model refit on all development patients (the models external cohorts receive).
+
+    ``reseed``: the cross-validation design's final fit gets its own seed; the split design's
+    keeps the library's, so that its final models are exactly the validated ones."""
     built = _models(settings, volume_feature, [s.to_dict() for s in specs], rad_cols, settings.seed)
     final = {}
     for n in names:
         est = clone(built[n])
-        if isinstance(est, RadiomicsClassifier):
+        if reseed and isinstance(est, RadiomicsClassifier):
             est.set_params(seed=derive_seed(settings.seed, SEED_FINAL_FIT))
         final[n] = est.fit(X, y)
     return final
@@ -285,7 +288,7 @@ def run_endpoint(features: pd.DataFrame, clinical: pd.DataFrame, spec: Mapping[s
     classes = _original_classes(text.loc[y_dev.index], spec, settings.endpoint)
     names = list(dict.fromkeys(res.predictions["model"]))
     final = _fit_final(settings, _frame(features, list(y_dev.index), clinical, specs), y_dev.to_numpy(), rad_cols,
-                       volume_feature, specs, names)
+                       volume_feature, specs, names, reseed=design != "split")
     ext_rows, ext_summary = _score_external(final, rad_cols, specs, external or {}, spec, classes, res.classes,
                                             settings, name, qc)
     pred = pd.concat([res.predictions.assign(set="test"), *ext_rows], ignore_index=True)
