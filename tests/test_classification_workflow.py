@@ -353,3 +353,20 @@ def test_endpoint_settings_take_the_shared_design_keys_and_the_classification_bl
     assert s.learners == ("rf",)
     with pytest.raises(ValueError, match="unknown key"):
         endpoint_settings({"classification": {"learner": "rf"}}, 0, "binary")
+
+
+def test_standardise_clinical_of_a_study_without_survival_carries_the_endpoints(tmp_path):
+    from radsurv.workflow.ingest import standardise_clinical
+
+    _, cp, clin = _cohort(tmp_path)
+    clin.loc[0, "hpv"] = ""  # kept as written: the endpoint's own checks report it
+    clin.to_csv(cp, index=False)
+    scans = tmp_path / "scans.tsv"
+    pd.DataFrame({"patient_id": clin["patient_id"], "scan_id": clin["patient_id"] + "_S1"}).to_csv(
+        scans, sep="\t", index=False)
+    out, qc = tmp_path / "clinical.tsv", tmp_path / "qc.tsv"
+    standardise_clinical(table=str(cp), scans=str(scans), columns=COLUMNS, clinical=str(out), qc=str(qc),
+                         labels=["hpv", "grade"], survival=False)
+    got = pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False)
+    assert list(got.columns) == ["patient_id", "age", "hpv", "grade"] and len(got) == 60
+    assert got.loc[got["patient_id"] == "P000", "hpv"].item() == ""
