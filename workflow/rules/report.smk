@@ -1,11 +1,72 @@
+def qc_parts(wildcards):
+    """Every stage's QC rows: ingest, features, clinical table, the survival model (when the study
+    has a survival endpoint), each categorical endpoint and the radiogenomics screen."""
+    parts = [
+        rules.discover_scans.output.qc,
+        rules.assemble_features.output.qc,
+        rules.standardise_clinical.output.qc,
+    ]
+    if wf.survival_study(config):
+        parts.append(rules.fit_models.output.qc)
+    parts += wf.endpoint_files(config, {"qc": ENDPOINT_REPORT_FILES["qc"]}).values()
+    if wf.biology_columns(config):
+        parts.append(rules.radiogenomics_screen.output.qc)
+    return parts
+
+
+def survival_figure_inputs(wildcards):
+    """The survival tables rule report_figures draws; none without a survival endpoint."""
+    if not wf.survival_study(config):
+        return {}
+    return {
+        "performance": rules.fit_models.output.performance,
+        "calibration": rules.fit_models.output.calibration,
+        "coefficients": rules.fit_models.output.coefficients,
+    }
+
+
+def survival_report_inputs(wildcards):
+    """The survival model's files the report shows; none without a survival endpoint."""
+    if not wf.survival_study(config):
+        return {}
+    return {
+        "predictions": rules.fit_models.output.predictions,
+        "metrics": rules.fit_models.output.metrics,
+        "coefficients": rules.fit_models.output.coefficients,
+        "selection": rules.fit_models.output.selection,
+        "km_test": expand(rules.km_figure.output.figure, subset="test")[0],
+        "km_train": expand(rules.km_figure.output.figure, subset="train")[0],
+        "performance": rules.fit_models.output.performance,
+        "calibration": rules.fit_models.output.calibration,
+        "selection_frequency": rules.fit_models.output.selection_frequency,
+        "published": rules.fit_models.output.published,
+        "td_auc_png": rules.report_figures.output.td_auc_png,
+        "calibration_png": rules.report_figures.output.calibration_png,
+        "forest_png": rules.report_figures.output.forest_png,
+    }
+
+
+# Files of each categorical endpoint (rules fit_classifier and classification_figures) and of the
+# radiogenomics screen that the report shows (radsurv.workflow.rules.endpoint_files).
+ENDPOINT_REPORT_FILES = {
+    "predictions": "results/endpoints/{endpoint}/predictions.tsv",
+    "performance": "results/endpoints/{endpoint}/performance.tsv",
+    "metrics": "results/endpoints/{endpoint}/metrics.json",
+    "qc": "results/endpoints/{endpoint}/qc.tsv",
+    "roc": "results/endpoints/{endpoint}/roc.png",
+    "calibration": "results/endpoints/{endpoint}/calibration.png",
+    "decision_curve": "results/endpoints/{endpoint}/decision_curve.png",
+    "confusion": "results/endpoints/{endpoint}/confusion.png",
+}
+BIOLOGY_REPORT_FILES = {
+    "radiogenomics_tsv": rules.radiogenomics_screen.output.table,
+    "radiogenomics_png": rules.radiogenomics_screen.output.figure,
+}
+
+
 rule qc_table:
     input:
-        parts=[
-            rules.discover_scans.output.qc,
-            rules.assemble_features.output.qc,
-            rules.standardise_clinical.output.qc,
-            rules.fit_models.output.qc,
-        ],
+        parts=qc_parts,
     output:
         table=report(
             "results/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"
@@ -24,26 +85,29 @@ rule qc_table:
 
 rule report_figures:
     input:
-        performance=rules.fit_models.output.performance,
-        calibration=rules.fit_models.output.calibration,
-        coefficients=rules.fit_models.output.coefficients,
+        unpack(survival_figure_inputs),
         features=rules.assemble_features.output.features,
         robust=rules.select_robust_features.output.robust,
     output:
-        td_auc_png=report(
-            "results/report/figures/td_auc.png",
-            caption="../report/td_auc.rst",
-            category="Model",
-        ),
-        calibration_png=report(
-            "results/report/figures/calibration.png",
-            caption="../report/calibration_plot.rst",
-            category="Model",
-        ),
-        forest_png=report(
-            "results/report/figures/forest.png",
-            caption="../report/forest.rst",
-            category="Model",
+        **wf.survival_only(
+            config,
+            {
+                "td_auc_png": report(
+                    "results/report/figures/td_auc.png",
+                    caption="../report/td_auc.rst",
+                    category="Model",
+                ),
+                "calibration_png": report(
+                    "results/report/figures/calibration.png",
+                    caption="../report/calibration_plot.rst",
+                    category="Model",
+                ),
+                "forest_png": report(
+                    "results/report/figures/forest.png",
+                    caption="../report/forest.rst",
+                    category="Model",
+                ),
+            },
         ),
         heatmap_png=report(
             "results/report/figures/correlation_heatmap.png",
@@ -66,11 +130,14 @@ rule report_figures:
 
 rule write_report:
     input:
+        unpack(survival_report_inputs),
         **{f"rob_fig_{k.replace('-', '_')}": ROB_FIGURES[k] for k in ROB_ANALYSES},
         **{
             f"rob_summary_{k.replace('-', '_')}": ROB_RULES[k].output.summary
             for k in ROB_ANALYSES
         },
+        **wf.endpoint_files(config, ENDPOINT_REPORT_FILES),
+        **(BIOLOGY_REPORT_FILES if wf.biology_columns(config) else {}),
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,
@@ -78,20 +145,7 @@ rule write_report:
         icc=rules.select_robust_features.output.icc,
         robustness=rules.select_robust_features.output.summary,
         icc_plot=rules.select_robust_features.output.plot,
-        predictions=rules.fit_models.output.predictions,
-        metrics=rules.fit_models.output.metrics,
-        coefficients=rules.fit_models.output.coefficients,
-        selection=rules.fit_models.output.selection,
-        km_test=expand(rules.km_figure.output.figure, subset="test")[0],
-        km_train=expand(rules.km_figure.output.figure, subset="train")[0],
-        performance=rules.fit_models.output.performance,
-        calibration=rules.fit_models.output.calibration,
-        selection_frequency=rules.fit_models.output.selection_frequency,
-        published=rules.fit_models.output.published,
         volume_correlation=rules.volume_correlation.output.table,
-        td_auc_png=rules.report_figures.output.td_auc_png,
-        calibration_png=rules.report_figures.output.calibration_png,
-        forest_png=rules.report_figures.output.forest_png,
         heatmap_png=rules.report_figures.output.heatmap_png,
         converted=lambda wc: expand(
             rules.extract_scan_features.output.converted, scan=scan_ids()
