@@ -219,7 +219,7 @@ def plot_decision_curve(predictions: pd.DataFrame, metrics: Mapping[str, Any], p
         ax.plot(base["threshold"], base["treat_none"], c="k", ls="--", lw=0.8, label="treat none")
         top = float(base["treat_all"].iloc[0])  # treat-all at the lowest threshold: about the prevalence
         ax.set_ylim(-0.05, max(0.05, top * 1.1 + 0.02))
-    positive = metrics.get("positive_class", "positive class")
+    positive = metrics.get("positive_class") or "the positive class"
     ax.set(xlabel=f"threshold probability of {positive}", ylabel="net benefit")
     ax.set_title("Decision curve, held-out patients (probabilities averaged over repeats)", fontsize=9)
     ax.legend(fontsize=7)
