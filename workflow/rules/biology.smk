@@ -3,18 +3,6 @@
 # radsurv.modelling.classification.radiogenomics (entry points radsurv.workflow.biology).
 
 
-def biology_inputs(wildcards):
-    """Input files of rule radiogenomics_screen (radsurv.workflow.rules.biology_inputs)."""
-    clinical_table()
-    return wf.biology_inputs(
-        config,
-        {
-            "features": rules.assemble_features.output.features,
-            "robust": rules.select_robust_features.output.robust,
-        },
-    )
-
-
 rule classification_figures:
     input:
         predictions="results/endpoints/{endpoint}/predictions.tsv",
