@@ -308,8 +308,10 @@ def test_same_seed_gives_identical_bytes(cohort, tmp_path) -> None:
 #: generative model, the draw order and the DICOM encoding are frozen; a change here changes every
 #: downstream result of the demo. (Pinned versions: requirements.lock.)
 PINNED = {
-    "clinical.csv": "26349167202af6b5bc32df49d457da44b5eff4fde015b400da54b157c8f9a9d4",
-    "truth.csv": "e3f350b4dfffe8711d3a83b5c0526ee72db16cfdcceeec5a2477ec146d57d0fd",
+    # with the planted biology label (issue #17: new last columns; the earlier columns are pinned
+    # in tests/test_classification_report.py::test_planted_label_leaves_every_existing_column_unchanged)
+    "clinical.csv": "4fa714c64f858ae877f823b9d83e3a660a4be9483bc46464609b461e2bcd7566",
+    "truth.csv": "337f71e29ecfaf11036dba88d011210f860e06ffe0aa7753a997ac2d3fbd0a1b",
     "dicom/RSD-001/1/RTSTRUCT/0001.dcm": "e11624ed25ad30e3c8a29c5610f0c9dc9e34d8a296e29cbea8263b0a1611a3e8",
     "dicom/RSD-001/2/RTSTRUCT/0001.dcm": "670d5ef9a674bfedca2ef052fe1530d2bff5c70464a44e03fbdf20006ad9c2e8",
     "dicom/RSD-001/1/CT/0020.dcm": "55566a445c0e466798541509f596234630f615f0c31e5937ebc1d44a73a2cfb5",
@@ -339,7 +341,7 @@ def test_censoring_fraction_of_default_cohort(seed: int) -> None:
     c = simulate_cohort(40, 15, seed)
     assert 0.3 <= c.censored_fraction <= 0.4
     clin = c.clinical
-    assert list(clin.columns) == ["patient_id", "os_months", "os_event", "age", "stage"]
+    assert list(clin.columns) == ["patient_id", "os_months", "os_event", "age", "stage", "hpv_status"]
     assert (clin.os_months > 0).all() and set(clin.os_event) <= {0, 1}
     assert set(clin.stage) <= {"I", "II", "IIIA", "IIIB"}
 

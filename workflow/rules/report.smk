@@ -1,12 +1,13 @@
+# The radiogenomics screen's files that the report shows (with ENDPOINT_REPORT_FILES, report_inputs.smk).
+BIOLOGY_REPORT_FILES = {
+    "radiogenomics_tsv": rules.radiogenomics_screen.output.table,
+    "radiogenomics_png": rules.radiogenomics_screen.output.figure,
+}
+
+
 rule qc_table:
     input:
-        parts=[
-            rules.discover_scans.output.qc,
-            rules.assemble_features.output.qc,
-            rules.standardise_clinical.output.qc,
-            *([rules.fit_models.output.qc] if SURVIVAL else []),
-            *expand(rules.fit_classifier.output.qc, endpoint=list(ENDPOINTS)),
-        ],
+        parts=qc_parts,
     output:
         table=report(
             "results/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"
@@ -25,26 +26,29 @@ rule qc_table:
 
 rule report_figures:
     input:
-        performance=rules.fit_models.output.performance,
-        calibration=rules.fit_models.output.calibration,
-        coefficients=rules.fit_models.output.coefficients,
+        unpack(survival_figure_inputs),
         features=rules.assemble_features.output.features,
         robust=rules.select_robust_features.output.robust,
     output:
-        td_auc_png=report(
-            "results/report/figures/td_auc.png",
-            caption="../report/td_auc.rst",
-            category="Model",
-        ),
-        calibration_png=report(
-            "results/report/figures/calibration.png",
-            caption="../report/calibration_plot.rst",
-            category="Model",
-        ),
-        forest_png=report(
-            "results/report/figures/forest.png",
-            caption="../report/forest.rst",
-            category="Model",
+        **wf.survival_only(
+            config,
+            {
+                "td_auc_png": report(
+                    "results/report/figures/td_auc.png",
+                    caption="../report/td_auc.rst",
+                    category="Model",
+                ),
+                "calibration_png": report(
+                    "results/report/figures/calibration.png",
+                    caption="../report/calibration_plot.rst",
+                    category="Model",
+                ),
+                "forest_png": report(
+                    "results/report/figures/forest.png",
+                    caption="../report/forest.rst",
+                    category="Model",
+                ),
+            },
         ),
         heatmap_png=report(
             "results/report/figures/correlation_heatmap.png",
@@ -67,11 +71,14 @@ rule report_figures:
 
 rule write_report:
     input:
+        unpack(survival_report_inputs),
         **{f"rob_fig_{k.replace('-', '_')}": ROB_FIGURES[k] for k in ROB_ANALYSES},
         **{
             f"rob_summary_{k.replace('-', '_')}": ROB_RULES[k].output.summary
             for k in ROB_ANALYSES
         },
+        **wf.endpoint_files(config, ENDPOINT_REPORT_FILES),
+        **(BIOLOGY_REPORT_FILES if wf.biology_columns(config) else {}),
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,
@@ -79,20 +86,7 @@ rule write_report:
         icc=rules.select_robust_features.output.icc,
         robustness=rules.select_robust_features.output.summary,
         icc_plot=rules.select_robust_features.output.plot,
-        predictions=rules.fit_models.output.predictions,
-        metrics=rules.fit_models.output.metrics,
-        coefficients=rules.fit_models.output.coefficients,
-        selection=rules.fit_models.output.selection,
-        km_test=expand(rules.km_figure.output.figure, subset="test")[0],
-        km_train=expand(rules.km_figure.output.figure, subset="train")[0],
-        performance=rules.fit_models.output.performance,
-        calibration=rules.fit_models.output.calibration,
-        selection_frequency=rules.fit_models.output.selection_frequency,
-        published=rules.fit_models.output.published,
         volume_correlation=rules.volume_correlation.output.table,
-        td_auc_png=rules.report_figures.output.td_auc_png,
-        calibration_png=rules.report_figures.output.calibration_png,
-        forest_png=rules.report_figures.output.forest_png,
         heatmap_png=rules.report_figures.output.heatmap_png,
         converted=lambda wc: expand(
             rules.extract_scan_features.output.converted, scan=scan_ids()

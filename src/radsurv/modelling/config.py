@@ -57,6 +57,7 @@ class StudyConfig:
     endpoint: str = "survival"
     label: dict[str, Any] | None = None
     endpoints: dict[str, Any] = field(default_factory=dict)
+    biology_columns: list[str] = field(default_factory=list)
     design: str = "cv"
     cv_folds: int = 5
     cv_repeats: int = 3

@@ -128,15 +128,19 @@ def median_followup(time: pd.Series, event: pd.Series) -> float:
 
 def cohort_summary(scans: pd.DataFrame, features: pd.DataFrame, clinical: pd.DataFrame,
                    predictions: pd.DataFrame, robustness: Mapping[str, Any]) -> pd.DataFrame:
-    """Key counts of the cohort as a two-column table."""
-    pats = predictions["patient_id"].nunique()
-    events = int(predictions["event"].sum())
+    """Key counts of the cohort as a two-column table (the survival rows only with ``predictions``)."""
     rows = [
         ("patients with a discovered scan", scans["patient_id"].nunique()),
         ("scans discovered", len(scans)),
         ("scans with features", len(features)),
         ("test-retest pairs used", robustness.get("pairs_used", 0)),
         ("patients in the clinical table (usable rows)", len(clinical)),
+    ]
+    if predictions.empty:
+        return pd.DataFrame(rows, columns=["quantity", "value"])
+    pats = predictions["patient_id"].nunique()
+    events = int(predictions["event"].sum())
+    rows += [
         ("patients modelled", pats),
         ("events among modelled patients", f"{events} ({100 * events / max(pats, 1):.0f}%)"),
         ("median follow-up (reverse Kaplan-Meier)",
@@ -242,10 +246,10 @@ def volume_surrogates_in_model(coefficients: pd.DataFrame, volume_correlation: p
     return hit[cols].reset_index(drop=True)
 
 
-def _read_tsv(path: str | None) -> pd.DataFrame:
+def _read_tsv(path: str | None, **kwargs: Any) -> pd.DataFrame:
     if not path or not Path(path).exists():
         return pd.DataFrame()
-    return pd.read_csv(path, sep="\t")
+    return pd.read_csv(path, sep="\t", **kwargs)
 
 
 def _test_retest_facts(robustness: Mapping[str, Any]) -> tuple[int, bool]:
@@ -318,6 +322,11 @@ class _Run:
     volcorr: pd.DataFrame
 
     @property
+    def survival(self) -> bool:
+        """Whether the study has a survival endpoint (its model's files are inputs)."""
+        return bool(self.inputs.get("predictions"))
+
+    @property
     def repeats(self) -> int:
         return cv_repeats(self.metrics, self.config)
 
@@ -334,10 +343,10 @@ def _read_run(inputs: Mapping[str, Any], config: Mapping[str, Any], rdir: Path) 
         features=pd.read_csv(inputs["features"], sep="\t", dtype={"patient_id": str}),
         qc=pd.read_csv(inputs["qc"], sep="\t", dtype=str, keep_default_na=False),
         rob=json.loads(Path(inputs["robustness"]).read_text()),
-        pred=pd.read_csv(inputs["predictions"], sep="\t", dtype={"patient_id": str}),
-        metrics=json.loads(Path(inputs["metrics"]).read_text()),
-        coefs=pd.read_csv(inputs["coefficients"], sep="\t"),
-        selection=pd.read_csv(inputs["selection"], sep="\t"),
+        pred=_read_tsv(inputs.get("predictions"), dtype={"patient_id": str}),
+        metrics=json.loads(Path(inputs["metrics"]).read_text()) if inputs.get("metrics") else {},
+        coefs=_read_tsv(inputs.get("coefficients")),
+        selection=_read_tsv(inputs.get("selection")),
         perf=_read_tsv(inputs.get("performance")),
         calib=_read_tsv(inputs.get("calibration")),
         freq=_read_tsv(inputs.get("selection_frequency")),
@@ -349,13 +358,15 @@ def _read_run(inputs: Mapping[str, Any], config: Mapping[str, Any], rdir: Path) 
 #: The report's sections: anchor and title, in page order.
 SECTIONS = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
             ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
-            ("km", "Risk groups"), ("checklist", "Checklist"), ("software", "Software and inputs")]
+            ("km", "Risk groups"), ("checklist", "Checklist"), ("endpoints", "Categorical endpoints"),
+            ("radiogenomics", "Radiogenomics"), ("software", "Software and inputs")]
 
 
 def _cohort_section(run: _Run) -> list[str]:
     unit = run.config.get("cohort", {}).get("time_unit", "months")
     summary = cohort_summary(run.scans, run.features, run.clinical, run.pred, run.rob)
-    summary.loc[summary["quantity"].str.startswith("median follow-up"), "value"] += f" {unit}"
+    if run.survival:
+        summary.loc[summary["quantity"].str.startswith("median follow-up"), "value"] += f" {unit}"
     return ['<h2 id="cohort">Cohort</h2>', _table(summary),
             f"<p>Files: {run.link('scans')}, {run.link('clinical')}, {run.link('features')}.</p>"]
 
@@ -507,6 +518,33 @@ def _checklist_section(run: _Run) -> list[str]:
             _table(pd.DataFrame(rows))]
 
 
+def _no_survival_section(run: _Run) -> list[str]:
+    endpoint = _esc((run.config.get("modelling") or {}).get("endpoint", "survival"))
+    return ['<h2 id="model">Survival model</h2>', f'<p class="note">This study has no survival endpoint (modelling.'
+            f"endpoint is {endpoint}): no survival model, risk groups, Kaplan-Meier curves or RQS checklist.</p>"]
+
+
+def _blocks_html(blocks: Sequence[tuple[Any, ...]], rdir: Path) -> list[str]:
+    """HTML of the report blocks of :mod:`radsurv.report.classification` (its docstring)."""
+    render = {"h2": lambda b: f'<h2 id="{_esc(b[1])}">{_esc(b[2])}</h2>', "h3": lambda b: f"<h3>{_esc(b[1])}</h3>",
+              "p": lambda b: f'<p class="{_esc(b[1])}">{_esc(b[2])}</p>' if b[1] else f"<p>{_esc(b[2])}</p>",
+              "table": lambda b: _table(b[1]), "img": lambda b: _img(b[1], b[2]),
+              "links": lambda b: "<p>Files: " + ", ".join(_link(p, rdir) for p in b[1]) + ".</p>"}
+    return [render[b[0]](b) for b in blocks]
+
+
+def _endpoints_section(run: _Run) -> list[str]:
+    from radsurv.report.classification import endpoint_blocks, endpoint_files, radiogenomics_blocks
+
+    blocks: list[tuple[Any, ...]] = []
+    for i, (name, files) in enumerate(endpoint_files(run.inputs).items()):
+        blocks += ([("h2", "endpoints", "Categorical endpoints")] if i == 0 else []) + endpoint_blocks(name, files)
+    if run.inputs.get("radiogenomics_tsv"):
+        blocks += [("h2", "radiogenomics", "Radiogenomics screen")] + radiogenomics_blocks(
+            run.inputs["radiogenomics_tsv"], run.inputs.get("radiogenomics_png"))
+    return _blocks_html(blocks, run.rdir)
+
+
 def _input_checks(run: _Run) -> list[tuple[str, str, str]]:
     """SHA-256 of the clinical table, the image sheet and the converted scans' input files."""
     from radsurv.ingest.converted import files_sha256
@@ -539,21 +577,22 @@ def _software_section(run: _Run) -> list[str]:
 def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path: str | Path) -> None:
     """Write ``results/report/report.html`` from the workflow's result files.
 
-    Required inputs: scans, clinical, features, qc, icc, robustness, icc_plot,
-    predictions, metrics, coefficients, selection, km_test, km_train. Optional
-    (shown when present): performance, calibration, selection_frequency,
-    published, volume_correlation, td_auc_png, calibration_png, forest_png,
-    heatmap_png, and robustness figures/summaries named ``rob_fig_*`` / ``rob_summary_*``.
+    Required inputs: scans, clinical, features, qc, icc, robustness, icc_plot; with a survival endpoint
+    predictions, metrics, coefficients, selection, km_test, km_train (else one sentence replaces the survival
+    sections). Optional: performance, calibration, selection_frequency, published, volume_correlation,
+    td_auc_png, calibration_png, forest_png, heatmap_png, ``rob_fig_*`` / ``rob_summary_*``, each categorical
+    endpoint's ``endpoint__<name>__<kind>`` and ``radiogenomics_tsv`` / ``_png`` (report.classification).
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     run = _read_run(inputs, config, out.parent)
     title = config.get("cohort", {}).get("name") or "radsurv study"
-    parts = [f"<h1>radsurv report: {_esc(title)}</h1>",
-             "<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS) + "</nav>"]
-    for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                    _model_section, _km_section, _checklist_section, _software_section):
-        parts += section(run)
+    parts = [f"<h1>radsurv report: {_esc(title)}</h1>"]
+    survival = (_model_section, _km_section, _checklist_section) if run.survival else (_no_survival_section,)
+    body = [p for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
+                              *survival, _endpoints_section, _software_section) for p in section(run)]
+    parts += ["<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS
+                                if f'<h2 id="{a}">' in "".join(body)) + "</nav>"] + body
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>radsurv report: {_esc(title)}</title><style>{CSS}</style></head><body>"
            + "\n".join(parts) + "</body></html>\n")

@@ -15,7 +15,8 @@ Files written under ``out_dir``
     (ORGAN) and ``Body`` (EXTERNAL); CLOSED_PLANAR polygons computed
     analytically from each structure's cross-section with the slice plane.
 ``clinical.csv``
-    ``patient_id, os_months, os_event, age, stage`` (1 = death).
+    ``patient_id, os_months, os_event, age, stage, hpv_status`` (1 = death;
+    ``hpv_status`` ``positive`` / ``negative``, the planted biology label).
 ``truth.csv``
     The planted per-patient quantities (see below).
 ``phi_values.json``
@@ -80,6 +81,13 @@ patients always have 30-40 % censored. ``os_months`` is
 
 Stage (``I``, ``II``, ``IIIA``, ``IIIB``) is ``z_vol + N(0, 0.5)`` cut at
 -0.75, 0.25 and 1.0: correlated with volume, with no effect of its own.
+
+Biology (an "HPV-like" binary status for classification and radiogenomics
+demonstrations): ``hpv_latent = -z_het + N(0, 0.5)``, drawn from stream 3 of
+the patient (so no other quantity changes), and ``hpv_status`` is
+``positive`` when ``hpv_latent > 0`` (about half the patients): tied to the
+tumour's texture (less heterogeneous tumours are positive), independent of
+its volume. It has no effect on survival of its own (it shares ``z_het``).
 
 PHI: the DICOM headers carry recognisable FAKE identifying values
 (``PHINAME^ZQX001``, ``PHIADDR 001 Leak Street``, ``PHIACC00101`` ...)
@@ -316,8 +324,9 @@ def _readme(c: DemoCohort, n_retest: int) -> str:
         f"- coefficients (log-hazard per SD): {json.dumps(BETA)}\n"
         f"- Weibull shape {WEIBULL_SHAPE}, baseline median {WEIBULL_MEDIAN_MONTHS} months\n\n"
         "`truth.csv` holds every planted per-patient quantity: volume_ml, heterogeneity_hu, "
-        "their z-scores, linear_predictor, latent event/censoring times, tumour geometry, and "
-        "per scan the noise sigma, rigid shift and contoured GTV volume.\n\n"
+        "their z-scores, linear_predictor, latent event/censoring times, tumour geometry, "
+        "per scan the noise sigma, rigid shift and contoured GTV volume, and the planted biology "
+        "label (hpv_latent, hpv_status).\n\n"
         "## Generative model (from `radsurv.synthetic.demo`)\n\n```text\n" + doc.strip() + "\n```\n"
     )
 

@@ -8,7 +8,8 @@ CT voxels and ROI polygons, :mod:`radsurv.synthetic.demo` writes the DICOM cohor
 
 Patient ``i`` draws from ``numpy.random.default_rng([seed, i, stream])``
 (:func:`patient_rng`): stream 0 the clinical values, anatomy and tumour, stream 1 the
-baseline scan, stream 2 the retest scan, stream ``10 + study`` the image noise. The order
+baseline scan, stream 2 the retest scan, stream 3 the planted biology label (HPV-like
+status), stream ``10 + study`` the image noise. The order
 of the draws within a stream is part of the cohort's definition: changing it changes
 every file.
 """
@@ -61,6 +62,11 @@ DAYS_PER_MONTH = 30.4375
 N_BLOBS = 10
 STAGE_CUTS = (-0.75, 0.25, 1.0)
 STAGES = ("I", "II", "IIIA", "IIIB")
+#: planted binary biology ("HPV-like" status): positive when ``-z_het + N(0, HPV_NOISE_SD) > HPV_CUT``
+#: (less heterogeneous tumours are positive; tied to texture, independent of volume)
+HPV_NOISE_SD = 0.5
+HPV_CUT = 0.0
+HPV_LEVELS = ("negative", "positive")
 
 # anatomy drawn per patient (mm, at anatomy_scale 1); the rest is in radsurv.synthetic.render
 BODY_SEMI = (95.0, 75.0)
@@ -179,6 +185,8 @@ class PatientTruth:
     lung_blobs: np.ndarray
     birth_date: str
     scans: tuple[ScanTruth, ...] = field(default_factory=tuple)
+    hpv_latent: float = 0.0  # -z_het + noise (stream 3); the label is its sign against HPV_CUT
+    hpv_status: str = ""  # "positive" | "negative"
 
 
 @dataclass
@@ -395,6 +403,16 @@ def _draw_scans(seed: int, index: int, retest: bool, base_day: date, semi: np.nd
     return scans
 
 
+def _draw_hpv(seed: int, index: int, z_het: float) -> tuple[float, str]:
+    """The planted HPV-like latent score and status of patient ``index`` (stream 3, its only draw).
+
+    Tied to the tumour's texture (its heterogeneity score ``z_het``), not to its volume; the
+    draw uses a stream of its own so that no other planted quantity changes.
+    """
+    latent = -z_het + float(patient_rng(seed, index, 3).normal(0.0, HPV_NOISE_SD))
+    return latent, HPV_LEVELS[int(latent > HPV_CUT)]
+
+
 def _birth_date(rng: np.random.Generator, base_day: date, age: int, used_birth_dates: set[str]) -> str:
     """A fake birth date (``YYYYMMDD``) consistent with ``age``, unique in the cohort (the last draw of stream 0)."""
     bd = base_day - timedelta(days=int(round(age * 365.25)) + int(rng.integers(0, 365)))
@@ -414,6 +432,7 @@ def _simulate_patient(seed: int, index: int, retest: bool, geom: Geometry,
     base_day = COHORT_START + timedelta(days=int(round(c.accrual_months * DAYS_PER_MONTH)))
     scans = _draw_scans(seed, index, retest, base_day, t.semi_axes_mm)
     birth = _birth_date(rng, base_day, c.age, used_birth_dates)
+    hpv_latent, hpv_status = _draw_hpv(seed, index, c.z_heterogeneity)
     return PatientTruth(
         index=index, patient_id=f"RSD-{index:03d}", age=c.age, stage=c.stage,
         volume_ml=math.exp(c.log_volume) * geom.anatomy_scale**3, z_log_volume=c.z_log_volume,
@@ -426,6 +445,7 @@ def _simulate_patient(seed: int, index: int, retest: bool, geom: Geometry,
         texture_mean=t.texture_mean, texture_sd=t.texture_sd, body_semi_mm=a.body_semi_mm,
         lung_semi_mm=a.lung_semi_mm, lung_z_mm=a.lung_z_mm, tissue_blobs=a.tissue_blobs,
         lung_blobs=a.lung_blobs, birth_date=birth, scans=tuple(scans),
+        hpv_latent=hpv_latent, hpv_status=hpv_status,
     )
 
 
@@ -487,6 +507,8 @@ def _truth_row(p: PatientTruth, event: int, admin: float, seed: int) -> dict[str
         "has_retest": len(p.scans) > 1,
         **_scan_columns(p, 1, seed),
         **_scan_columns(p, 2, seed),
+        "hpv_latent": round(p.hpv_latent, 5),
+        "hpv_status": p.hpv_status,
     }
 
 
@@ -518,6 +540,7 @@ def simulate_cohort(n_patients: int = 40, n_retest: int = 15, seed: int = 42,
         "os_event": event,
         "age": [p.age for p in patients],
         "stage": [p.stage for p in patients],
+        "hpv_status": [p.hpv_status for p in patients],
     })
     truth = pd.DataFrame([_truth_row(p, ev, ad, seed) for p, ev, ad in zip(patients, event, admin)])
     return DemoCohort(seed, geom, patients, clinical, truth, freeze)

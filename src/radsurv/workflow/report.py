@@ -46,12 +46,24 @@ def qc_table(*, parts: Sequence[str | Path], table: str | Path) -> None:
     log.info("QC table: %d rows (%d excluded)", len(frame), int((frame["status"] == "excluded").sum()))
 
 
-def report_figures(*, performance: str | Path, calibration: str | Path, coefficients: str | Path,
-                   features: str | Path, robust: str | Path, td_auc_png: str | Path, calibration_png: str | Path,
-                   forest_png: str | Path, heatmap_png: str | Path, time_unit: str) -> None:
-    """The report's figures from the result tables (:func:`radsurv.report.figures.draw_report_figures`)."""
-    from radsurv.report.figures import draw_report_figures
+def report_figures(*, features: str | Path, robust: str | Path, heatmap_png: str | Path, time_unit: str,
+                   performance: str | Path | None = None, calibration: str | Path | None = None,
+                   coefficients: str | Path | None = None, td_auc_png: str | Path | None = None,
+                   calibration_png: str | Path | None = None, forest_png: str | Path | None = None) -> None:
+    """The report's figures from the result tables (:func:`radsurv.report.figures.draw_report_figures`).
 
+    Without a survival endpoint (no ``performance``, ``calibration``, ``coefficients``: the rule
+    does not request them) only the correlation heatmap of the robust features is drawn.
+    """
+    from radsurv.report.figures import draw_report_figures, plot_correlation_heatmap
+
+    if performance is None or calibration is None or coefficients is None:
+        from radsurv.features.table import modelling_matrix, read_features
+
+        robust_list = [ln.strip() for ln in Path(robust).read_text().splitlines() if ln.strip()]
+        plot_correlation_heatmap(modelling_matrix(read_features(features)), robust_list, [], heatmap_png)
+        return
+    assert td_auc_png is not None and calibration_png is not None and forest_png is not None
     draw_report_figures(performance, calibration, coefficients, features, robust, td_auc_png, calibration_png,
                         forest_png, heatmap_png, time_unit)
 

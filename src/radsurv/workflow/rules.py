@@ -122,3 +122,39 @@ def classification_endpoints(config: Mapping[str, Any]) -> dict[str, dict[str, A
             )
         out[str(name)] = dict(spec)
     return out
+
+
+def biology_columns(config: Mapping[str, Any]) -> dict[str, str]:
+    """The clinical columns the radiogenomics screen tests, column -> declared type: each
+    categorical endpoint's column (``binary``, or ``categorical`` for a multiclass one), then
+    ``modelling.biology_columns`` (``""``: the type is read from the values). Empty: no screen."""
+    out: dict[str, str] = {}
+    for spec in classification_endpoints(config).values():
+        out.setdefault(str(spec["column"]), "binary" if spec["endpoint"] == "binary" else "categorical")
+    for col in (config.get("modelling") or {}).get("biology_columns") or []:
+        out.setdefault(str(col), "")
+    return out
+
+
+def endpoint_files(config: Mapping[str, Any], patterns: Mapping[str, Any]) -> dict[str, str]:
+    """Every categorical endpoint's files as named inputs of the report rule:
+    ``endpoint__<name>__<kind>`` -> ``patterns[kind]`` with ``{endpoint}`` set to the name."""
+    return {f"endpoint__{name}__{kind}": str(pattern).format(endpoint=name)
+            for name in classification_endpoints(config) for kind, pattern in patterns.items()}
+
+
+def survival_only(config: Mapping[str, Any], files: Mapping[str, Any]) -> dict[str, Any]:
+    """``files`` when the study has a survival endpoint (:func:`survival_study`), else none: the
+    survival inputs and outputs of the report rules."""
+    return dict(files) if survival_study(config) else {}
+
+
+def biology_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> dict[str, Any]:
+    """Input files of rule ``radiogenomics_screen``: the pipeline's ``features`` and ``robust``
+    list (paths from the rules), or ``modelling.features_table`` when set; and the raw clinical
+    table(s) ``cohort.clinical_table``, where the biology columns are."""
+    m = config["modelling"]
+    files: dict[str, Any] = ({"features": m["features_table"]} if m.get("features_table")
+                             else {k: pipeline[k] for k in ("features", "robust")})
+    files["clinical"] = config["cohort"]["clinical_table"]
+    return files

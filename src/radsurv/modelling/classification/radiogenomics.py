@@ -10,7 +10,7 @@ only restates tumour size is not reported as biology; the volume feature itself 
 reported unadjusted for reference.
 
 This is a hypothesis-generating screen, not a predictive model: it uses every patient.
-Library core of issue #17, not yet called by the workflow.
+Called by rule ``radiogenomics_screen`` (:mod:`radsurv.workflow.biology`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["column_type", "residualise_on_volume", "radiogenomics_screen", "plot_radiogenomics"]
+__all__ = ["column_type", "residualise_on_volume", "radiogenomics_screen", "screen_columns", "plot_radiogenomics",
+           "SCREEN_COLUMNS"]
+
+#: Columns of the screen's table (also when no column could be screened).
+SCREEN_COLUMNS = ["biology", "type", "feature", "n", "effect", "effect_name", "p", "q", "volume_adjusted"]
 
 BIOLOGY_TYPES = ("binary", "categorical", "continuous")
 
@@ -151,6 +155,28 @@ def radiogenomics_screen(features: pd.DataFrame, biology: pd.DataFrame, volume_f
                                                "volume_adjusted"]]
 
 
+def screen_columns(features: pd.DataFrame, biology: pd.DataFrame, volume_feature: str | None = None,
+                   adjust_volume: bool = True, types: Mapping[str, str] | None = None,
+                   min_per_group: int = 3) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`radiogenomics_screen` column by column, so that one unusable biology column (a
+    single level, too few patients in a level, no patient with features) is reported rather
+    than stopping the screen of the others.
+
+    Returns:
+        ``(the table of the columns screened, {column: reason} of those left out)``.
+    """
+    parts, skipped = [], {}
+    for col in biology.columns:
+        try:
+            parts.append(radiogenomics_screen(features, biology[[col]], volume_feature, adjust_volume,
+                                              {col: types[col]} if types and col in types else None,
+                                              min_per_group))
+        except ValueError as err:
+            skipped[str(col)] = str(err)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCREEN_COLUMNS)
+    return table, skipped
+
+
 def plot_radiogenomics(table: pd.DataFrame, path: str | Path, q_threshold: float = 0.05,
                        label_top: int = 5) -> Path:
     """Volcano plot per biology column: centred effect (AUC - 0.5, epsilon squared or rho)
@@ -161,6 +187,11 @@ def plot_radiogenomics(table: pd.DataFrame, path: str | Path, q_threshold: float
     from radsurv.report.plots import save_figure  # sets the Agg backend
 
     cols = list(dict.fromkeys(table["biology"]))
+    if not cols:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no biology column could be screened (see the QC table)", ha="center", va="center")
+        ax.set_axis_off()
+        return save_figure(fig, path, dpi=120)
     fig, axes = plt.subplots(1, len(cols), figsize=(4.5 * len(cols), 4), squeeze=False)
     for ax, col in zip(axes[0], cols, strict=True):
         d = table[table["biology"] == col]
