@@ -166,3 +166,22 @@ def test_development_validation_split_scores_the_validation_cohort_only():
     assert r.qc.set_index("patient").loc[val[0], "cohort"] == "validation"
     d = r.predictions.query("model == 'radiomics'")
     assert roc_auc_score(d["label"], d["p_1"]) == pytest.approx(m.loc["radiomics", "auc"])
+
+
+@pytest.mark.parametrize("learner", ["logistic_l2", "logistic_l1", "elasticnet", "rf", "gb", "svm"])
+def test_three_class_endpoint_runs_with_every_learner(learner):
+    """Every learner fits a 3-class endpoint through the nested CV (liblinear, the binary L1
+    solver, rejects more than two classes) and finds the planted signal."""
+    rng = np.random.default_rng(4)
+    n = 90
+    y = np.repeat(["g1", "g2", "g3"], n // 3)
+    X = pd.DataFrame(rng.normal(size=(n, 12)), columns=[f"f{j}" for j in range(12)], index=[f"p{i}" for i in range(n)])
+    X["f0"] += 2.0 * (y == "g2")
+    X["f1"] += 2.0 * (y == "g3")
+    s = ClassificationSettings(**{**FAST, "endpoint": "multiclass", "learners": (learner,), "ensemble_sizes": (1,),
+                                  "n_screen": (4,), "n_screen_trees": (4,), "gb_trees": 20})
+    r = run_classification_cv(X, pd.Series(y, index=X.index), s, models=["radiomics"])
+    assert set(r.choices["chosen"].str.split("(").str[0]) == {learner}
+    p = r.predictions[["p_g1", "p_g2", "p_g3"]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    assert r.metrics.loc[0, "macro_auc"] > 0.75

@@ -157,12 +157,16 @@ class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
 # --------------------------------------------------------------------------- learners
 
 
-def _learner(name: str, params: Mapping[str, Any], s: ClassificationSettings, seed: int) -> BaseEstimator:
+def _learner(name: str, params: Mapping[str, Any], s: ClassificationSettings, seed: int,
+             n_classes: int = 2) -> BaseEstimator:
+    """A fresh, unfitted learner ``name`` with hyperparameters ``params`` for ``n_classes`` classes."""
     if name == "logistic_l2":
         return LogisticRegression(C=params["C"], l1_ratio=0.0, class_weight="balanced", max_iter=5000)
     if name == "logistic_l1":
-        return LogisticRegression(C=params["C"], l1_ratio=1.0, solver="liblinear", class_weight="balanced",
-                                  max_iter=5000, random_state=seed)
+        # liblinear is fast for two classes but rejects more (scikit-learn >= 1.8 fits the
+        # multinomial loss only); saga fits the L1-penalised multinomial model
+        return LogisticRegression(C=params["C"], l1_ratio=1.0, solver="liblinear" if n_classes <= 2 else "saga",
+                                  class_weight="balanced", max_iter=5000, random_state=seed)
     if name == "elasticnet":
         return LogisticRegression(C=params["C"], l1_ratio=0.5, solver="saga", class_weight="balanced",
                                   max_iter=5000, random_state=seed)
@@ -288,7 +292,7 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         M = screen.transform(Z).to_numpy(float)
         if C is not None:
             M = np.hstack([M, C])
-        return screen, _fit_learner(_learner(name, params, s, seed), M, y)
+        return screen, _fit_learner(_learner(name, params, s, seed, len(np.unique(y))), M, y)
 
     @staticmethod
     def _member_proba(member: tuple[UnivariateScreen, BaseEstimator], Z: pd.DataFrame,
