@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="override cv_repeats (default: the library's)")
     ap.add_argument("--ensemble-sizes", type=int, nargs="+", default=None,
                     help="override ensemble_sizes (e.g. 99 = always the mean of every inner candidate)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                    help='override other settings, e.g. inner_repeats=2 selection=\'"one_se"\' learners=\'["rf"]\'')
     args = ap.parse_args()
     ref = pd.read_csv(args.data / "datasets.csv").set_index("Dataset")
     names = args.datasets or list(ref.index)
@@ -115,6 +117,10 @@ def main() -> None:
         settings["cv_repeats"] = args.repeats
     if args.ensemble_sizes is not None:
         settings["ensemble_sizes"] = tuple(args.ensemble_sizes)
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        v = json.loads(value)
+        settings[key] = tuple(v) if isinstance(v, list) else v
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     jobs = [(n, None) for n in names] if not args.permutations else \
@@ -129,7 +135,8 @@ def main() -> None:
         df = df[df["error"].isna()].drop(columns="error")
     s = ClassificationSettings(**settings)
     head = (f"Settings: {s.cv_folds}-fold x {s.cv_repeats} outer, {s.inner_folds}-fold inner; learners "
-            f"{', '.join(s.learners)}; ensembles {s.ensemble_sizes}; {args.jobs} process(es). "
+            f"{', '.join(s.learners)}; ensembles {s.ensemble_sizes}; inner repeats {s.inner_repeats}, selection "
+            f"{s.selection}; {args.jobs} process(es). "
             f"Total {total / 60:.1f} min.")
     if args.permutations:
         g = df.groupby("dataset").agg(mean_auc=("auc", "mean"), sd_auc=("auc", "std"), runs=("auc", "size"),

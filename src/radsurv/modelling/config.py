@@ -57,6 +57,7 @@ class StudyConfig:
     endpoint: str = "survival"
     label: dict[str, Any] | None = None
     endpoints: dict[str, Any] = field(default_factory=dict)
+    classification: dict[str, Any] = field(default_factory=dict)
     design: str = "cv"
     cv_folds: int = 5
     cv_repeats: int = 3

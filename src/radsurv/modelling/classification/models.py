@@ -308,38 +308,45 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         rad_cols = self._rad_cols(X)
-        splits = _folds(y, s.inner_folds, derive_seed(self.seed, 1))
-        # inner loop: out-of-fold probabilities of every candidate
+        # inner loop, repeated ``inner_repeats`` times with new folds: out-of-fold
+        # probabilities of every candidate, per repeat
+        splits = [(rep, tr, va) for rep in range(s.inner_repeats)
+                  for tr, va in _folds(y, s.inner_folds, derive_seed(self.seed, 1, *([rep] if rep else [])))]
         n_feat_max = None
         fold_data = []
-        for tr, va in splits:
+        for rep, tr, va in splits:
             prep, clin = self._prep(X.iloc[tr], y[tr], s)
             Ztr, Ctr = self._apply(prep, clin, rad_cols, X.iloc[tr])
             Zva, Cva = self._apply(prep, clin, rad_cols, X.iloc[va])
             n_feat_max = Ztr.shape[1] if n_feat_max is None else min(n_feat_max, Ztr.shape[1])
-            fold_data.append((tr, va, Ztr, Ctr, Zva, Cva))
+            fold_data.append((rep, tr, va, Ztr, Ctr, Zva, Cva))
         cands = _candidates(s, int(n_feat_max))
-        oof = np.full((len(cands), len(y), len(self.classes_)), np.nan)
-        for tr, va, Ztr, Ctr, Zva, Cva in fold_data:
+        oof = np.full((s.inner_repeats, len(cands), len(y), len(self.classes_)), np.nan)
+        for rep, tr, va, Ztr, Ctr, Zva, Cva in fold_data:
             for ci, (name, k, params) in enumerate(cands):
                 m = self._fit_member(name, k, params, Ztr, Ctr, y[tr], s, derive_seed(self.seed, 2, ci))
-                oof[ci, va] = self._member_proba(m, Zva, Cva)
+                oof[rep, ci, va] = self._member_proba(m, Zva, Cva)
 
-        def fold_auc(P: np.ndarray) -> float:
-            return float(np.mean([_score(y[va], P[va], self.classes_) for _, va in splits]))
+        def fold_aucs(P: np.ndarray) -> np.ndarray:
+            """AUC of every inner (repeat, fold) on its own validation patients."""
+            return np.array([_score(y[va], P[rep, va], self.classes_) for rep, _, va in splits])
 
-        single = np.array([fold_auc(oof[ci]) for ci in range(len(cands))])
+        single = np.array([fold_aucs(oof[:, ci]).mean() for ci in range(len(cands))])
         order = np.argsort(-single, kind="mergesort")
-        best_auc, best_m = -np.inf, 1
-        for m in sorted({max(1, min(int(e), len(cands))) for e in s.ensemble_sizes}):
-            a = fold_auc(oof[order[:m]].mean(axis=0))
-            if a > best_auc + 1e-12:
-                best_auc, best_m = a, m
-        self.inner_auc_ = best_auc
+        sizes = sorted({max(1, min(int(e), len(cands))) for e in s.ensemble_sizes})
+        per_size = {m: fold_aucs(oof[:, order[:m]].mean(axis=1)) for m in sizes}
+        means = {m: float(a.mean()) for m, a in per_size.items()}
+        best_m = max(sizes, key=lambda m: (means[m], -m))
+        if s.selection == "one_se" and len(splits) > 1:
+            # one-standard-error rule: the largest (most averaged, least variable) ensemble
+            # whose inner AUC is within one standard error of the best one's
+            se = float(np.std(per_size[best_m], ddof=1) / np.sqrt(len(splits)))
+            best_m = max(m for m in sizes if means[m] >= means[best_m] - se)
+        self.inner_auc_ = means[best_m]
         self.chosen_ = [cands[i] for i in order[:best_m]]
         self.candidate_auc_ = pd.DataFrame({"learner": [c[0] for c in cands], "k": [c[1] for c in cands],
                                             "params": [repr(c[2]) for c in cands], "inner_auc": single})
-        inner_P = oof[order[:best_m]].mean(axis=0)
+        inner_P = oof[:, order[:best_m]].mean(axis=(0, 1))
         self.threshold_ = (cm.youden_threshold((y == self.classes_[1]).astype(int), inner_P[:, 1])
                            if len(self.classes_) == 2 else float("nan"))
         # refit the chosen configuration on every training patient
