@@ -229,3 +229,25 @@ def test_config_with_a_classification_block_passes_the_schema():
     for bad in ({"learners": ["xgboost"]}, {"rf_trees": 0}, {"selection": "worst"}, {"trees": 3}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, sub)
+
+
+@pytest.mark.parametrize("selection", ["best", "one_se"])
+def test_inner_repeats_and_selection_rule(selection):
+    """inner_repeats multiplies the inner fits; ``best`` takes the highest inner AUC, ``one_se``
+    the largest ensemble within one standard error of it (never a worse one than that)."""
+    X, y = cohort(n=60, p=12, signal=1.0)
+    yy = (y == "HPV+").astype(int).to_numpy()
+    s = {**FAST, "learners": ("logistic_l2", "svm"), "n_screen": (2, 6), "logistic_C": (0.05, 0.5),
+         "ensemble_sizes": (1, 3, 6), "inner_repeats": 2, "selection": selection}
+    est = RadiomicsClassifier(s, radiomic_features=[c for c in X.columns if c != "volume"], seed=2).fit(X, yy)
+    assert est.n_inner_fits_ == 2 * FAST["inner_folds"]
+    e = est.ensemble_auc_.set_index("size")
+    best = e["inner_auc"].max()
+    size = len(est.chosen_)
+    if selection == "best":
+        assert est.inner_auc_ == pytest.approx(best) and e.loc[size, "inner_auc"] == pytest.approx(best)
+    else:
+        top = e["inner_auc"].idxmax()
+        ok = e.index[e["inner_auc"] >= best - e.loc[top, "inner_se"]]
+        assert size == max(ok) and size >= top
+    assert len(est.candidate_auc_) == 2 * 2 + 2  # logistic: 2 k x 2 C; svm: 2 k x 1 C

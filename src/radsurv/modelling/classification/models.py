@@ -239,7 +239,13 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
     screened features, the learner and its hyperparameters, and whether to average the
     best 1, 3 or 5 candidates; the chosen configuration is refit on all training
     patients. The decision threshold (binary) maximises Youden's J on the inner
-    out-of-fold predictions of the chosen configuration.
+    out-of-fold predictions of the chosen configuration. The inner K-fold is repeated
+    ``inner_repeats`` times with new folds; ``selection`` ``best`` takes the highest mean
+    inner AUC, ``one_se`` the largest ensemble within one standard error of it.
+
+    Fitted attributes: ``chosen_`` (the averaged candidates), ``inner_auc_``,
+    ``candidate_auc_`` (every candidate's inner AUC), ``ensemble_auc_`` (inner AUC and its
+    standard error per ensemble size), ``n_inner_fits_``, ``threshold_``.
 
     Args:
         settings: :class:`ClassificationSettings` as a dict (kept clonable).
@@ -343,6 +349,10 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
             se = float(np.std(per_size[best_m], ddof=1) / np.sqrt(len(splits)))
             best_m = max(m for m in sizes if means[m] >= means[best_m] - se)
         self.inner_auc_ = means[best_m]
+        self.ensemble_auc_ = pd.DataFrame({"size": sizes, "inner_auc": [means[m] for m in sizes],
+                                           "inner_se": [float(np.std(per_size[m], ddof=1) / np.sqrt(len(splits)))
+                                                        if len(splits) > 1 else float("nan") for m in sizes]})
+        self.n_inner_fits_ = len(splits)
         self.chosen_ = [cands[i] for i in order[:best_m]]
         self.candidate_auc_ = pd.DataFrame({"learner": [c[0] for c in cands], "k": [c[1] for c in cands],
                                             "params": [repr(c[2]) for c in cands], "inner_auc": single})
