@@ -342,7 +342,10 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         sizes = sorted({max(1, min(int(e), len(cands))) for e in s.ensemble_sizes})
         per_size = {m: fold_aucs(oof[:, order[:m]].mean(axis=1)) for m in sizes}
         means = {m: float(a.mean()) for m, a in per_size.items()}
-        best_m = max(sizes, key=lambda m: (means[m], -m))
+        best_m, best_auc = sizes[0], means[sizes[0]]
+        for m in sizes[1:]:  # a larger ensemble must be better by more than rounding
+            if means[m] > best_auc + 1e-12:
+                best_m, best_auc = m, means[m]
         if s.selection == "one_se" and len(splits) > 1:
             # one-standard-error rule: the largest (most averaged, least variable) ensemble
             # whose inner AUC is within one standard error of the best one's
@@ -356,7 +359,7 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         self.chosen_ = [cands[i] for i in order[:best_m]]
         self.candidate_auc_ = pd.DataFrame({"learner": [c[0] for c in cands], "k": [c[1] for c in cands],
                                             "params": [repr(c[2]) for c in cands], "inner_auc": single})
-        inner_P = oof[:, order[:best_m]].mean(axis=(0, 1))
+        inner_P = oof[:, order[:best_m]].mean(axis=1).mean(axis=0)
         self.threshold_ = (cm.youden_threshold((y == self.classes_[1]).astype(int), inner_P[:, 1])
                            if len(self.classes_) == 2 else float("nan"))
         # refit the chosen configuration on every training patient
