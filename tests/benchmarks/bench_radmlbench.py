@@ -4,6 +4,10 @@ Not a pytest test; run it directly::
 
     python tests/benchmarks/bench_radmlbench.py [--out DIR] [--jobs 2] [--datasets A B ...]
     python tests/benchmarks/bench_radmlbench.py --permutations 5 --datasets Arita2018 HNSCC ...
+    python tests/benchmarks/bench_radmlbench.py --repeats 1 --set inner_repeats=2 'selection="one_se"'
+
+The recorded tables used ``--repeats 1`` (one outer 5-fold; the library default is the
+schema's ``modelling.cv_repeats``, 3, three times the time).
 
 Every table of ``../shared/data/radmlbench`` (gzipped CSV: ``ID``, ``Target`` 0/1,
 features) goes through :func:`radsurv.modelling.classification.design.run_classification_cv`
