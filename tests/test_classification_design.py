@@ -111,6 +111,11 @@ def test_nested_cv_finds_signal_beats_volume_and_is_deterministic():
     assert d["patient"].is_unique and len(d) == len(X)
     assert roc_auc_score(d["label"], d["p_1"]) == pytest.approx(m.loc["radiomics", "auc"])
     assert len(r1.choices) == FAST["cv_folds"]
+    # the per-fold AUC: each fold model scored on its own test patients, then averaged
+    per_fold = [roc_auc_score(g["label"], g["p_1"]) for _, g in d.groupby("fold")]
+    assert m.loc["radiomics", "auc_fold_mean"] == pytest.approx(np.mean(per_fold))
+    assert m.loc["radiomics", "auc_fold_sd"] == pytest.approx(np.std(per_fold, ddof=1))
+    assert m.loc["prevalence", "auc_fold_mean"] == pytest.approx(0.5)
 
 
 def test_permuted_labels_give_chance_auc():
@@ -166,3 +171,83 @@ def test_development_validation_split_scores_the_validation_cohort_only():
     assert r.qc.set_index("patient").loc[val[0], "cohort"] == "validation"
     d = r.predictions.query("model == 'radiomics'")
     assert roc_auc_score(d["label"], d["p_1"]) == pytest.approx(m.loc["radiomics", "auc"])
+
+
+@pytest.mark.parametrize("learner", ["logistic_l2", "logistic_l1", "elasticnet", "rf", "gb", "svm"])
+def test_three_class_endpoint_runs_with_every_learner(learner):
+    """Every learner fits a 3-class endpoint through the nested CV (liblinear, the binary L1
+    solver, rejects more than two classes) and finds the planted signal."""
+    rng = np.random.default_rng(4)
+    n = 90
+    y = np.repeat(["g1", "g2", "g3"], n // 3)
+    X = pd.DataFrame(rng.normal(size=(n, 12)), columns=[f"f{j}" for j in range(12)], index=[f"p{i}" for i in range(n)])
+    X["f0"] += 2.0 * (y == "g2")
+    X["f1"] += 2.0 * (y == "g3")
+    s = ClassificationSettings(**{**FAST, "endpoint": "multiclass", "learners": (learner,), "ensemble_sizes": (1,),
+                                  "n_screen": (4,), "n_screen_trees": (4,), "gb_trees": 20})
+    r = run_classification_cv(X, pd.Series(y, index=X.index), s, models=["radiomics"])
+    assert set(r.choices["chosen"].str.split("(").str[0]) == {learner}
+    p = r.predictions[["p_g1", "p_g2", "p_g3"]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    assert r.metrics.loc[0, "macro_auc"] > 0.75
+
+
+def test_settings_defaults_are_the_schema_defaults_and_from_config_reads_the_block():
+    from dataclasses import fields
+
+    from radsurv.modelling.classification.settings import GRID_KEYS, SHARED_KEYS
+    from radsurv.schema import _config_schema, default
+
+    block = _config_schema()["properties"]["modelling"]["properties"]["classification"]["properties"]
+    assert set(block) == set(GRID_KEYS)  # every grid key in the schema, nothing undocumented
+    s = ClassificationSettings()
+    for key in GRID_KEYS:
+        v = default("modelling", "classification", key)
+        assert getattr(s, key) == (tuple(v) if isinstance(v, list) else v), key
+        assert block[key]["description"]
+    for key, fld in SHARED_KEYS.items():
+        assert getattr(s, fld) == default("modelling", key), key
+    assert set(GRID_KEYS) | set(SHARED_KEYS.values()) | {"endpoint", "min_per_class", "seed"} == \
+        {f.name for f in fields(ClassificationSettings)}
+    c = ClassificationSettings.from_config(
+        {"cv_folds": 4, "bootstrap": 50, "learner": "rsf", "classification": {"learners": ["rf"], "rf_min_leaf": [7]}},
+        "multiclass", seed=11)
+    assert (c.cv_folds, c.n_boot, c.learners, c.rf_min_leaf) == (4, 50, ("rf",), (7,))
+    assert (c.endpoint, c.seed) == ("multiclass", 11)
+    assert c.logistic_C == s.logistic_C  # absent keys keep the schema default
+    with pytest.raises(ValueError, match="unknown modelling.classification key"):
+        ClassificationSettings.from_config({"classification": {"trees": 5}}, "binary")
+
+
+def test_config_with_a_classification_block_passes_the_schema():
+    import jsonschema
+
+    from radsurv.schema import _config_schema
+
+    sub = _config_schema()["properties"]["modelling"]["properties"]["classification"]
+    jsonschema.validate({"learners": ["rf", "svm"], "logistic_C": [0.1], "selection": "one_se"}, sub)
+    for bad in ({"learners": ["xgboost"]}, {"rf_trees": 0}, {"selection": "worst"}, {"trees": 3}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, sub)
+
+
+@pytest.mark.parametrize("selection", ["best", "one_se"])
+def test_inner_repeats_and_selection_rule(selection):
+    """inner_repeats multiplies the inner fits; ``best`` takes the highest inner AUC, ``one_se``
+    the largest ensemble within one standard error of it (never a worse one than that)."""
+    X, y = cohort(n=60, p=12, signal=1.0)
+    yy = (y == "HPV+").astype(int).to_numpy()
+    s = {**FAST, "learners": ("logistic_l2", "svm"), "n_screen": (2, 6), "logistic_C": (0.05, 0.5),
+         "ensemble_sizes": (1, 3, 6), "inner_repeats": 2, "selection": selection}
+    est = RadiomicsClassifier(s, radiomic_features=[c for c in X.columns if c != "volume"], seed=2).fit(X, yy)
+    assert est.n_inner_fits_ == 2 * FAST["inner_folds"]
+    e = est.ensemble_auc_.set_index("size")
+    best = e["inner_auc"].max()
+    size = len(est.chosen_)
+    if selection == "best":
+        assert est.inner_auc_ == pytest.approx(best) and e.loc[size, "inner_auc"] == pytest.approx(best)
+    else:
+        top = e["inner_auc"].idxmax()
+        ok = e.index[e["inner_auc"] >= best - e.loc[top, "inner_se"]]
+        assert size == max(ok) and size >= top
+    assert len(est.candidate_auc_) == 2 * 2 + 2  # logistic: 2 k x 2 C; svm: 2 k x 1 C

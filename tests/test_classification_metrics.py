@@ -146,3 +146,16 @@ def test_multiclass_macro_auc_equals_sklearn():
 def test_one_class_is_a_clear_error():
     with pytest.raises(ValueError, match="only one class"):
         cm.roc_auc([1, 1, 1], [0.2, 0.3, 0.4])
+
+
+def test_delong_equals_the_published_asah_example():
+    """pROC's published worked example (Robin et al. 2011): s100b vs wfns on aSAH,
+    DeLong Z = -2.209, p = 0.02718 (full-precision values in the data file's header)."""
+    d = pd.read_csv(DATA.parent / "delong_proc_asah.csv", comment="#")
+    assert len(d) == 113 and d["outcome"].sum() == 41
+    r = cm.delong_test(d["outcome"], d["s100b"], d["wfns"])
+    assert r.auc1 == pytest.approx(0.731368563685637, abs=1e-12)
+    assert r.auc2 == pytest.approx(0.823678861788618, abs=1e-12)
+    assert r.z == pytest.approx(-2.20898359144091, rel=1e-10)
+    assert r.p_value == pytest.approx(0.0271757822291882, rel=1e-9)
+    assert round(r.z, 3) == -2.209 and round(r.p_value, 5) == 0.02718  # as printed in the paper

@@ -3,6 +3,7 @@
 Not a pytest test; run it directly::
 
     python tests/benchmarks/bench_classification_scale.py [--patients 500] [--features 2000] [--learners rf]
+        [--repeats 1]
 
 A seeded synthetic cohort (``--patients`` x ``--features``, blocks of correlated
 features, a binary label tied to a few of them) goes through
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -41,14 +43,18 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=500)
     ap.add_argument("--features", type=int, default=2000)
     ap.add_argument("--learners", nargs="+", default=["rf"])
+    ap.add_argument("--repeats", type=int, default=None, help="outer CV repeats (default: the schema's)")
     args = ap.parse_args()
     X, y = cohort(args.patients, args.features)
     s = ClassificationSettings(learners=tuple(args.learners))
+    if args.repeats is not None:
+        s.cv_repeats = args.repeats
     STEP_SECONDS.clear()
     t0 = time.perf_counter()
     res = run_classification_cv(X, y, s, models=["radiomics"])
     total = time.perf_counter() - t0
-    out = {"patients": args.patients, "features": args.features, "learners": args.learners,
+    out = {"load_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+           "patients": args.patients, "features": args.features, "learners": args.learners,
            "outer": f"{s.cv_folds}x{s.cv_repeats}", "inner": s.inner_folds, "total_s": round(total, 1),
            "steps_s": {k: round(v, 1) for k, v in STEP_SECONDS.items()},
            "auc": round(float(res.metrics.loc[0, "auc"]), 3)}

@@ -58,6 +58,7 @@ class StudyConfig:
     label: dict[str, Any] | None = None
     endpoints: dict[str, Any] = field(default_factory=dict)
     biology_columns: list[str] = field(default_factory=list)
+    classification: dict[str, Any] = field(default_factory=dict)
     design: str = "cv"
     cv_folds: int = 5
     cv_repeats: int = 3

@@ -13,37 +13,18 @@ from typing import Any
 
 from radsurv.modelling.classification.settings import ClassificationSettings
 
-__all__ = ["SHARED_KEYS", "endpoint_settings", "label_text", "class_counts", "label_problems"]
-
-#: ``ClassificationSettings`` field -> ``modelling`` key it takes its value from (the survival
-#: study's design keys, shared by every endpoint of the run).
-SHARED_KEYS = {"cv_folds": "cv_folds", "cv_repeats": "cv_repeats", "inner_folds": "inner_folds",
-               "corr_threshold": "corr_threshold", "n_boot": "bootstrap"}
-
+__all__ = ["endpoint_settings", "label_text", "class_counts", "label_problems"]
 
 def endpoint_settings(modelling: Mapping[str, Any], seed: int, endpoint: str) -> ClassificationSettings:
-    """The :class:`ClassificationSettings` of one endpoint of the run.
-
-    The design keys shared with the survival study (:data:`SHARED_KEYS`: ``cv_folds``,
-    ``cv_repeats``, ``inner_folds``, ``corr_threshold``, ``bootstrap``), the config's
-    ``seed``, the endpoint's kind (``binary`` / ``multiclass``) and the learner grids of
-    ``modelling.classification`` (when present). Keys absent from ``modelling`` keep the
-    settings' own values (the workflow's validated config always has them).
+    """The :class:`ClassificationSettings` of one endpoint of the run: the design keys shared with
+    the survival study, the config's ``seed``, the endpoint's kind (``binary`` / ``multiclass``)
+    and the learner grids of ``modelling.classification``
+    (:meth:`ClassificationSettings.from_config`).
 
     Raises:
         ValueError: an unknown key in ``modelling.classification`` or a value the settings reject.
     """
-    from dataclasses import fields
-
-    known = {f.name for f in fields(ClassificationSettings)}
-    block = dict(modelling.get("classification") or {})
-    unknown = sorted(set(block) - known)
-    if unknown:
-        raise ValueError(f"modelling.classification: unknown key(s) {unknown}")
-    values: dict[str, Any] = {k: modelling[src] for k, src in SHARED_KEYS.items() if src in modelling}
-    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in block.items()})
-    values.update(endpoint=endpoint, seed=int(seed))
-    return ClassificationSettings(**values)
+    return ClassificationSettings.from_config(modelling, endpoint, seed)
 
 
 def label_text(value: Any) -> str | None:

@@ -157,12 +157,16 @@ class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
 # --------------------------------------------------------------------------- learners
 
 
-def _learner(name: str, params: Mapping[str, Any], s: ClassificationSettings, seed: int) -> BaseEstimator:
+def _learner(name: str, params: Mapping[str, Any], s: ClassificationSettings, seed: int,
+             n_classes: int = 2) -> BaseEstimator:
+    """A fresh, unfitted learner ``name`` with hyperparameters ``params`` for ``n_classes`` classes."""
     if name == "logistic_l2":
         return LogisticRegression(C=params["C"], l1_ratio=0.0, class_weight="balanced", max_iter=5000)
     if name == "logistic_l1":
-        return LogisticRegression(C=params["C"], l1_ratio=1.0, solver="liblinear", class_weight="balanced",
-                                  max_iter=5000, random_state=seed)
+        # liblinear is fast for two classes but rejects more (scikit-learn >= 1.8 fits the
+        # multinomial loss only); saga fits the L1-penalised multinomial model
+        return LogisticRegression(C=params["C"], l1_ratio=1.0, solver="liblinear" if n_classes <= 2 else "saga",
+                                  class_weight="balanced", max_iter=5000, random_state=seed)
     if name == "elasticnet":
         return LogisticRegression(C=params["C"], l1_ratio=0.5, solver="saga", class_weight="balanced",
                                   max_iter=5000, random_state=seed)
@@ -235,7 +239,13 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
     screened features, the learner and its hyperparameters, and whether to average the
     best 1, 3 or 5 candidates; the chosen configuration is refit on all training
     patients. The decision threshold (binary) maximises Youden's J on the inner
-    out-of-fold predictions of the chosen configuration.
+    out-of-fold predictions of the chosen configuration. The inner K-fold is repeated
+    ``inner_repeats`` times with new folds; ``selection`` ``best`` takes the highest mean
+    inner AUC, ``one_se`` the largest ensemble within one standard error of it.
+
+    Fitted attributes: ``chosen_`` (the averaged candidates), ``inner_auc_``,
+    ``candidate_auc_`` (every candidate's inner AUC), ``ensemble_auc_`` (inner AUC and its
+    standard error per ensemble size), ``n_inner_fits_``, ``threshold_``.
 
     Args:
         settings: :class:`ClassificationSettings` as a dict (kept clonable).
@@ -288,7 +298,7 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         M = screen.transform(Z).to_numpy(float)
         if C is not None:
             M = np.hstack([M, C])
-        return screen, _fit_learner(_learner(name, params, s, seed), M, y)
+        return screen, _fit_learner(_learner(name, params, s, seed, len(np.unique(y))), M, y)
 
     @staticmethod
     def _member_proba(member: tuple[UnivariateScreen, BaseEstimator], Z: pd.DataFrame,
@@ -304,38 +314,52 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         rad_cols = self._rad_cols(X)
-        splits = _folds(y, s.inner_folds, derive_seed(self.seed, 1))
-        # inner loop: out-of-fold probabilities of every candidate
+        # inner loop, repeated ``inner_repeats`` times with new folds: out-of-fold
+        # probabilities of every candidate, per repeat
+        splits = [(rep, tr, va) for rep in range(s.inner_repeats)
+                  for tr, va in _folds(y, s.inner_folds, derive_seed(self.seed, 1, *([rep] if rep else [])))]
         n_feat_max = None
         fold_data = []
-        for tr, va in splits:
+        for rep, tr, va in splits:
             prep, clin = self._prep(X.iloc[tr], y[tr], s)
             Ztr, Ctr = self._apply(prep, clin, rad_cols, X.iloc[tr])
             Zva, Cva = self._apply(prep, clin, rad_cols, X.iloc[va])
             n_feat_max = Ztr.shape[1] if n_feat_max is None else min(n_feat_max, Ztr.shape[1])
-            fold_data.append((tr, va, Ztr, Ctr, Zva, Cva))
+            fold_data.append((rep, tr, va, Ztr, Ctr, Zva, Cva))
         cands = _candidates(s, int(n_feat_max))
-        oof = np.full((len(cands), len(y), len(self.classes_)), np.nan)
-        for tr, va, Ztr, Ctr, Zva, Cva in fold_data:
+        oof = np.full((s.inner_repeats, len(cands), len(y), len(self.classes_)), np.nan)
+        for rep, tr, va, Ztr, Ctr, Zva, Cva in fold_data:
             for ci, (name, k, params) in enumerate(cands):
                 m = self._fit_member(name, k, params, Ztr, Ctr, y[tr], s, derive_seed(self.seed, 2, ci))
-                oof[ci, va] = self._member_proba(m, Zva, Cva)
+                oof[rep, ci, va] = self._member_proba(m, Zva, Cva)
 
-        def fold_auc(P: np.ndarray) -> float:
-            return float(np.mean([_score(y[va], P[va], self.classes_) for _, va in splits]))
+        def fold_aucs(P: np.ndarray) -> np.ndarray:
+            """AUC of every inner (repeat, fold) on its own validation patients."""
+            return np.array([_score(y[va], P[rep, va], self.classes_) for rep, _, va in splits])
 
-        single = np.array([fold_auc(oof[ci]) for ci in range(len(cands))])
+        single = np.array([fold_aucs(oof[:, ci]).mean() for ci in range(len(cands))])
         order = np.argsort(-single, kind="mergesort")
-        best_auc, best_m = -np.inf, 1
-        for m in sorted({max(1, min(int(e), len(cands))) for e in s.ensemble_sizes}):
-            a = fold_auc(oof[order[:m]].mean(axis=0))
-            if a > best_auc + 1e-12:
-                best_auc, best_m = a, m
-        self.inner_auc_ = best_auc
+        sizes = sorted({max(1, min(int(e), len(cands))) for e in s.ensemble_sizes})
+        per_size = {m: fold_aucs(oof[:, order[:m]].mean(axis=1)) for m in sizes}
+        means = {m: float(a.mean()) for m, a in per_size.items()}
+        best_m, best_auc = sizes[0], means[sizes[0]]
+        for m in sizes[1:]:  # a larger ensemble must be better by more than rounding
+            if means[m] > best_auc + 1e-12:
+                best_m, best_auc = m, means[m]
+        if s.selection == "one_se" and len(splits) > 1:
+            # one-standard-error rule: the largest (most averaged, least variable) ensemble
+            # whose inner AUC is within one standard error of the best one's
+            se = float(np.std(per_size[best_m], ddof=1) / np.sqrt(len(splits)))
+            best_m = max(m for m in sizes if means[m] >= means[best_m] - se)
+        self.inner_auc_ = means[best_m]
+        self.ensemble_auc_ = pd.DataFrame({"size": sizes, "inner_auc": [means[m] for m in sizes],
+                                           "inner_se": [float(np.std(per_size[m], ddof=1) / np.sqrt(len(splits)))
+                                                        if len(splits) > 1 else float("nan") for m in sizes]})
+        self.n_inner_fits_ = len(splits)
         self.chosen_ = [cands[i] for i in order[:best_m]]
         self.candidate_auc_ = pd.DataFrame({"learner": [c[0] for c in cands], "k": [c[1] for c in cands],
                                             "params": [repr(c[2]) for c in cands], "inner_auc": single})
-        inner_P = oof[order[:best_m]].mean(axis=0)
+        inner_P = oof[:, order[:best_m]].mean(axis=1).mean(axis=0)
         self.threshold_ = (cm.youden_threshold((y == self.classes_[1]).astype(int), inner_P[:, 1])
                            if len(self.classes_) == 2 else float("nan"))
         # refit the chosen configuration on every training patient

@@ -1,21 +1,43 @@
 """Settings of a classification study (the ``modelling`` block for a binary or multiclass endpoint).
 
-Light: standard library only, so the settings can be validated without scikit-learn.
+Light: standard library and :mod:`radsurv.schema` only, so the settings can be validated
+without scikit-learn. Every default lives once, in ``workflow/schemas/config.schema.yaml``:
+the learner grids in ``modelling.classification``, the folds, repeats, correlation threshold
+and bootstrap resamples in the ``modelling`` keys shared with the survival models.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["ENDPOINTS", "LEARNERS", "ClassificationSettings"]
+from radsurv.schema import default
+
+__all__ = ["ENDPOINTS", "LEARNERS", "GRID_KEYS", "SHARED_KEYS", "ClassificationSettings"]
 
 ENDPOINTS = ("binary", "multiclass")
 LEARNERS = ("logistic_l2", "logistic_l1", "elasticnet", "rf", "gb", "svm")
+#: Keys of the config block ``modelling.classification`` (the learner grids).
+GRID_KEYS = ("learners", "n_screen", "n_screen_trees", "logistic_C", "svm_C", "rf_trees", "rf_min_leaf", "gb_trees",
+             "gb_learning_rate", "ensemble_sizes", "inner_repeats", "selection", "screen")
+#: ``modelling`` keys shared with the survival models -> the settings field they fill.
+SHARED_KEYS = {"cv_folds": "cv_folds", "cv_repeats": "cv_repeats", "inner_folds": "inner_folds",
+               "corr_threshold": "corr_threshold", "bootstrap": "n_boot"}
+
+
+def _grid(key: str) -> Any:
+    """The schema default of ``modelling.classification.<key>`` (lists as tuples)."""
+    v = default("modelling", "classification", key)
+    return tuple(v) if isinstance(v, list) else v
 
 @dataclass
 class ClassificationSettings:
     """Defaults of a classification study (the ``modelling`` block for a non-survival endpoint).
+
+    Every default is the schema's (``modelling.classification.<key>`` for the learner grids,
+    ``modelling.<key>`` for the folds, repeats, correlation threshold and bootstrap);
+    :meth:`from_config` builds the settings from a validated config.
 
     Attributes:
         endpoint: ``binary`` or ``multiclass``.
@@ -30,6 +52,9 @@ class ClassificationSettings:
         gb_trees, gb_learning_rate: gradient boosting stages and learning rate.
         ensemble_sizes: sizes of the "average of the best inner candidates" ensembles
             that compete with the single best candidate (1 = no ensemble).
+        inner_repeats: repeats of the inner K-fold with new folds (a less noisy choice).
+        selection: ``best`` (highest mean inner AUC) or ``one_se`` (the largest ensemble
+            within one standard error of the best).
         corr_threshold: |Spearman rho| above which features are clustered.
         screen: ``f`` (ANOVA F) or ``rank`` (Mann-Whitney / Kruskal-Wallis).
         min_per_class: fewest patients a class may have.
@@ -38,37 +63,61 @@ class ClassificationSettings:
     """
 
     endpoint: str = "binary"
-    cv_folds: int = 5
-    cv_repeats: int = 1
-    inner_folds: int = 3
-    learners: tuple[str, ...] = ("logistic_l2", "logistic_l1", "rf", "gb", "svm")
-    n_screen: tuple[int, ...] = (8, 32)
-    n_screen_trees: tuple[int, ...] = (64,)
-    logistic_C: tuple[float, ...] = (0.05, 0.5)
-    svm_C: tuple[float, ...] = (1.0,)
-    rf_trees: int = 150
-    rf_min_leaf: tuple[int, ...] = (3,)
-    gb_trees: int = 100
-    gb_learning_rate: float = 0.05
-    ensemble_sizes: tuple[int, ...] = (1, 3, 5)
-    corr_threshold: float = 0.9
-    screen: str = "f"
+    cv_folds: int = default("modelling", "cv_folds")
+    cv_repeats: int = default("modelling", "cv_repeats")
+    inner_folds: int = default("modelling", "inner_folds")
+    learners: tuple[str, ...] = _grid("learners")
+    n_screen: tuple[int, ...] = _grid("n_screen")
+    n_screen_trees: tuple[int, ...] = _grid("n_screen_trees")
+    logistic_C: tuple[float, ...] = _grid("logistic_C")
+    svm_C: tuple[float, ...] = _grid("svm_C")
+    rf_trees: int = _grid("rf_trees")
+    rf_min_leaf: tuple[int, ...] = _grid("rf_min_leaf")
+    gb_trees: int = _grid("gb_trees")
+    gb_learning_rate: float = _grid("gb_learning_rate")
+    ensemble_sizes: tuple[int, ...] = _grid("ensemble_sizes")
+    inner_repeats: int = _grid("inner_repeats")
+    selection: str = _grid("selection")
+    corr_threshold: float = default("modelling", "corr_threshold")
+    screen: str = _grid("screen")
     min_per_class: int = 5
-    n_boot: int = 1000
+    n_boot: int = default("modelling", "bootstrap")
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # lists from a config file as tuples (the estimators stay clonable)
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                setattr(self, f.name, tuple(v))
         if self.endpoint not in ENDPOINTS:
             raise ValueError(f"modelling.endpoint must be one of {ENDPOINTS} (or survival), got {self.endpoint!r}")
         bad = [lr for lr in self.learners if lr not in LEARNERS]
         if bad or not self.learners:
             raise ValueError(f"unknown learner(s) {bad}; choose from {LEARNERS}")
+        if self.selection not in ("best", "one_se"):
+            raise ValueError(f"selection must be 'best' or 'one_se', got {self.selection!r}")
+        if self.inner_repeats < 1:
+            raise ValueError("inner_repeats must be >= 1")
         if self.screen not in ("f", "rank"):
             raise ValueError(f"screen must be 'f' or 'rank', got {self.screen!r}")
         if self.cv_folds < 2 or self.inner_folds < 2 or self.cv_repeats < 1:
             raise ValueError("cv_folds and inner_folds must be >= 2 and cv_repeats >= 1")
         if not 0 < self.corr_threshold <= 1:
             raise ValueError("corr_threshold must lie in (0, 1]")
+
+    @classmethod
+    def from_config(cls, modelling: Mapping[str, Any] | None, endpoint: str, seed: int = 0) -> ClassificationSettings:
+        """The settings of one endpoint from the config's ``modelling`` block: the shared keys
+        (:data:`SHARED_KEYS`) and the ``classification`` block (:data:`GRID_KEYS`); keys that
+        are absent keep the schema default; other ``modelling`` keys (survival) are ignored."""
+        m = dict(modelling or {})
+        kw: dict[str, Any] = {field: m[key] for key, field in SHARED_KEYS.items() if key in m}
+        grid = dict(m.get("classification") or {})
+        unknown = sorted(set(grid) - set(GRID_KEYS))
+        if unknown:
+            raise ValueError(f"unknown modelling.classification key(s) {unknown}; known: {list(GRID_KEYS)}")
+        kw.update(grid)
+        return cls(endpoint=endpoint, seed=int(seed), **kw)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (as passed to the estimators, which stay clonable)."""
