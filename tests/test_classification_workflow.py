@@ -351,7 +351,7 @@ def test_endpoint_settings_take_the_shared_design_keys_and_the_classification_bl
     assert (s.cv_folds, s.cv_repeats, s.inner_folds, s.n_boot, s.corr_threshold, s.seed, s.endpoint) == \
         (4, 2, 2, 99, 0.8, 11, "multiclass")
     assert s.learners == ("rf",)
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown modelling.classification key"):
         endpoint_settings({"classification": {"learner": "rf"}}, 0, "binary")
 
 
