@@ -30,6 +30,7 @@ the contours that exist, the true masks, an image sheet (``images.tsv``: ``days_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,10 +206,12 @@ def render_scan(p: LongPatient, scan: LongScan, geom: LongGeometry, seed: int = 
     body = _edge((px / BODY_SEMI[0]) ** 2 + (py / BODY_SEMI[1]) ** 2, BODY_SEMI[1])
     inner = _edge((px / (BODY_SEMI[0] - 6)) ** 2 + (py / (BODY_SEMI[1] - 6)) ** 2, BODY_SEMI[1] - 6)
     img = HU_AIR * (1 - body) + HU_FAT * body
-    soft = HU_SOFT + 12.0 * np.sin(px / 9.0) * np.cos(py / 11.0) + 8.0 * np.sin(pz / 13.0 + px / 17.0)
+    soft = (HU_SOFT + 12.0 * np.sin(px / 9.0) * np.cos(py / 11.0) + 12.0 * np.sin(pz / 6.0 + py / 10.0)
+            + 8.0 * np.sin(pz / 13.0 + px / 17.0))
     img = img * (1 - inner) + soft * inner
     spine = _edge(((px) / 12.0) ** 2 + ((py - 34.0) / 12.0) ** 2, 12.0)
-    img = img * (1 - spine) + HU_BONE * spine
+    vertebrae = HU_SOFT + (HU_BONE - HU_SOFT) * (0.5 + 0.5 * np.tanh(4.0 * np.cos(2 * math.pi * pz / 24.0)))
+    img = img * (1 - spine) + vertebrae * spine
     masks = {}
     semi_p = _semi(parotid_volume(p, scan.t_frac), (0.8, 1.0, 1.25))
     for name, sgn in (("Parotid_L", 1.0), ("Parotid_R", -1.0)):
@@ -261,10 +264,13 @@ def clinical_table(patients: list[LongPatient]) -> pd.DataFrame:
 
 
 def write_longitudinal_cohort(out_dir: str | Path, n_patients: int = 40, n_retest: int = 8, seed: int = 7,
-                              geometry: LongGeometry | None = None) -> dict[str, Path]:
+                              geometry: LongGeometry | None = None, only: Sequence[str] | None = None
+                              ) -> dict[str, Path]:
     """Write the cohort under ``out_dir``: ``images/<scan>.nii.gz``, ``contours/<scan>__<ROI>.nii.gz``
     (only the contours that exist), ``truth/<scan>__<ROI>.nii.gz`` (all), ``images.tsv``,
-    ``contours.tsv``, ``clinical.tsv``, ``truth.tsv``. Returns the table paths."""
+    ``contours.tsv``, ``clinical.tsv``, ``truth.tsv``. ``only``: write the scans of these time
+    points only (a faster cohort for a two-time-point study; ``truth.tsv`` lists the written
+    scans). Returns the table paths."""
     import SimpleITK as sitk
 
     geom = geometry or LongGeometry()
@@ -274,7 +280,11 @@ def write_longitudinal_cohort(out_dir: str | Path, n_patients: int = 40, n_retes
     pats = simulate_longitudinal(n_patients, n_retest, seed)
     sheet, contours = [], []
     for p in pats:
-        for n, s in enumerate(p.scans, start=1):
+        n = 0
+        for s in p.scans:
+            if only is not None and s.timepoint not in only:
+                continue
+            n += 1
             img, masks = render_scan(p, s, geom, seed)
             sitk.WriteImage(img, str(out / "images" / f"{s.scan_id}.nii.gz"), useCompression=True)
             sheet.append({"patient_id": p.patient_id, "scan_id": s.scan_id, "image": f"images/{s.scan_id}.nii.gz",
@@ -291,5 +301,7 @@ def write_longitudinal_cohort(out_dir: str | Path, n_patients: int = 40, n_retes
     pd.DataFrame(sheet).to_csv(paths["images"], sep="\t", index=False)
     pd.DataFrame(contours).to_csv(paths["contours"], sep="\t", index=False)
     clinical_table(pats).to_csv(paths["clinical"], sep="\t", index=False)
-    truth_table(pats).to_csv(paths["truth"], sep="\t", index=False)
+    truth = truth_table(pats)
+    truth = truth[truth["scan_id"].isin([r["scan_id"] for r in sheet])]
+    truth.to_csv(paths["truth"], sep="\t", index=False)
     return paths
