@@ -201,3 +201,33 @@ def test_landmark_named_case_hand_computed():
     assert "event at 0.30 before or at the landmark" in reasons["P-A"]
     assert "no scan at the landmark" in reasons["P-D"]
     assert "censoring" in reasons["P-E"]
+
+
+# --------------------------------------------------------------------------- study
+def test_delta_model_beats_baseline_when_the_change_carries_the_outcome_and_is_deterministic():
+    from radsurv.longitudinal.study import StudySettings, compare_delta_models, model_blocks
+
+    rng = np.random.default_rng(1)
+    n = 80
+    ids = [f"P{i:03d}" for i in range(n)]
+    response = rng.normal(size=n)  # planted: hazard driven by the change only
+    time = rng.exponential(np.exp(-1.5 * response))
+    event = (rng.uniform(size=n) < 0.8).astype(int)
+    baseline = pd.DataFrame(rng.normal(size=(n, 4)), index=ids, columns=[f"gtv__b{j}" for j in range(4)])
+    delta = pd.DataFrame({"gtv__d0__delta_fx10": response + rng.normal(0, 0.3, n),
+                          "gtv__d1__delta_fx10": rng.normal(size=n)}, index=ids)
+    rtvc = pd.Series(rng.normal(size=n), index=ids)
+    outcome = pd.DataFrame({"patient_id": ids, "time": time, "event": event})
+    settings = StudySettings(cv_folds=3, cv_repeats=1, n_screen=2, bootstrap=30, seed=3)
+    blocks = model_blocks(baseline, delta, rtvc)
+    assert list(blocks) == ["baseline", "delta", "baseline_delta", "rtvc"]
+    perf, preds = compare_delta_models(blocks, outcome, settings)
+    est = perf.set_index(["model", "metric"])
+    assert est.loc[("delta", "harrell_c"), "estimate"] > 0.7
+    assert abs(est.loc[("baseline", "harrell_c"), "estimate"] - 0.5) < 0.12
+    diff = est.loc[("delta", "delta_harrell_c_vs_baseline")]
+    assert diff["ci_low"] > 0  # paired bootstrap CI of the difference excludes 0
+    assert set(preds["model"]) == set(blocks) and preds["risk"].notna().all()
+    _, preds2 = compare_delta_models(blocks, outcome, StudySettings(cv_folds=3, cv_repeats=1, n_screen=2,
+                                                                    bootstrap=0, seed=3))
+    pd.testing.assert_frame_equal(preds, preds2)  # same seed, same folds and risks
