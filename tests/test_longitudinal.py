@@ -13,6 +13,7 @@ from radsurv.longitudinal.delta import (
     DeltaSettings,
     delta_matrix,
     delta_table,
+    missing_baseline_qc,
     rc_from_perturbation,
     rc_from_retest,
     select_delta_features,
@@ -176,6 +177,17 @@ def test_relative_change_guarded_near_zero_and_log_ratio_only_for_positive_value
     assert math.isnan(d.loc[("P2", "fx10"), "log_ratio"])  # negative baseline: no log-ratio
     with pytest.raises(ValueError, match="relative_floor"):
         DeltaSettings(relative_floor=1.5)
+
+
+def test_missing_change_is_no_change_and_a_patient_without_baseline_is_a_qc_row():
+    feats = _long_table({"gtv__f": [10.0, np.nan, 30.0, 10.0, 12.0, 14.0]})
+    rc = pd.DataFrame({"feature": ["gtv__f"], "rc": [5.0]})
+    d = delta_table(feats, rc, DeltaSettings()).set_index(["patient_id", "timepoint"])
+    assert not bool(d.loc[("P0", "fx5"), "changed"]) and bool(d.loc[("P0", "fx10"), "changed"])
+    assert not bool(d.loc[("P1", "fx10"), "changed"])  # 4 <= RC 5
+    qc = missing_baseline_qc(feats[feats["patient_id"] != "P1"].assign(
+        timepoint_index=lambda x: np.where(x["patient_id"] == "P0", x["timepoint_index"] + 1, x["timepoint_index"])))
+    assert [r["patient_id"] for r in qc] == ["P0"] and "no usable baseline" in qc[0]["reason"]
 
 
 # --------------------------------------------------------------------------- landmark

@@ -23,6 +23,7 @@ from radsurv.longitudinal.delta import (
     DeltaSettings,
     delta_matrix,
     delta_table,
+    missing_baseline_qc,
     rc_from_retest,
     select_delta_features,
 )
@@ -112,6 +113,7 @@ def delta_study(cf: CohortFeatures, clinical: pd.DataFrame, landmark: str, delta
     rc = rc_from_retest(base.loc[pairs, feats], ret.loc[pairs, feats])
     tp = f[f["role"] == "timepoint"][["patient_id", "timepoint", "timepoint_index", "days", *feats]]
     delta = delta_table(tp, rc, delta_settings)
+    qc_base = qc_frame(missing_baseline_qc(tp))
     sel = select_delta_features(delta, delta_settings)
     kept = sel.loc[sel["kept"], "feature"].tolist()
     dm = delta_matrix(delta, landmark, kept)
@@ -120,4 +122,4 @@ def delta_study(cf: CohortFeatures, clinical: pd.DataFrame, landmark: str, delta
     lm, qc_lm = landmark_dataset(clinical, cf.assigned, landmark, time_column, event_column)
     blocks = model_blocks(base[feats], dm, rtvc)
     perf, preds = compare_delta_models(blocks, lm, study)
-    return DeltaStudy(rc, delta, sel, lm, perf, preds, qc_lm)
+    return DeltaStudy(rc, delta, sel, lm, perf, preds, pd.concat([qc_base, qc_lm], ignore_index=True))

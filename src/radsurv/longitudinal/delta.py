@@ -33,6 +33,7 @@ __all__ = [
     "DeltaSettings",
     "delta_matrix",
     "delta_table",
+    "missing_baseline_qc",
     "rc_from_perturbation",
     "rc_from_retest",
     "select_delta_features",
@@ -41,6 +42,7 @@ __all__ = [
 
 #: RC = 1.96 * sqrt(2) * wSD (about 2.77 wSD)
 RC_FACTOR = 1.96 * math.sqrt(2.0)
+STAGE_DELTA = "longitudinal_delta"
 RC_COLUMNS = ["feature", "wsd", "rc", "n", "source"]
 DELTA_COLUMNS = ["patient_id", "feature", "timepoint", "days", "baseline", "value", "abs_change", "rel_change",
                  "rel_guarded", "log_ratio", "rc", "changed", "abs_change_gated"]
@@ -101,6 +103,21 @@ def rc_from_perturbation(copies: pd.DataFrame, scan_column: str = "scan_id") -> 
     return _rc_frame(np.sqrt(var.mean()).where(n > 0), n, "perturbation")
 
 
+def _exceeds(size: pd.Series, rc: pd.Series) -> pd.Series:
+    """|change| > RC; a feature without an RC is not gated; a missing change is no change."""
+    return ((size > rc) | (rc.isna() & size.notna())).astype(bool)
+
+
+def missing_baseline_qc(features: pd.DataFrame) -> list[dict[str, str]]:
+    """One QC row per patient with later time points but no baseline row: no delta for them."""
+    from radsurv.qc import qc_row
+
+    has_base = set(features.loc[features["timepoint_index"] == 0, "patient_id"])
+    return [qc_row(str(pid), "", STAGE_DELTA, "excluded",
+                   "no usable baseline (planning) scan: no change can be computed for this patient")
+            for pid in sorted(set(features["patient_id"]) - has_base)]
+
+
 def _melt(features: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return features.melt(id_vars=["patient_id", "timepoint", "timepoint_index", "days"], value_vars=cols,
                          var_name="feature", value_name="value")
@@ -129,7 +146,7 @@ def delta_table(features: pd.DataFrame, rc: pd.DataFrame, settings: DeltaSetting
     pos = (later["baseline"] > 0) & (later["value"] > 0)
     later["log_ratio"] = np.log((later["value"] / later["baseline"]).where(pos))
     later["rc"] = later["feature"].map(rc.set_index("feature")["rc"]).astype(float)
-    later["changed"] = ~(later["abs_change"].abs() <= later["rc"])  # NaN RC: not gated
+    later["changed"] = _exceeds(later["abs_change"].abs(), later["rc"])
     later["abs_change_gated"] = later["abs_change"].where(later["changed"], 0.0)
     later = later.sort_values(["patient_id", "feature", "timepoint_index"], kind="stable")
     return later[DELTA_COLUMNS].reset_index(drop=True)
@@ -153,7 +170,7 @@ def slope_table(features: pd.DataFrame, rc: pd.DataFrame, settings: DeltaSetting
                      "slope": slope})
     out = pd.DataFrame(rows, columns=["patient_id", "feature", "n_points", "span_days", "slope"])
     out["rc"] = out["feature"].map(rc.set_index("feature")["rc"]).astype(float)
-    out["changed"] = ~((out["slope"] * out["span_days"]).abs() <= out["rc"])
+    out["changed"] = _exceeds((out["slope"] * out["span_days"]).abs(), out["rc"])
     out["slope_gated"] = out["slope"].where(out["changed"], 0.0)
     return out[SLOPE_COLUMNS]
 
