@@ -32,7 +32,9 @@ def _scan(p, tp):
 def test_propagated_masks_reach_dice_090_where_the_contour_is_missing_and_are_bit_identical(cohort):
     """Patient 0 has no GTV contour at fx15, patient 1 no left-parotid contour at fx5 (planted);
     the propagated masks must match the generator's true contours (Dice >= 0.90) far better than
-    the unmoved baseline mask, with a fold-free deformation, and be identical when run again."""
+    the unmoved baseline mask, with a fold-free deformation, and be identical when run again.
+    Two planted cases only: cohort-wide Dice (every ROI and time point) is measured by
+    ``tests/benchmarks/bench_longitudinal.py dice`` and is below 0.90 for some parotids."""
     cases = [(cohort[0], "fx15", "GTV"), (cohort[1], "fx5", "Parotid_L")]
     for p, tp, roi in cases:
         scan = _scan(p, tp)
