@@ -239,3 +239,21 @@ def test_planted_label_is_balanced_tied_to_texture_not_volume() -> None:
     again = simulate_cohort(40, 15, 0)
     pd.testing.assert_frame_equal(again.truth, cohorts[0].truth)
     pd.testing.assert_series_equal(again.clinical["hpv_status"], cohorts[0].clinical["hpv_status"])
+
+
+def test_endpoint_without_any_fitted_model_is_reported_not_fatal(tmp_path) -> None:
+    """Too few patients in a class (e.g. a tiny cohort): fit_classifier writes empty tables; the
+    figures and the section say so instead of failing the run."""
+    from radsurv.report.classification import endpoint_blocks
+
+    (tmp_path / "predictions.tsv").write_text("")
+    (tmp_path / "performance.tsv").write_text("")
+    (tmp_path / "metrics.json").write_text(json.dumps({"endpoint": "binary", "n": 10, "n_per_class": {"a": 6, "b": 4}}))
+    write_qc([qc_row("", "", "fit_classifier", "excluded", "class b has fewer than 5 patients")], tmp_path / "qc.tsv")
+    figs = {k: tmp_path / f"{k}.png" for k in ("roc", "calibration", "decision_curve", "confusion")}
+    classification_figures(predictions=tmp_path / "predictions.tsv", metrics=tmp_path / "metrics.json", **figs)
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in figs.values())
+    blocks = endpoint_blocks("hpv", {"metrics": tmp_path / "metrics.json", "performance": tmp_path / "performance.tsv",
+                                     "qc": tmp_path / "qc.tsv", **figs})
+    texts = " ".join(str(b[-1]) for b in blocks if b[0] == "p")
+    assert "No model could be fitted" in texts and "1 patient(s) left out" in texts

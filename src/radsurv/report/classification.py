@@ -279,9 +279,14 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def draw_classification_figures(predictions_tsv: str | Path, metrics_json: str | Path,
                                 out: Mapping[str, str | Path]) -> None:
-    """Write the four figures of one endpoint (``out`` keys: those of :data:`FIGURES`)."""
-    pred = pd.read_csv(predictions_tsv, sep="\t", dtype={"patient_id": str})
+    """Write the four figures of one endpoint (``out`` keys: those of :data:`FIGURES`); when the
+    endpoint has no held-out prediction (no model could be fitted), each figure says so."""
+    pred = _read_or_empty(predictions_tsv, dtype={"patient_id": str})
     metrics = json.loads(Path(metrics_json).read_text())
+    if pred.empty or held_out(pred).empty:
+        for key in FIGURES:
+            _not_defined(out[key], "No held-out predictions for this endpoint (see its QC rows and metrics.json).")
+        return
     plot_roc(pred, metrics, out["roc"])
     plot_calibration(pred, metrics, out["calibration"])
     plot_decision_curve(pred, metrics, out["decision_curve"])
@@ -323,6 +328,8 @@ def _finite(*values: Any) -> bool:
 def endpoint_headline(performance: pd.DataFrame, metrics: Mapping[str, Any]) -> str:
     """The endpoint's main result in plain words: radiomics AUC with its paired bootstrap CI,
     volume's AUC, the CI of the difference and DeLong's p, each named for what it is."""
+    if performance.empty or "model" not in performance.columns:
+        return "No model could be fitted for this endpoint (see its QC rows)."
     rad, vol = _row(performance, "radiomics"), _row(performance, "volume")
     if rad is None:
         return "No radiomics model result for this endpoint."
@@ -358,6 +365,14 @@ def endpoint_files(inputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _read_or_empty(path: Any, **kwargs: Any) -> pd.DataFrame:
+    """A TSV, or an empty frame when the file is empty (an endpoint whose model could not be fitted)."""
+    try:
+        return pd.read_csv(path, sep="\t", **kwargs)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def _per_class(metrics: Mapping[str, Any]) -> pd.DataFrame:
     n = metrics.get("n_per_class") or {}
     return pd.DataFrame([(str(k), int(v)) for k, v in n.items()], columns=["class", "patients"])
@@ -372,7 +387,7 @@ def _qc_rows(path: Any) -> pd.DataFrame:
 def endpoint_blocks(name: str, files: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """The report blocks of one categorical endpoint (see the module docstring)."""
     metrics = json.loads(Path(files["metrics"]).read_text())
-    perf = pd.read_csv(files["performance"], sep="\t")
+    perf = _read_or_empty(files["performance"])
     kind = metrics.get("endpoint", "binary")
     pos = f", positive class {metrics['positive_class']!r}" if kind == "binary" and metrics.get("positive_class") \
         else ""
