@@ -45,6 +45,9 @@ def tiny_config(workdir: Path) -> Path:
     cfg["robustness"]["discretisation"] = {"enabled": True, "bin_widths": [25], "bin_counts": [16]}
     cfg["modelling"].update(bootstrap=20, cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2],
                             penalizer=[10.0], horizons=[12.0])  # 10 patients: one small, untuned CV
+    # the planted HPV-like endpoint on 10 patients: the smallest honest design (2 per class, no tuning)
+    cfg["modelling"]["classification"] = {"learners": ["logistic_l2"], "n_screen": [4], "logistic_C": [0.5],
+                                          "ensemble_sizes": [1], "min_per_class": 2}
     path = workdir / "config" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -5,8 +5,8 @@
 
 rule classification_figures:
     input:
-        predictions="results/endpoints/{endpoint}/predictions.tsv",
-        metrics="results/endpoints/{endpoint}/metrics.json",
+        predictions=rules.fit_classifier.output.predictions,
+        metrics=rules.fit_classifier.output.metrics,
     output:
         roc=report(
             "results/endpoints/{endpoint}/roc.png",
@@ -35,7 +35,7 @@ rule classification_figures:
     log:
         "results/logs/classification_figures_{endpoint}.log",
     wildcard_constraints:
-        endpoint="[A-Za-z][A-Za-z0-9_-]*",
+        endpoint=ENDPOINT_PATTERN,
     conda:
         "../envs/modelling.yaml"
     threads: 1

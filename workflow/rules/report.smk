@@ -1,4 +1,12 @@
-# The radiogenomics screen's files that the report shows (with ENDPOINT_REPORT_FILES, report_inputs.smk).
+# Files of each categorical endpoint (rules fit_classifier and classification_figures) and of the
+# radiogenomics screen that the report shows (radsurv.workflow.rules.endpoint_files).
+ENDPOINT_REPORT_FILES = {
+    **{
+        k: getattr(rules.fit_classifier.output, k)
+        for k in ("predictions", "performance", "metrics", "qc")
+    },
+    **dict(rules.classification_figures.output.items()),
+}
 BIOLOGY_REPORT_FILES = {
     "radiogenomics_tsv": rules.radiogenomics_screen.output.table,
     "radiogenomics_png": rules.radiogenomics_screen.output.figure,

@@ -3,20 +3,6 @@
 # of radsurv.workflow.rules (survival_study, classification_endpoints, biology_columns).
 
 
-# Files of each categorical endpoint (rules fit_classifier and classification_figures) and of the
-# radiogenomics screen that the report shows (radsurv.workflow.rules.endpoint_files).
-ENDPOINT_REPORT_FILES = {
-    "predictions": "results/endpoints/{endpoint}/predictions.tsv",
-    "performance": "results/endpoints/{endpoint}/performance.tsv",
-    "metrics": "results/endpoints/{endpoint}/metrics.json",
-    "qc": "results/endpoints/{endpoint}/qc.tsv",
-    "roc": "results/endpoints/{endpoint}/roc.png",
-    "calibration": "results/endpoints/{endpoint}/calibration.png",
-    "decision_curve": "results/endpoints/{endpoint}/decision_curve.png",
-    "confusion": "results/endpoints/{endpoint}/confusion.png",
-}
-
-
 def biology_inputs(wildcards):
     """Input files of rule radiogenomics_screen (radsurv.workflow.rules.biology_inputs)."""
     clinical_table()
@@ -39,7 +25,7 @@ def qc_parts(wildcards):
     ]
     if wf.survival_study(config):
         parts.append(rules.fit_models.output.qc)
-    parts += wf.endpoint_files(config, {"qc": ENDPOINT_REPORT_FILES["qc"]}).values()
+    parts += expand(rules.fit_classifier.output.qc, endpoint=list(ENDPOINTS))
     if wf.biology_columns(config):
         parts.append(rules.radiogenomics_screen.output.qc)
     return parts

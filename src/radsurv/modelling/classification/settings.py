@@ -20,7 +20,7 @@ ENDPOINTS = ("binary", "multiclass")
 LEARNERS = ("logistic_l2", "logistic_l1", "elasticnet", "rf", "gb", "svm")
 #: Keys of the config block ``modelling.classification`` (the learner grids).
 GRID_KEYS = ("learners", "n_screen", "n_screen_trees", "logistic_C", "svm_C", "rf_trees", "rf_min_leaf", "gb_trees",
-             "gb_learning_rate", "ensemble_sizes", "inner_repeats", "selection", "screen")
+             "gb_learning_rate", "ensemble_sizes", "inner_repeats", "selection", "screen", "min_per_class")
 #: ``modelling`` keys shared with the survival models -> the settings field they fill.
 SHARED_KEYS = {"cv_folds": "cv_folds", "cv_repeats": "cv_repeats", "inner_folds": "inner_folds",
                "corr_threshold": "corr_threshold", "bootstrap": "n_boot"}
@@ -80,7 +80,7 @@ class ClassificationSettings:
     selection: str = _grid("selection")
     corr_threshold: float = default("modelling", "corr_threshold")
     screen: str = _grid("screen")
-    min_per_class: int = 5
+    min_per_class: int = _grid("min_per_class")
     n_boot: int = default("modelling", "bootstrap")
     seed: int = 0
 
