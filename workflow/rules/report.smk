@@ -5,6 +5,7 @@ rule qc_table:
             rules.assemble_features.output.qc,
             rules.standardise_clinical.output.qc,
             rules.fit_models.output.qc,
+            *harmonisation_report_inputs(qc=True),
         ],
     output:
         table=report(
@@ -96,6 +97,7 @@ rule write_report:
         converted=lambda wc: expand(
             rules.extract_scan_features.output.converted, scan=scan_ids()
         ),
+        **harmonisation_report_inputs(),
     output:
         report=report(
             "results/report/report.html",

@@ -478,6 +478,13 @@ def _model_section(run: _Run) -> list[str]:
             + [f"<p>Files: {run.link('coefficients')}, {run.link('predictions')}, {run.link('metrics')}.</p>"])
 
 
+def _harmonisation_section(run: _Run) -> list[str]:
+    """Multi-centre harmonisation (radsurv.report.harmonisation; empty unless harmonised)."""
+    from radsurv.report.harmonisation import harmonisation_section
+
+    return harmonisation_section(run.inputs, run.metrics)
+
+
 def _km_section(run: _Run) -> list[str]:
     repeats = run.repeats
     parts = ['<h2 id="km">Risk groups: Kaplan-Meier curves</h2>', "<h3>Held-out patients</h3>"]
@@ -552,7 +559,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     parts = [f"<h1>radsurv report: {_esc(title)}</h1>",
              "<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS) + "</nav>"]
     for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                    _model_section, _km_section, _checklist_section, _software_section):
+                    _model_section, _harmonisation_section, _km_section, _checklist_section, _software_section):
         parts += section(run)
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>radsurv report: {_esc(title)}</title><style>{CSS}</style></head><body>"
