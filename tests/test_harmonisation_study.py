@@ -182,3 +182,85 @@ def test_settings_validation_and_files_round_trip(tmp_path):
     got = read_harmonisation(tmp_path / "b.tsv", tmp_path / "s.json")
     assert got.settings.unseen_batch == "refuse" and got.batches["p1"] == "A" and got.batches["p2"] is None
     assert "refused" in got.settings.policy_text()
+
+
+# ------------------------------------------------------------------ workflow entry points
+
+
+def _pipeline_files(tmp_path, feats: pd.DataFrame, clin: pd.DataFrame):
+    """The pipeline start's files: features.tsv (one row per scan), robust list, clinical.tsv."""
+    f = feats.reset_index().rename(columns={"patient_id": "patient_id"})
+    f.insert(0, "scan_id", [f"{p}_S1" for p in f["patient_id"]])
+    f.insert(2, "session", 1)
+    paths = {"features": tmp_path / "features.tsv", "robust": tmp_path / "robust.txt",
+             "clinical": tmp_path / "clinical.tsv"}
+    f.to_csv(paths["features"], sep="\t", index=False)
+    paths["robust"].write_text("\n".join(feats.columns) + "\n")
+    clin.to_csv(paths["clinical"], sep="\t", index=False)
+    return paths
+
+
+def test_harmonisation_batches_and_diagnostics_entry_points(tmp_path):
+    from radsurv.workflow.harmonisation import diagnostics_tables, harmonisation_batches
+
+    feats, clin = planted(n_a=30, n_b=30, n_c=2, p=5)
+    clin.loc[clin.index[5], "centre"] = ""  # not recorded
+    files = _pipeline_files(tmp_path, feats, clin)
+    out = {k: tmp_path / v for k, v in (("batches", "b.tsv"), ("counts", "c.tsv"), ("settings", "s.json"),
+                                        ("qc", "qc.tsv"))}
+    block = {"enabled": True, "batch": {"column": "centre"}}
+    harmonisation_batches(features=files["features"], robust=files["robust"], clinical=files["clinical"],
+                          harmonisation=block, modelling={}, seed=1, columns={}, **out)
+    b = pd.read_csv(out["batches"], sep="\t", dtype=str, keep_default_na=False)
+    assert len(b) == len(clin) and (b["batch"] == "").sum() == 1
+    counts = pd.read_csv(out["counts"], sep="\t")
+    assert dict(zip(counts["batch"], counts["n_patients"], strict=True)) == {"A": 29, "B": 30, "C": 2,
+                                                                             "(unknown)": 1}
+    assert not counts.set_index("batch").loc["C", "estimable"]
+    qc = pd.read_csv(out["qc"], sep="\t", dtype=str, keep_default_na=False)
+    assert qc["reason"].str.contains("batch unknown").sum() == 1
+    assert qc["reason"].str.contains("batch 'C' has fewer than 3").sum() == 1
+    h = read_harmonisation(out["batches"], out["settings"])
+    assert h.settings.enabled and h.batches.isna().sum() == 1
+    # diagnostics: batch visible before, gone after in-fold ComBat; the figure is written
+    lab = h.batches[h.batches.isin(["A", "B"])]
+    res = diagnostics_tables(feats.loc[lab.index], lab, h.settings, seed=0, pca_path=tmp_path / "pca.png",
+                             n_splits=3, n_repeats=1, n_boot=50)
+    site = res["site_auc"].set_index("data")["estimate"]
+    assert site["before"] > 0.85 and site["after in-fold ComBat"] < 0.7, site
+    assert res["n_significant_before"] > res["n_significant_after"]
+    assert (tmp_path / "pca.png").stat().st_size > 1000
+
+
+def test_provenance_records_the_slice_thickness_tag():
+    import pydicom
+
+    from radsurv.ingest.convert import _slice_thickness
+
+    ds = pydicom.Dataset()
+    assert _slice_thickness(ds) is None
+    ds.SliceThickness = "2.5"
+    assert _slice_thickness(ds) == 2.5
+    ds.SliceThickness = "0"
+    assert _slice_thickness(ds) is None
+
+
+def test_multicentre_demo_scanners():
+    from radsurv.synthetic.multicentre import SCANNERS, apply_scanner, centre_column, scanner_of
+    from radsurv.synthetic.truth import Geometry
+
+    cen = centre_column(42, list(range(1, 61)), 3)
+    assert cen == centre_column(42, list(range(1, 61)), 3)  # deterministic by seed
+    assert set(cen) == {"A", "B", "C"} and min(cen.count(c) for c in "ABC") >= 10
+    assert scanner_of(42, 7, 2).centre in ("A", "B")
+    with pytest.raises(ValueError, match="demo.scanners"):
+        scanner_of(42, 1, 5)
+    g = Geometry()
+    rng = np.random.default_rng(0)
+    img = rng.normal(0.0, 20.0, (8, 16, 16))
+    a, b, c = (apply_scanner(img, s, g, 42, 1, 1) for s in SCANNERS)
+    assert np.array_equal(a, img)  # scanner A: the single-centre demo's image
+    assert abs(b.mean() - img.mean() - 40.0) < 2.0 and b.std() > 1.5 * img.std()  # +40 HU, noisier
+    assert abs(c.mean() - img.mean() + 35.0) < 2.0 and c.std() < 0.7 * img.std()  # -35 HU, blurred
+    assert np.array_equal(b, apply_scanner(img, SCANNERS[1], g, 42, 1, 1))
+    assert SCANNERS[2].tags()["ConvolutionKernel"] == "SMOOTH"

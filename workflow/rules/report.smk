@@ -72,6 +72,7 @@ rule write_report:
             f"rob_summary_{k.replace('-', '_')}": ROB_RULES[k].output.summary
             for k in ROB_ANALYSES
         },
+        **harmonisation_report_inputs(),
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,
@@ -97,7 +98,6 @@ rule write_report:
         converted=lambda wc: expand(
             rules.extract_scan_features.output.converted, scan=scan_ids()
         ),
-        **harmonisation_report_inputs(),
     output:
         report=report(
             "results/report/report.html",
