@@ -66,3 +66,28 @@ def test_control_image_files(tmp_path):
     with pytest.raises(ValueError, match="unknown negative control"):
         control_image_files(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", "flipped", 1, tmp_path / "a.nrrd",
                             tmp_path / "b.nrrd")
+
+
+def test_negative_controls_config_and_report_section(tmp_path):
+    import json
+
+    from radsurv.report.harmonisation import multicentre_sections
+    from radsurv.workflow import rules as wf
+    from radsurv.workflow.controls import control_seed
+
+    assert wf.negative_controls({}) == []
+    assert wf.negative_controls({"harmonisation": {"negative_controls": ["shuffled"]}}) == ["shuffled"]
+    # a user's feature table has no images to build controls from
+    assert wf.negative_controls({"harmonisation": {"negative_controls": ["shuffled"]},
+                                 "modelling": {"features_table": "f.csv"}}) == []
+    assert control_seed(42, "shuffled", "RSD-001_S1") == control_seed(42, "shuffled", "RSD-001_S1")
+    assert control_seed(42, "shuffled", "RSD-001_S1") != control_seed(42, "shuffled", "RSD-002_S1")
+    (tmp_path / "m.json").write_text(json.dumps({"c_index_test": 0.612, "c_index_test_ci_low": 0.55,
+                                                 "c_index_test_ci_high": 0.68}))
+    metrics = {"by_model": {"radiomics": {"harrell_c": {"estimate": 0.70, "ci_low": 0.64, "ci_high": 0.76}},
+                            "volume": {"harrell_c": {"estimate": 0.61, "ci_low": 0.54, "ci_high": 0.67}}}}
+    html = "".join(multicentre_sections({"control_metrics_shuffled": str(tmp_path / "m.json")}, metrics))
+    assert "Negative controls" in html and "Multi-centre harmonisation" not in html
+    for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "shuffled ROIs"):
+        assert text in html, text
+    assert multicentre_sections({}, metrics) == []

@@ -69,3 +69,62 @@ rule harmonisation_diagnostics:
         columns=config["cohort"].get("columns", {}),
     script:
         "../scripts/harmonisation_diagnostics.py"
+
+
+rule control_scan_features:
+    input:
+        converted=rules.extract_scan_features.output.converted,
+    output:
+        control_converted=temp(
+            directory("results/controls/{control}/scans/{scan}/converted")
+        ),
+        control_preprocessed=temp(
+            directory("results/controls/{control}/scans/{scan}/preprocessed")
+        ),
+        features="results/controls/{control}/features/{scan}.json",
+    log:
+        "results/logs/control_scan_features/{control}_{scan}.log",
+    benchmark:
+        "results/benchmarks/control_scan_features/{control}_{scan}.tsv"
+    wildcard_constraints:
+        control="shuffled",
+    conda:
+        "../envs/features.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    params:
+        seed=config["seed"],
+        preprocessing=config["preprocessing"],
+        extraction=config["extraction"],
+    script:
+        "../scripts/control_scan_features.py"
+
+
+rule control_study:
+    input:
+        unpack(control_study_inputs),
+    output:
+        table="results/controls/{control}/features.tsv",
+        performance="results/controls/{control}/performance.tsv",
+        metrics="results/controls/{control}/metrics.json",
+        qc="results/qc/control_{control}.tsv",
+    log:
+        "results/logs/control_study_{control}.log",
+    benchmark:
+        "results/benchmarks/control_study_{control}.tsv"
+    wildcard_constraints:
+        control="shuffled",
+    conda:
+        "../envs/modelling.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        modelling=config["modelling"],
+        seed=config["seed"],
+        columns=config["cohort"].get("columns", {}),
+    script:
+        "../scripts/control_study.py"

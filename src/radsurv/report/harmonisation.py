@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["INPUTS", "harmonisation_section"]
+__all__ = ["INPUTS", "harmonisation_section", "negative_controls_section", "multicentre_sections"]
 
 #: The report's optional inputs of this section (rule ``write_report`` names them so).
 INPUTS = ("harmonisation_counts", "harmonisation_site_auc", "harmonisation_kruskal", "harmonisation_pca",
@@ -93,3 +93,38 @@ def harmonisation_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any])
         parts.append(f"<p>The radiomics model with in-fold ComBat: held-out Harrell's C {_f(c)} "
                      f"(95% CI {_f(lo)}-{_f(hi)}); tumour volume alone {_f(metrics.get('c_index_volume_test'))}.</p>")
     return parts
+
+
+def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """Each negative control's held-out C-index (95% CI) beside the real radiomics model and the
+    volume-only model; ``[]`` when no control was run (inputs ``control_metrics_<name>``)."""
+    keys = sorted(k for k in inputs if k.startswith("control_metrics_"))
+    if not keys:
+        return []
+    by_model = metrics.get("by_model", {})
+
+    def ci(d: Mapping[str, Any] | None) -> tuple[str, str]:
+        d = d or {}
+        return _f(d.get("estimate")), f"{_f(d.get('ci_low'))}-{_f(d.get('ci_high'))}"
+
+    rows = [("radiomics model (real images)", *ci(by_model.get("radiomics", {}).get("harrell_c")))]
+    if "volume" in by_model:
+        rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c"))))
+    what = {"shuffled": "radiomics model on shuffled ROIs (intensities permuted inside the ROI, shape kept)"}
+    for k in keys:
+        m = json.loads(Path(inputs[k]).read_text())
+        name = k.removeprefix("control_metrics_")
+        rows.append((what.get(name, name), _f(m.get("c_index_test")),
+                     f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}"))
+    return ['<h2 id="negative-controls">Negative controls</h2>',
+            "<p>The same study (same candidate features, design, seeds and harmonisation) re-run on features "
+            "extracted from control images of each patient's first scan (READII definitions). A model that "
+            "learned tumour biology should lose its advantage on the controls and fall to the volume-only level "
+            "(shape is kept) or to 0.5; a control that keeps the real model's C-index means the model learned "
+            "something other than the tumour's texture.</p>",
+            _table(pd.DataFrame(rows, columns=["model", "held-out Harrell's C", "95% CI"]))]
+
+
+def multicentre_sections(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """The multi-centre harmonisation and negative-control sections (each empty when not run)."""
+    return harmonisation_section(inputs, metrics) + negative_controls_section(inputs, metrics)

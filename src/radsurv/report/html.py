@@ -479,10 +479,10 @@ def _model_section(run: _Run) -> list[str]:
 
 
 def _harmonisation_section(run: _Run) -> list[str]:
-    """Multi-centre harmonisation (radsurv.report.harmonisation; empty unless harmonised)."""
-    from radsurv.report.harmonisation import harmonisation_section
+    """Multi-centre harmonisation and negative controls (radsurv.report.harmonisation; empty unless run)."""
+    from radsurv.report.harmonisation import multicentre_sections
 
-    return harmonisation_section(run.inputs, run.metrics)
+    return multicentre_sections(run.inputs, run.metrics)
 
 
 def _km_section(run: _Run) -> list[str]:

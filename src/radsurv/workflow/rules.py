@@ -107,6 +107,14 @@ def harmonisation_model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
     return dict(HARMONISATION_FILES) if harmonisation_enabled(config) else {}
 
 
+def negative_controls(config: Mapping[str, Any]) -> list[str]:
+    """The negative controls the run re-studies (``harmonisation.negative_controls``), on the
+    pipeline's own scans only (a user's feature table has no images)."""
+    if (config.get("modelling") or {}).get("features_table"):
+        return []
+    return [str(c) for c in ((config.get("harmonisation") or {}).get("negative_controls") or [])]
+
+
 def harmonisation_diagnostics_enabled(config: Mapping[str, Any]) -> bool:
     """Whether rule ``harmonisation_diagnostics`` runs (enabled and ``diagnostics`` not off)."""
     h = config.get("harmonisation") or {}
