@@ -224,9 +224,12 @@ def test_harmonisation_batches_and_diagnostics_entry_points(tmp_path):
     assert h.settings.enabled and h.batches.isna().sum() == 1
     # diagnostics: batch visible before, gone after in-fold ComBat; the figure is written
     lab = h.batches[h.batches.isin(["A", "B"])]
-    res = diagnostics_tables(feats.loc[lab.index], lab, h.settings, seed=0, pca_path=tmp_path / "pca.png",
+    shaped = feats.rename(columns={"f4": "original_shape_Sphericity"})  # not harmonised (exclude_shape)
+    res = diagnostics_tables(shaped.loc[lab.index], lab, h.settings, seed=0, pca_path=tmp_path / "pca.png",
                              n_splits=3, n_repeats=1, n_boot=50)
     site = res["site_auc"].set_index("data")["estimate"]
+    assert res["not_harmonised"] == ["original_shape_Sphericity"] and res["n_features"] == 4
+    assert len(site) == 3 and site.index[2].startswith("shape features only")
     assert site["before"] > 0.85 and site["after in-fold ComBat"] < 0.7, site
     assert res["n_significant_before"] > res["n_significant_after"]
     assert (tmp_path / "pca.png").stat().st_size > 1000

@@ -76,8 +76,10 @@ def harmonisation_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any])
         rows = [(r["data"], f"{_f(r['estimate'])} (95% CI {_f(r['ci_low'])}-{_f(r['ci_high'])})",
                  int(r["n_patients"]), int(r["n_batches"])) for _, r in site.iterrows()]
         parts += ["<h3>Can the batch be predicted from the features?</h3>",
-                  "<p>Cross-validated site-prediction AUC from the robust candidate features (0.5: no trace of the "
-                  "batch). " + _esc(site["ci_method"].iloc[0] if len(site) else "") + ".</p>",
+                  "<p>Cross-validated site-prediction AUC from the robust candidate features that ComBat "
+                  "harmonises (0.5: no trace of the batch; shape features, which it leaves alone, on their own row: "
+                  "there the AUC measures the centres' case mix). "
+                  + _esc(site["ci_method"].iloc[0] if len(site) else "") + ".</p>",
                   _table(pd.DataFrame(rows, columns=["features", "site-prediction AUC", "patients", "batches"]))]
     if inputs.get("harmonisation_summary"):
         s = json.loads(Path(inputs["harmonisation_summary"]).read_text())

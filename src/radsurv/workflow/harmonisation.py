@@ -115,7 +115,9 @@ def diagnostics_tables(X: pd.DataFrame, labels: pd.Series, st: HarmonisationSett
     the PCA figure, for features ``X`` (patients x candidate features) and batch ``labels``.
 
     Patients without a batch label are left out (their number is returned); features that
-    are missing for a patient or constant are left out of the diagnostics.
+    are missing for a patient or constant are left out of the diagnostics. Features the
+    harmoniser does not correct (shape, with ``exclude_shape``) are left out of the before/after
+    comparison and get their own row (their site AUC measures case mix, which ComBat must keep).
     """
     import pandas as pd
 
@@ -147,6 +149,15 @@ def diagnostics_tables(X: pd.DataFrame, labels: pd.Series, st: HarmonisationSett
                 cov[protect_column(c)] = p[c].astype(str).to_numpy()
                 cat.append(protect_column(c))
     h = st.harmoniser(cols, num, cat)
+    skipped = [c for c in cols if c in set(h.skip_features)]  # shape features (exclude_shape): not harmonised
+    rows_extra = []
+    if skipped and len(skipped) < len(cols):
+        only = site_prediction_auc(Xk[skipped], lab, harmonise=False, n_splits=n_splits, n_repeats=n_repeats,
+                                   n_boot=n_boot, seed=seed)
+        rows_extra.append({"data": "shape features only (not harmonised: case mix)", **_auc_row(only)})
+        cols = [c for c in cols if c not in set(skipped)]
+        Xk = Xk[cols]
+        h = st.harmoniser(cols, num, cat)
     before = site_prediction_auc(Xk, lab, harmonise=False, n_splits=n_splits, n_repeats=n_repeats, n_boot=n_boot,
                                  seed=seed)
     after = site_prediction_auc(Xk, lab, harmonise=True, harmoniser=h, covariates=cov, n_splits=n_splits,
@@ -157,9 +168,10 @@ def diagnostics_tables(X: pd.DataFrame, labels: pd.Series, st: HarmonisationSett
     if pca_path is not None:
         pca_figure(Xk, crossfit, lab, pca_path, title="Robust candidate features by batch")
     site = pd.DataFrame([{"data": "before", **_auc_row(before)},
-                         {"data": "after in-fold ComBat", **_auc_row(after)}])
+                         {"data": "after in-fold ComBat", **_auc_row(after)}, *rows_extra])
     return {"site_auc": site, "kruskal": pd.concat([kw_before, kw_after], ignore_index=True),
             "n_patients": int(len(Xk)), "n_unlabelled": int((~keep).sum()), "n_features": len(cols),
+            "not_harmonised": skipped,
             "n_significant_before": int(kw_before["significant"].sum()),
             "n_significant_after": int(kw_after["significant"].sum()),
             "before": before.as_dict(), "after": after.as_dict()}
