@@ -78,7 +78,7 @@ def test_schema_fills_every_block_with_its_defaults():
     for block in ("robustness", "modelling", "demo"):
         cfg.pop(block, None)
     validate(cfg, schema=str(SCHEMA))
-    assert cfg["demo"] == {"patients": 40, "retest": 15}
+    assert cfg["demo"] == {"patients": 40, "retest": 15, "scanners": 0}
     assert cfg["robustness"]["retest_max_days"] == 30 and cfg["robustness"]["method"] == "test-retest"
     assert cfg["robustness"]["perturbation"]["n"] == 10 and cfg["robustness"]["discretisation"]["enabled"] is True
     assert cfg["modelling"]["volume_feature"] == "original_shape_MeshVolume"

@@ -71,7 +71,7 @@ def test_report_digest_of_converted_inputs(tmp_path):
     import hashlib
     import json
 
-    from radsurv.report.html import converted_inputs_sha256
+    from radsurv.report.provenance import converted_inputs_sha256
 
     dirs = []
     for sid, digest in (("B_S1", "bb"), ("A_S1", "aa"), ("C_S1", None)):

@@ -16,5 +16,6 @@ rule demo_cohort:
         patients=config["demo"]["patients"],
         retest=config["demo"]["retest"],
         seed=config["seed"],
+        scanners=config["demo"]["scanners"],
     script:
         "../scripts/demo_cohort.py"

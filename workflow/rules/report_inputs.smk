@@ -17,7 +17,8 @@ def biology_inputs(wildcards):
 
 def qc_parts(wildcards):
     """Every stage's QC rows: ingest, features, clinical table, the survival model (when the study
-    has a survival endpoint), each categorical endpoint and the radiogenomics screen."""
+    has a survival endpoint), each categorical endpoint, the radiogenomics screen and the multi-centre
+    and negative-control rules."""
     parts = [
         rules.discover_scans.output.qc,
         rules.assemble_features.output.qc,
@@ -28,6 +29,7 @@ def qc_parts(wildcards):
     parts += expand(rules.fit_classifier.output.qc, endpoint=list(ENDPOINTS))
     if wf.biology_columns(config):
         parts.append(rules.radiogenomics_screen.output.qc)
+    parts += harmonisation_report_inputs(qc=True)
     return parts
 
 

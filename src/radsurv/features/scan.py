@@ -194,3 +194,32 @@ def _set_stage(path: str | Path, stage: str) -> None:
     rec = json.loads(Path(path).read_text())
     rec["stage"] = stage
     Path(path).write_text(json.dumps(rec, sort_keys=True, default=str))
+
+
+def control_scan(converted_dir: str | Path, control: str, seed: int, control_dir: str | Path,
+                 preprocessed_dir: str | Path, out_json: str | Path, preprocessing_cfg: Mapping[str, Any],
+                 extraction_cfg: Mapping[str, Any]) -> None:
+    """A negative control of one converted scan (:mod:`radsurv.robustness.controls`), then the
+    same preprocessing and extraction as the real scan: ``control_dir`` (the control's
+    converted folder), ``preprocessed_dir`` and the feature JSON ``out_json``. A scan whose
+    conversion failed, or whose control cannot be built, is recorded (stage ``control``), not raised."""
+    import shutil
+
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+    from radsurv.robustness.controls import control_image_files
+
+    src, out = Path(converted_dir), Path(control_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    status = read_status(src / "status.json")
+    meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
+    if status["ok"]:
+        ok, reason, info = guard_case(f"control:{control}", meta["scan_id"], lambda: control_image_files(
+            src / CONVERTED_IMAGE_FILE, src / CONVERTED_MASK_FILE, control, seed, out / CONVERTED_IMAGE_FILE,
+            out / CONVERTED_MASK_FILE) or {})
+        if ok and (src / "provenance.json").is_file():
+            shutil.copy(src / "provenance.json", out / "provenance.json")
+        write_status(out / "status.json", ok, f"control:{control}" if ok else info["stage"], reason, **meta)
+    else:
+        write_status(out / "status.json", False, status["stage"], status["reason"], **meta)
+    preprocessing(out, preprocessed_dir, preprocessing_cfg)
+    extraction(preprocessed_dir, out_json, extraction_cfg, preprocessing_cfg)

@@ -3,10 +3,9 @@
 Ingestion writes one ``results/scans/<scan>/converted/provenance.json`` per scan
 (:func:`radsurv.ingest.convert.convert_scan`) with, among others, ``manufacturer``
 (DICOM Manufacturer), ``model`` (ManufacturerModelName), ``kernel``
-(ConvolutionKernel) and ``spacing`` (x, y, z in mm). Ingestion does not record the
-SliceThickness tag; the slice *spacing* (``spacing[2]``, the distance between
-reconstructed slices, which is what the voxel grid has) stands in for it as
-``slice_spacing_mm``. Image-sheet scans have empty scanner fields.
+(ConvolutionKernel), ``slice_thickness_mm`` (the SliceThickness tag) and ``spacing``
+(x, y, z in mm; the slice *spacing* ``spacing[2]``, the distance between reconstructed
+slices, is offered as ``slice_spacing_mm``). Image-sheet scans have empty scanner fields.
 
 Modelling uses each patient's first analysable scan (lowest ``session``; see
 :func:`radsurv.features.table.modelling_matrix`), so a patient's acquisition facts are taken
@@ -34,7 +33,10 @@ __all__ = ["ACQUISITION_FIELDS", "read_acquisition_facts", "patient_acquisition_
            "batch_counts", "batch_qc_rows"]
 
 #: Acquisition facts a batch can be built from (keys of provenance.json, plus the slice spacing).
-ACQUISITION_FIELDS = ("manufacturer", "model", "kernel", "slice_spacing_mm")
+ACQUISITION_FIELDS = ("manufacturer", "model", "kernel", "slice_thickness_mm", "slice_spacing_mm")
+
+#: Fields that are numbers in mm (rounded to ``spacing_decimals`` in a label).
+_MM_FIELDS = ("slice_thickness_mm", "slice_spacing_mm")
 
 STAGE = "harmonisation"
 
@@ -43,6 +45,9 @@ def _fact(prov: Mapping[str, Any], field: str) -> Any:
     if field == "slice_spacing_mm":
         sp = prov.get("spacing") or []
         return float(sp[2]) if len(sp) >= 3 and sp[2] is not None else np.nan
+    if field == "slice_thickness_mm":
+        v = prov.get("slice_thickness_mm")
+        return float(v) if v is not None else np.nan
     v = prov.get(field, "")
     return str(v).strip() if v is not None else ""
 
@@ -142,7 +147,7 @@ def batch_labels(
             lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
     for f in fields:
         col = facts[f].reindex(ids)  # type: ignore[index]
-        parts[f] = (col.map(lambda v: _spacing_text(v, spacing_decimals)) if f == "slice_spacing_mm"
+        parts[f] = (col.map(lambda v: _spacing_text(v, spacing_decimals)) if f in _MM_FIELDS
                     else col.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)))
     labels: dict[str, str | None] = {}
     qc: list[dict[str, str]] = []

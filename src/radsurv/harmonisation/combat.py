@@ -384,10 +384,9 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         good = ~bad
         if good.any() and self.harmonised_features_:
             cols = self.harmonised_features_
+            # ComBat's adjustment is elementwise: a held-out patient's missing value stays missing
+            # (the pipeline's quality filter / imputation after this step deals with it)
             dat = out.loc[good, cols].to_numpy(dtype=float)
-            if not np.isfinite(dat).all():
-                raise ValueError(f"{int((~np.isfinite(dat)).sum())} missing/non-finite value(s) in harmonised "
-                                 f"features; impute or drop them before ComBat")
             Z = self._design(cov, fit=False)[good]
             xb = (Z @ self.covariate_coef_).T if Z.shape[1] else None  # each patient's own covariate effect
             adj = combat_apply(dat.T, batch[good].to_numpy(dtype=str), self.estimates_, xb).T

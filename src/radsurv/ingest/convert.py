@@ -72,6 +72,7 @@ def convert_scan(
         "manufacturer": attr_str(first, "Manufacturer"),
         "model": attr_str(first, "ManufacturerModelName"),
         "kernel": _kernel(first),
+        "slice_thickness_mm": _slice_thickness(first),
         "n_slices": int(image.GetSize()[2]),
         "spacing": spacing,
         "size": [int(s) for s in image.GetSize()],
@@ -121,6 +122,17 @@ def _check_mask(scan: ScanRecord, mask_arr: np.ndarray, roi_name: str, padding: 
             f"{scan.series_uid} (outside the reconstructed field of view)",
         )
     return voxels
+
+
+def _slice_thickness(first: pydicom.Dataset) -> float | None:
+    """The nominal reconstructed SliceThickness (0018,0050) in mm; ``None`` when absent or
+    unreadable. The voxel grid's ``spacing[2]`` is the distance between slices, which can
+    differ (overlapping or gapped reconstructions); harmonisation can use either."""
+    try:
+        v = float(first.get("SliceThickness", None))
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
 
 
 def _kernel(first: pydicom.Dataset) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ from radsurv.ingest.clinical import CovariateSpec, complete_case_ids, missing_co
 from radsurv.modelling import metrics as M
 from radsurv.modelling.config import StudyConfig
 from radsurv.qc import qc_row
+
+if TYPE_CHECKING:
+    from radsurv.harmonisation.combat import ComBatHarmoniser
+    from radsurv.harmonisation.settings import HarmonisationInput
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ class StudyData:
     clinical: pd.DataFrame  # patient_id index, covariates as text + split column
     volume: str | None = None  # column of the volume baseline; None: baseline not built
     volume_note: str = ""  # why the volume baseline is missing, or which column was chosen
+    harmoniser: ComBatHarmoniser | None = None  # unfitted; first step of the radiomics branch when set
 
 
 #: Column names taken for tumour volume when ``modelling.volume_feature`` is not in the table,
@@ -77,6 +82,8 @@ class _Cohort:
     common: list[str]  # patients in both tables, not (yet) excluded
     counts: dict[str, Any]
     qc: list[dict[str, str]]
+    harm_labels: pd.Series | None = None  # batch label per patient (harmonisation only)
+    harm_protect: pd.DataFrame | None = None  # protected covariates per patient (harmonisation only)
 
 
 def _checked_tables(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence[str],
@@ -190,7 +197,8 @@ def _model_matrix(co: _Cohort, candidates: Sequence[str], vol_col: str | None,
 
 
 def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence[str], cfg: StudyConfig,
-            volume: str | None | bool = True) -> tuple[StudyData, dict[str, Any], list[dict[str, str]]]:
+            volume: str | None | bool = True, harmonisation: HarmonisationInput | None = None,
+            ) -> tuple[StudyData, dict[str, Any], list[dict[str, str]]]:
     """Join features and clinical data, apply the complete-case rule; counts and QC rows.
 
     ``volume``: ``True`` finds the volume column (:func:`resolve_volume_column`); a column
@@ -199,16 +207,99 @@ def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence
     so all models compare on the same patients, one QC row each; if that would leave out more
     than half of the cohort the volume column is taken to be wrong and the baseline is not
     built instead (QC row naming ``modelling.volume_feature``).
+
+    ``harmonisation`` (multi-centre studies): the batch label of each patient and the
+    protected covariates become extra columns of ``X``
+    (:data:`radsurv.harmonisation.settings.BATCH_COLUMN`), and ``StudyData.harmoniser`` the
+    unfitted ComBat step of the radiomics branch; patients without a batch or a protected
+    covariate, and batches too small to estimate, get QC rows.
     """
     specs = cfg.covariate_specs()
     feats, clin = _checked_tables(features, clinical, candidates, cfg, specs)
     co = _joined(feats, clin)
     _apply_covariate_rule(co, cfg, specs)
     vol_col, vol_note = _apply_volume_rule(co, *_volume_column(co.feats, cfg, volume))
+    harmoniser = _apply_harmonisation_rule(co, harmonisation, candidates) if harmonisation is not None else None
     X, y = _model_matrix(co, candidates, vol_col, specs)
+    if harmonisation is not None:
+        X = _with_harmonisation_columns(X, co, harmonisation)
     co.counts["n_used"] = int(len(co.common))
     co.counts["events"] = int(y["event"].sum())
-    return StudyData(X, y, list(dict.fromkeys(candidates)), co.clin, vol_col, vol_note), co.counts, co.qc
+    return (StudyData(X, y, list(dict.fromkeys(candidates)), co.clin, vol_col, vol_note, harmoniser), co.counts,
+            co.qc)
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    v = values.astype(str).str.strip()
+    return bool(len(v)) and bool(pd.to_numeric(v, errors="coerce").notna().all())
+
+
+def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Sequence[str]) -> ComBatHarmoniser:
+    """Batch labels and protected covariates of the cohort; QC rows for patients without a batch
+    (``refuse``: left out of every model; ``passthrough``: kept, features uncorrected), without
+    a protected covariate (left out) and for batches too small to estimate; the unfitted
+    harmoniser of the radiomics branch."""
+    from radsurv.harmonisation.batches import batch_counts, batch_qc_rows
+
+    st = h.settings
+    labels = h.batches.copy()
+    labels.index = labels.index.astype(str)
+    labels = labels.reindex(co.common)
+    labels = labels.where(labels.notna() & (labels.astype(str).str.strip() != ""), None)
+    drop: set[str] = set()
+    for pid in labels.index[labels.isna()]:
+        if st.unseen_batch == "refuse":
+            drop.add(pid)
+            co.qc.append(qc_row(pid, "", "harmonisation", "excluded",
+                                "batch unknown (harmonisation.batch not recorded for this patient) and "
+                                "harmonisation.unseen_batch is refuse: left out of every model"))
+        else:
+            co.qc.append(qc_row(pid, "", "harmonisation", "warning",
+                                "batch unknown (harmonisation.batch not recorded for this patient): its features "
+                                "enter the models uncorrected (harmonisation.unseen_batch is passthrough)"))
+    prot = h.protect.copy() if h.protect is not None else co.clin.copy()  # default: the clinical table
+    prot.index = prot.index.astype(str)
+    prot = prot.reindex(co.common)
+    missing_cols = [c for c in st.protect if c not in prot.columns]
+    if missing_cols:
+        raise ValueError(f"harmonisation.protect: column(s) {missing_cols} are not in the clinical table; list "
+                         "them in cohort.columns.covariates")
+    for c in st.protect:
+        gone = prot[c].isna() | (prot[c].astype(str).str.strip() == "")
+        for pid in prot.index[gone.to_numpy()]:
+            if pid not in drop:
+                drop.add(pid)
+                co.qc.append(qc_row(pid, "", "harmonisation", "excluded",
+                                    f"protected covariate {c!r} (harmonisation.protect) is missing: ComBat needs it "
+                                    "for every patient; left out of every model"))
+    if drop:
+        co.common = [c for c in co.common if c not in drop]
+        co.clin = co.clin.loc[co.common]
+    labels = labels.reindex(co.common)
+    co.qc += [dict(r, stage="harmonisation") for r in batch_qc_rows(labels, st.min_batch_size)]
+    co.counts["n_dropped_harmonisation"] = len(drop)
+    co.counts["harmonisation_batches"] = batch_counts(labels, st.min_batch_size).to_dict(orient="records")
+    co.harm_labels = labels
+    co.harm_protect = prot.reindex(co.common)
+    numeric = [c for c in st.protect if _is_numeric(co.harm_protect[c])]
+    categorical = [c for c in st.protect if c not in numeric]
+    from radsurv.harmonisation.settings import protect_column
+
+    return st.harmoniser(list(dict.fromkeys(candidates)), [protect_column(c) for c in numeric],
+                         [protect_column(c) for c in categorical])
+
+
+def _with_harmonisation_columns(X: pd.DataFrame, co: _Cohort, h: HarmonisationInput) -> pd.DataFrame:
+    """``X`` plus the batch column and the protected covariates (numbers as floats, else text)."""
+    from radsurv.harmonisation.settings import BATCH_COLUMN, protect_column
+
+    assert co.harm_labels is not None and co.harm_protect is not None
+    extra = {BATCH_COLUMN: co.harm_labels.reindex(X.index).astype(object).to_numpy()}
+    for c in h.settings.protect:
+        v = co.harm_protect[c].reindex(X.index)
+        extra[protect_column(c)] = (pd.to_numeric(v.astype(str).str.strip()).to_numpy(dtype=float)
+                                    if _is_numeric(v) else v.astype(str).to_numpy(dtype=object))
+    return X.assign(**extra)
 
 
 def model_blocks(cfg: StudyConfig, data: StudyData) -> dict[str, tuple[list[str], str]]:

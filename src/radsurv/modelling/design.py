@@ -63,6 +63,10 @@ def fit_model(model: str, blocks: list[str], learner: str, cfg: StudyConfig, dat
     specs = [s.to_dict() for s in cfg.covariate_specs()]
     settings = cfg.to_dict()
     pipe = build_pipeline(blocks, data.radiomic, data.volume, specs, learner, settings, seed, n_jobs, memory)
+    if data.harmoniser is not None and "rad" in blocks:  # multi-centre: ComBat first, refit in every fold
+        from radsurv.harmonisation.combat import with_harmonisation
+
+        pipe = with_harmonisation(pipe, data.harmoniser)
     grid = param_grid(blocks, learner, settings)
     if model in ("volume",):
         grid = {"model__alpha": [min(cfg.penalizer)]}

@@ -44,7 +44,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,9 @@ from radsurv.modelling.design import (
 )
 from radsurv.modelling.learners import linear_terms, selected_features
 from radsurv.modelling.riskgroups import assign_groups, group_labels, group_tests
+
+if TYPE_CHECKING:
+    from radsurv.harmonisation.settings import HarmonisationInput
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +217,29 @@ class _External:
     n_used: int
 
 
+def _external_harmonisation(h: HarmonisationInput | None, eclin: pd.DataFrame) -> HarmonisationInput | None:
+    """An external cohort's batch labels: its clinical table's batch column when the batch is a
+    clinical column only; otherwise (acquisition facts are not recorded for a feature table)
+    unknown, so its patients follow the unseen-batch policy."""
+    if h is None:
+        return None
+    from radsurv.harmonisation.settings import HarmonisationInput
+
+    col = h.settings.batch_column
+    ids = eclin["patient_id"].astype(str)
+    if col and not h.settings.acquisition and col in eclin.columns:
+        labels = pd.Series(eclin[col].astype(object).to_numpy(), index=ids.to_numpy(), dtype=object)
+    else:
+        labels = pd.Series(None, index=ids.to_numpy(), dtype=object)
+    return HarmonisationInput(h.settings, labels, None)
+
+
 def _external_cohort(name: str, efeat: pd.DataFrame, eclin: pd.DataFrame, final: Mapping[str, FitRecord],
-                     cfg: StudyConfig, data: StudyData, plan: StudyPlan, tau: float) -> _External:
+                     cfg: StudyConfig, data: StudyData, plan: StudyPlan, tau: float,
+                     harmonisation: HarmonisationInput | None = None) -> _External:
     """Apply the final models unchanged to an external cohort and score them there."""
-    edata, ecounts, eqc = prepare(efeat, eclin, data.radiomic, cfg, volume=data.volume)
+    edata, ecounts, eqc = prepare(efeat, eclin, data.radiomic, cfg, volume=data.volume,
+                                  harmonisation=_external_harmonisation(harmonisation, eclin))
     qc = [dict(r, stage=f"modelling:external:{name}") for r in eqc]
     horizons = plan.horizons
     ey = edata.y
@@ -385,6 +407,19 @@ def _metrics(cfg: StudyConfig, data: StudyData, fx: _Fitted) -> dict[str, Any]:
     return metrics
 
 
+def _harmonisation_summary(h: HarmonisationInput, final: Mapping[str, FitRecord]) -> dict[str, Any]:
+    """metrics.json ``harmonisation``: the settings and policy, and what the final radiomics
+    model's ComBat step estimated (batches and sizes, features not harmonised)."""
+    out: dict[str, Any] = h.settings.describe()
+    rec = final.get(PRIMARY)
+    if rec is not None:
+        branches = dict((n, t) for n, t, _ in rec.pipe.named_steps["features"].transformers_)
+        rad = branches.get("rad")
+        if rad is not None and "harmonise" in rad.named_steps:
+            out["final_model"] = rad.named_steps["harmonise"].summary()
+    return out
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -395,6 +430,7 @@ def run_study(
     cfg: StudyConfig,
     external: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
     n_jobs: int = 1,
+    harmonisation: HarmonisationInput | None = None,
 ) -> StudyResult:
     """Run the configured validation design for every model; see the module docstring.
 
@@ -404,10 +440,14 @@ def run_study(
         candidates: radiomic columns the models may use.
         external: name -> (features, clinical) of external validation cohorts.
         n_jobs: threads for random survival forests.
+        harmonisation: multi-centre studies: each patient's batch and the settings; ComBat is
+            then the first step of the radiomics branch of every fit (outer, inner and final
+            fits; applied unchanged to held-out and external patients). ``None``: no step,
+            outputs exactly as without it.
     """
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    data, counts, qc = prepare(features, clinical, candidates, cfg)
+    data, counts, qc = prepare(features, clinical, candidates, cfg, harmonisation=harmonisation)
     timing["prepare"] = time.perf_counter() - t0
     models = model_blocks(cfg, data)
     y = data.y
@@ -432,7 +472,7 @@ def run_study(
     fin_rows = _development_predictions(final, data, plan)
     predictions = _primary_predictions(predictions_all, fin_rows, final, cfg)
     for name, (efeat, eclin) in (external or {}).items():
-        ext = _external_cohort(name, efeat, eclin, final, cfg, data, plan, tau)
+        ext = _external_cohort(name, efeat, eclin, final, cfg, data, plan, tau, harmonisation)
         qc += ext.qc
         fin_rows += ext.predictions
         perf = pd.concat([perf, ext.performance], ignore_index=True)
@@ -445,6 +485,8 @@ def run_study(
     selection_frequency = _selection_frequency(outer.sel_rows, len(plan.folds))
     metrics = _metrics(cfg, data, _Fitted(counts, models, plan, tau, perf, final, desc_models, group_stats))
     log.info("modelling time per phase (s): %s", {k: round(v, 2) for k, v in timing.items()})
+    if harmonisation is not None:
+        metrics["harmonisation"] = _harmonisation_summary(harmonisation, final)
 
     description = {
         "format": "radsurv.final_models/1",

@@ -9,7 +9,6 @@ written, so the same inputs give the same bytes.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import math
@@ -24,6 +23,9 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+from radsurv.report.harmonisation import multicentre_sections
+from radsurv.report.provenance import input_checks
 
 #: Packages whose versions the report lists.
 PACKAGES = ("radsurv", "pyradiomics-bhklab", "SimpleITK", "pydicom", "highdicom", "numpy", "pandas",
@@ -73,22 +75,6 @@ def _img(path: str | Path, alt: str) -> str:
 def _link(path: str | Path, report_dir: Path, label: str | None = None) -> str:
     rel = os.path.relpath(Path(path).resolve(), report_dir.resolve())
     return f'<a href="{_esc(rel)}">{_esc(label or Path(path).name)}</a>'
-
-
-def converted_inputs_sha256(converted_dirs: Sequence[str | Path]) -> tuple[int, str] | None:
-    """Digest of the input files of every converted scan: SHA-256 of the sorted lines
-    ``scan_id<TAB>input_sha256`` from each ``provenance.json`` (written by conversion,
-    which hashes the files it has just read). ``None`` when no scan was converted."""
-    lines = []
-    for d in converted_dirs:
-        prov = Path(d) / "provenance.json"
-        if prov.is_file():
-            rec = json.loads(prov.read_text())
-            if rec.get("input_sha256"):
-                lines.append(f"{rec['scan_id']}\t{rec['input_sha256']}")
-    if not lines:
-        return None
-    return len(lines), hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def shareable_config(config: Any) -> Any:
@@ -489,6 +475,11 @@ def _model_section(run: _Run) -> list[str]:
             + [f"<p>Files: {run.link('coefficients')}, {run.link('predictions')}, {run.link('metrics')}.</p>"])
 
 
+def _harmonisation_section(run: _Run) -> list[str]:
+    """Multi-centre harmonisation and negative controls (radsurv.report.harmonisation; empty unless run)."""
+    return multicentre_sections(run.inputs, run.metrics)
+
+
 def _km_section(run: _Run) -> list[str]:
     repeats = run.repeats
     parts = ['<h2 id="km">Risk groups: Kaplan-Meier curves</h2>', "<h3>Held-out patients</h3>"]
@@ -545,28 +536,10 @@ def _endpoints_section(run: _Run) -> list[str]:
     return _blocks_html(blocks, run.rdir)
 
 
-def _input_checks(run: _Run) -> list[tuple[str, str, str]]:
-    """SHA-256 of the clinical table, the image sheet and the converted scans' input files."""
-    from radsurv.ingest.converted import files_sha256
-
-    cohort = run.config.get("cohort", {})
-    checks = []
-    for label, key in (("clinical table", "clinical_table"), ("image sheet", "image_sheet")):
-        path = cohort.get(key)
-        if path and Path(path).is_file():
-            checks.append((label, Path(path).name, files_sha256([path])))
-    scan_digest = converted_inputs_sha256(run.inputs.get("converted") or [])
-    if scan_digest:
-        n, digest = scan_digest
-        source = "image sheet files" if cohort.get("image_sheet") else "DICOM files"
-        checks.append((f"{source} of the {n} converted scans", "per scan: provenance.json input_sha256", digest))
-    return checks
-
-
 def _software_section(run: _Run) -> list[str]:
     parts = ['<h2 id="software">Software and inputs</h2>',
              _table(pd.DataFrame(sorted(versions().items()), columns=["package", "version"]))]
-    checks = _input_checks(run)
+    checks = input_checks(run.config.get("cohort", {}), run.inputs.get("converted") or [])
     if checks:
         parts.append(_table(pd.DataFrame(checks, columns=["input", "file", "sha256"])))
     config = shareable_config(json.loads(json.dumps(dict(run.config))))
@@ -588,7 +561,8 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     run = _read_run(inputs, config, out.parent)
     title = config.get("cohort", {}).get("name") or "radsurv study"
     parts = [f"<h1>radsurv report: {_esc(title)}</h1>"]
-    survival = (_model_section, _km_section, _checklist_section) if run.survival else (_no_survival_section,)
+    survival = ((_model_section, _harmonisation_section, _km_section, _checklist_section) if run.survival
+                else (_no_survival_section,))
     body = [p for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
                               *survival, _endpoints_section, _software_section) for p in section(run)]
     parts += ["<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS

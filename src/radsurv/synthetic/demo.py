@@ -241,9 +241,16 @@ def _ct_header(p: PatientTruth, scan: ScanTruth, geom: Geometry, seed: int) -> d
 # DICOM writing
 # ---------------------------------------------------------------------------
 def _write_ct(series_dir: Path, p: PatientTruth, scan: ScanTruth, geom: Geometry,
-              seed: int) -> list[str]:
+              seed: int, scanners: int = 0) -> list[str]:
     """Render the scan and write its CT series (``0001.dcm`` ...); the SOP instance UIDs, in slice order."""
     hu = render_ct(p, scan, geom, noise=True, seed=seed)
+    header = _ct_header(p, scan, geom, seed)
+    if scanners:  # multi-centre demo (radsurv.synthetic.multicentre): the patient's centre's scanner
+        from radsurv.synthetic.multicentre import apply_scanner, scanner_of
+
+        scanner = scanner_of(seed, p.index, scanners)
+        hu = apply_scanner(hu, scanner, geom, seed, p.index, scan.study)
+        header.update(scanner.tags())
     stored = np.clip(np.rint(hu + 1024.0), 0, 65535).astype("<u2")
     x0, y0 = geom.x()[0], geom.y()[0]
     zs = geom.z()
@@ -252,7 +259,7 @@ def _write_ct(series_dir: Path, p: PatientTruth, scan: ScanTruth, geom: Geometry
                          {"InstanceNumber": k + 1, "ImagePositionPatient": [ds_str(x0), ds_str(y0), ds_str(z)],
                           "SliceLocation": ds_str(z)})
               for k, z in enumerate(zs))
-    write_series(series_dir, CT_IMAGE_STORAGE, _ct_header(p, scan, geom, seed), slices, STAMP)
+    write_series(series_dir, CT_IMAGE_STORAGE, header, slices, STAMP)
     return uids
 
 
@@ -291,12 +298,12 @@ def _write_rtstruct(path: Path, p: PatientTruth, scan: ScanTruth, geom: Geometry
                    fmt=ds_str, stamp=STAMP)
 
 
-def _write_scan(job: tuple[Any, Any, Geometry, int, Path]) -> int:
+def _write_scan(job: tuple[Any, Any, Geometry, int, Path, int]) -> int:
     """Write one scan's CT series and RTSTRUCT; the number of files written."""
-    p, scan, geometry, seed, dicom_dir = job
+    p, scan, geometry, seed, dicom_dir, scanners = job
     log.info("demo: writing %s scan %d", p.patient_id, scan.study)
     base = dicom_dir / p.patient_id / str(scan.study)
-    uids = _write_ct(base / "CT", p, scan, geometry, seed)
+    uids = _write_ct(base / "CT", p, scan, geometry, seed, scanners)
     _write_rtstruct(base / "RTSTRUCT" / "0001.dcm", p, scan, geometry, seed, uids)
     return len(uids) + 1
 
@@ -351,7 +358,7 @@ def _write_tables(out_dir: Path, cohort: DemoCohort, n_retest: int) -> dict[str,
 
 
 def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15,
-                         seed: int = 42, workers: int = 1, **geometry: Any) -> dict[str, Any]:
+                         seed: int = 42, workers: int = 1, scanners: int = 0, **geometry: Any) -> dict[str, Any]:
     """Write the synthetic cohort under ``out_dir`` and return a summary.
 
     ``geometry`` keywords are the fields of :class:`~radsurv.synthetic.truth.Geometry` (``rows``,
@@ -359,11 +366,17 @@ def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15
     summary holds the written paths, counts and the censored fraction.
     ``workers`` > 1 writes the scans in that many processes (every scan is rendered
     from the seed alone, so the files are the same for any ``workers``).
+    ``scanners`` (2 or 3): the multi-centre demo of :mod:`radsurv.synthetic.multicentre` (a
+    ``centre`` column in ``clinical.csv``); 0: the single-centre demo, unchanged.
     """
     out_dir = Path(out_dir)
     cohort = simulate_cohort(n_patients, n_retest, seed, **geometry)
+    if scanners:
+        from radsurv.synthetic.multicentre import centre_column
+
+        cohort.clinical["centre"] = centre_column(seed, [p.index for p in cohort.patients], scanners)
     dicom_dir = out_dir / "dicom"
-    jobs = [(p, scan, cohort.geometry, seed, dicom_dir) for p in cohort.patients for scan in p.scans]
+    jobs = [(p, scan, cohort.geometry, seed, dicom_dir, scanners) for p in cohort.patients for scan in p.scans]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 

@@ -43,6 +43,7 @@ def model_files(out_dir: str | Path) -> dict[str, Path]:
 
 def fit_models(*, features: str | Path, clinical: str | Path | list[str], modelling: Mapping[str, Any], seed: int,
                columns: Mapping[str, Any], robust: str | Path | None = None, threads: int = 1,
+               harmonisation_batches: str | Path | None = None, harmonisation_settings: str | Path | None = None,
                **files: str | Path) -> None:
     """Validate the radiomics model and its baselines (:func:`radsurv.modelling.study.run_study`).
 
@@ -51,6 +52,11 @@ def fit_models(*, features: str | Path, clinical: str | Path | list[str], modell
     when ``modelling.features_table`` is set, from the user's feature table (one row per
     patient, id column ``modelling.features_id_column``) and the raw clinical table read
     with ``cohort.columns`` (``robust`` is then ``None``).
+
+    ``harmonisation_batches`` / ``harmonisation_settings``: the files of rule
+    ``harmonisation_batches`` when ``harmonisation.enabled`` (multi-centre studies): ComBat is
+    then the first step of the radiomics branch of every fit
+    (:func:`radsurv.modelling.study.run_study`); absent: no harmonisation.
 
     ``files``: the outputs (the keys of :data:`MODEL_OUTPUTS`) and, as the rule names them
     so that Snakemake tracks them, the external cohorts' tables and published signatures
@@ -68,7 +74,13 @@ def fit_models(*, features: str | Path, clinical: str | Path | list[str], modell
     external = _external_cohorts(sc, columns, qc)
     log.info("modelling: %d patients with features, %d candidate features, design %s, learner %s",
              len(X), len(candidates), sc.design, sc.learner)
-    res = run_study(X, clin, candidates, sc, external=external, n_jobs=threads)
+    harm = None
+    if harmonisation_batches is not None and harmonisation_settings is not None:
+        from radsurv.harmonisation.settings import read_harmonisation
+
+        harm = read_harmonisation(harmonisation_batches, harmonisation_settings)
+        log.info("harmonisation: ComBat inside every fit, batches from %s", harmonisation_batches)
+    res = run_study(X, clin, candidates, sc, external=external, n_jobs=threads, harmonisation=harm)
     qc += res.qc
     _write_study(res, out)
     joblib.dump(res.final_models, out["final_models"])

@@ -87,7 +87,38 @@ def model_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> dict
         files[f"external_features_{i}"] = ext["features_table"]
         files[f"external_clinical_{i}"] = ext["clinical_table"]
     files.update({f"signature_{i}": p for i, p in enumerate(m.get("published_signatures", []) or [])})
+    files.update(harmonisation_model_inputs(config))
     return files
+
+
+#: Files of rule ``harmonisation_batches`` that ``fit_models`` reads when harmonisation is on.
+HARMONISATION_FILES = {"harmonisation_batches": "results/harmonisation/batches.tsv",
+                       "harmonisation_settings": "results/harmonisation/settings.json"}
+
+
+def harmonisation_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether ComBat harmonisation runs (``harmonisation.enabled``)."""
+    return bool((config.get("harmonisation") or {}).get("enabled", False))
+
+
+def harmonisation_model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
+    """The extra inputs of ``fit_models`` when harmonisation is on (none when off, so the
+    rule and its outputs are exactly those of a single-centre study)."""
+    return dict(HARMONISATION_FILES) if harmonisation_enabled(config) else {}
+
+
+def negative_controls(config: Mapping[str, Any]) -> list[str]:
+    """The negative controls the run re-studies (``harmonisation.negative_controls``), on the
+    pipeline's own scans only (a user's feature table has no images)."""
+    if (config.get("modelling") or {}).get("features_table"):
+        return []
+    return [str(c) for c in ((config.get("harmonisation") or {}).get("negative_controls") or [])]
+
+
+def harmonisation_diagnostics_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether rule ``harmonisation_diagnostics`` runs (enabled and ``diagnostics`` not off)."""
+    h = config.get("harmonisation") or {}
+    return harmonisation_enabled(config) and bool(h.get("diagnostics", True))
 
 
 def survival_study(config: Mapping[str, Any]) -> bool:

@@ -1,0 +1,132 @@
+"""The report's "Multi-centre harmonisation" section (issue #19).
+
+Shown when the run harmonised (``harmonisation.enabled``): the batch definition, patients
+per batch, the stated unseen-batch policy, the cross-validated site-prediction AUC before
+and after in-fold ComBat, the number of features with a batch difference (Kruskal-Wallis,
+Benjamini-Hochberg FDR) before and after, the PCA figure, and the survival model's
+C-index (the model was fit with ComBat inside every fold). Empty when the inputs are absent.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["INPUTS", "harmonisation_section", "negative_controls_section", "multicentre_sections"]
+
+#: The report's optional inputs of this section (rule ``write_report`` names them so).
+INPUTS = ("harmonisation_counts", "harmonisation_site_auc", "harmonisation_kruskal", "harmonisation_pca",
+          "harmonisation_summary", "harmonisation_settings")
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return ""
+    return "" if not math.isfinite(v) else f"{v:.{nd}f}"
+
+
+def _table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p><em>(none)</em></p>"
+    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>" for r in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def harmonisation_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """HTML parts of the section; ``[]`` when the run did not harmonise."""
+    if not inputs.get("harmonisation_settings"):
+        return []
+    settings = json.loads(Path(inputs["harmonisation_settings"]).read_text())
+    desc = settings.get("description", {})
+    what = " and ".join(x for x in (
+        f"clinical column <code>{_esc(desc['batch_column'])}</code>" if desc.get("batch_column") else "",
+        ("acquisition facts " + ", ".join(_esc(a) for a in desc.get("acquisition", [])))
+        if desc.get("acquisition") else "") if x)
+    parts = ['<h2 id="harmonisation">Multi-centre harmonisation</h2>',
+             f"<p>{_esc(desc.get('method', 'ComBat'))}: the batch of a patient is its {what}. ComBat is the first "
+             "step of the radiomics branch of every survival model and is fit on the training patients of every "
+             "outer and inner cross-validation fold (and of the final model) only, then applied unchanged to the "
+             "held-out and external patients; harmonising the whole cohort first would let the held-out patients "
+             "shape the correction. "
+             + ("Shape features are not harmonised (they do not depend on the scanner). "
+                if desc.get("exclude_shape") else "")
+             + (f"Protected covariates: {', '.join(_esc(p) for p in desc['protect'])}. " if desc.get("protect")
+                else "No covariate protected. ")
+             + "</p>",
+             f'<p class="note"><strong>Unseen or too-small batch:</strong> {_esc(desc.get("policy", ""))}</p>']
+    if inputs.get("harmonisation_counts"):
+        parts += ["<h3>Patients per batch</h3>",
+                  _table(pd.read_csv(inputs["harmonisation_counts"], sep="\t", keep_default_na=False))]
+    if inputs.get("harmonisation_site_auc"):
+        site = pd.read_csv(inputs["harmonisation_site_auc"], sep="\t")
+        rows = [(r["data"], f"{_f(r['estimate'])} (95% CI {_f(r['ci_low'])}-{_f(r['ci_high'])})",
+                 int(r["n_patients"]), int(r["n_batches"])) for _, r in site.iterrows()]
+        parts += ["<h3>Can the batch be predicted from the features?</h3>",
+                  "<p>Cross-validated site-prediction AUC from the robust candidate features that ComBat "
+                  "harmonises (0.5: no trace of the batch; shape features, which it leaves alone, on their own row: "
+                  "there the AUC measures the centres' case mix). "
+                  + _esc(site["ci_method"].iloc[0] if len(site) else "") + ".</p>",
+                  _table(pd.DataFrame(rows, columns=["features", "site-prediction AUC", "patients", "batches"]))]
+    if inputs.get("harmonisation_summary"):
+        s = json.loads(Path(inputs["harmonisation_summary"]).read_text())
+        parts.append(f"<p>Per-feature Kruskal-Wallis test of a batch difference (Benjamini-Hochberg FDR 5%): "
+                     f"{s['n_significant_before']} of {s['n_features']} features differ between batches before, "
+                     f"{s['n_significant_after']} after in-fold ComBat (cross-fitted). "
+                     f"{s['n_unlabelled']} patient(s) without a batch are not in the diagnostics.</p>")
+    if inputs.get("harmonisation_pca"):
+        data = base64.b64encode(Path(inputs["harmonisation_pca"]).read_bytes()).decode("ascii")
+        parts.append(f'<img alt="PCA of the features coloured by batch" src="data:image/png;base64,{data}">')
+    c, lo, hi = (metrics.get(k) for k in ("c_index_test", "c_index_test_ci_low", "c_index_test_ci_high"))
+    if c is not None:
+        parts.append(f"<p>The radiomics model with in-fold ComBat: held-out Harrell's C {_f(c)} "
+                     f"(95% CI {_f(lo)}-{_f(hi)}); tumour volume alone {_f(metrics.get('c_index_volume_test'))}.</p>")
+    return parts
+
+
+def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """Each negative control's held-out C-index (95% CI) beside the real radiomics model and the
+    volume-only model; ``[]`` when no control was run (inputs ``control_metrics_<name>``)."""
+    keys = sorted(k for k in inputs if k.startswith("control_metrics_"))
+    if not keys:
+        return []
+    by_model = metrics.get("by_model", {})
+
+    def ci(d: Mapping[str, Any] | None) -> tuple[str, str]:
+        d = d or {}
+        return _f(d.get("estimate")), f"{_f(d.get('ci_low'))}-{_f(d.get('ci_high'))}"
+
+    rows = [("radiomics model (real images)", *ci(by_model.get("radiomics", {}).get("harrell_c")))]
+    if "volume" in by_model:
+        rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c"))))
+    what = {"shuffled": "radiomics model on shuffled ROIs (intensities permuted inside the ROI, shape kept)"}
+    for k in keys:
+        m = json.loads(Path(inputs[k]).read_text())
+        name = k.removeprefix("control_metrics_")
+        rows.append((what.get(name, name), _f(m.get("c_index_test")),
+                     f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}"))
+    return ['<h2 id="negative-controls">Negative controls</h2>',
+            "<p>The same study (same candidate features, design, seeds and harmonisation) re-run on features "
+            "extracted from control images of each patient's first scan (READII definitions). A model that "
+            "learned tumour biology should lose its advantage on the controls and fall to the volume-only level "
+            "(shape is kept) or to 0.5; a control that keeps the real model's C-index means the model learned "
+            "something other than the tumour's texture.</p>",
+            _table(pd.DataFrame(rows, columns=["model", "held-out Harrell's C", "95% CI"]))]
+
+
+def multicentre_sections(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """The multi-centre harmonisation and negative-control sections (each empty when not run)."""
+    return harmonisation_section(inputs, metrics) + negative_controls_section(inputs, metrics)

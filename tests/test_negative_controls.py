@@ -1,0 +1,93 @@
+"""radsurv.robustness.controls: READII negative-control images on small arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radsurv.robustness.controls import body_mask, control_image_files, moved_roi, shuffled_roi
+
+
+def phantom() -> tuple[np.ndarray, np.ndarray]:
+    """A 20x40x40 'CT': air -1000, a body disc of 40 HU with a gradient, a textured tumour."""
+    z, y, x = np.mgrid[0:20, 0:40, 0:40]
+    img = np.full((20, 40, 40), -1000.0)
+    body = (y - 20) ** 2 + (x - 20) ** 2 < 18 ** 2
+    img[body] = 40.0 + x[body]
+    tumour = ((z - 10) ** 2 + (y - 20) ** 2 + (x - 14) ** 2) < 16
+    img[tumour] = 100.0 + 10.0 * np.sin(x[tumour]) + z[tumour]
+    return img, tumour
+
+
+def test_shuffled_keeps_shape_and_values_and_permutes_inside_only():
+    img, roi = phantom()
+    out = shuffled_roi(img, roi, seed=3)
+    assert np.array_equal(out[~roi], img[~roi])  # outside untouched
+    assert np.array_equal(np.sort(out[roi]), np.sort(img[roi]))  # same values (first order kept)
+    assert not np.array_equal(out[roi], img[roi])  # but moved
+    assert np.array_equal(out, shuffled_roi(img, roi, seed=3))  # deterministic by seed
+    assert not np.array_equal(out, shuffled_roi(img, roi, seed=4))
+    with pytest.raises(ValueError, match="empty"):
+        shuffled_roi(img, np.zeros_like(roi), 0)
+
+
+def test_moved_roi_is_inside_the_body_away_from_the_tumour_same_shape():
+    img, roi = phantom()
+    body = body_mask(img)
+    moved = moved_roi(roi, body, seed=5)
+    assert moved.sum() == roi.sum()
+    assert not (moved & roi).any() and body[moved].all()
+    # the same shape: the moved mask is a translate of the ROI
+    a, b = np.argwhere(roi), np.argwhere(moved)
+    assert np.array_equal(b - b.min(axis=0), a - a.min(axis=0))
+    assert np.array_equal(moved, moved_roi(roi, body, seed=5))
+    assert not np.array_equal(moved, moved_roi(roi, body, seed=6))
+    # no room (a body just the tumour): a clear error
+    with pytest.raises(ValueError, match="no place inside the body"):
+        moved_roi(roi, roi, seed=0, attempts=50)
+
+
+def test_control_image_files(tmp_path):
+    import SimpleITK as sitk
+
+    img, roi = phantom()
+    si = sitk.GetImageFromArray(img.astype(np.int16))
+    si.SetSpacing((1.0, 1.0, 2.0))
+    sm = sitk.GetImageFromArray(roi.astype(np.uint8))
+    sm.CopyInformation(si)
+    sitk.WriteImage(si, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(sm, str(tmp_path / "mask.nrrd"))
+    for control in ("shuffled", "moved_roi"):
+        control_image_files(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", control, 1,
+                            tmp_path / control / "image.nrrd", tmp_path / control / "mask.nrrd")
+        oi = sitk.ReadImage(str(tmp_path / control / "image.nrrd"))
+        om = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / control / "mask.nrrd"))) > 0
+        assert oi.GetSpacing() == (1.0, 1.0, 2.0) and om.sum() == roi.sum()
+    with pytest.raises(ValueError, match="unknown negative control"):
+        control_image_files(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", "flipped", 1, tmp_path / "a.nrrd",
+                            tmp_path / "b.nrrd")
+
+
+def test_negative_controls_config_and_report_section(tmp_path):
+    import json
+
+    from radsurv.report.harmonisation import multicentre_sections
+    from radsurv.workflow import rules as wf
+    from radsurv.workflow.controls import control_seed
+
+    assert wf.negative_controls({}) == []
+    assert wf.negative_controls({"harmonisation": {"negative_controls": ["shuffled"]}}) == ["shuffled"]
+    # a user's feature table has no images to build controls from
+    assert wf.negative_controls({"harmonisation": {"negative_controls": ["shuffled"]},
+                                 "modelling": {"features_table": "f.csv"}}) == []
+    assert control_seed(42, "shuffled", "RSD-001_S1") == control_seed(42, "shuffled", "RSD-001_S1")
+    assert control_seed(42, "shuffled", "RSD-001_S1") != control_seed(42, "shuffled", "RSD-002_S1")
+    (tmp_path / "m.json").write_text(json.dumps({"c_index_test": 0.612, "c_index_test_ci_low": 0.55,
+                                                 "c_index_test_ci_high": 0.68}))
+    metrics = {"by_model": {"radiomics": {"harrell_c": {"estimate": 0.70, "ci_low": 0.64, "ci_high": 0.76}},
+                            "volume": {"harrell_c": {"estimate": 0.61, "ci_low": 0.54, "ci_high": 0.67}}}}
+    html = "".join(multicentre_sections({"control_metrics_shuffled": str(tmp_path / "m.json")}, metrics))
+    assert "Negative controls" in html and "Multi-centre harmonisation" not in html
+    for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "shuffled ROIs"):
+        assert text in html, text
+    assert multicentre_sections({}, metrics) == []
