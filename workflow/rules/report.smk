@@ -71,6 +71,7 @@ rule write_report:
             f"rob_summary_{k.replace('-', '_')}": ROB_RULES[k].output.summary
             for k in ROB_ANALYSES
         },
+        **FEDERATED_REPORT,
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,

@@ -491,6 +491,13 @@ def _km_section(run: _Run) -> list[str]:
         f"<p>Figures: {run.link('km_test')}, {run.link('km_train')}.</p>"]
 
 
+def _federated_section(run: _Run) -> list[str]:
+    """Issue #20's "Federated study" section (:mod:`radsurv.report.federated`); empty without one."""
+    from radsurv.report.federated import federated_section
+
+    return federated_section(run.inputs, run.config, run.rdir)
+
+
 def _checklist_section(run: _Run) -> list[str]:
     from radsurv.report.checklist import rqs_items, rqs_total
 
@@ -552,7 +559,7 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     parts = [f"<h1>radsurv report: {_esc(title)}</h1>",
              "<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS) + "</nav>"]
     for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                    _model_section, _km_section, _checklist_section, _software_section):
+                    _model_section, _km_section, _federated_section, _checklist_section, _software_section):
         parts += section(run)
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>radsurv report: {_esc(title)}</title><style>{CSS}</style></head><body>"
