@@ -1,4 +1,4 @@
-"""Rule federated_study: :func:`radsurv.workflow.federated.federated_study` with the rule's files and params as keywords."""
+"""Rule federated_study: :func:`radsurv.workflow.federated.federated_study` with the rule's files and params."""
 from radsurv.logutil import run_rule
 from radsurv.workflow.federated import federated_study
 
