@@ -278,3 +278,59 @@ def test_flower_simulation_transport_gives_the_in_process_study(tmp_path):
     kinds = [{json.loads(x)["fields"]["kind"] for x in outs[t]["audit"].read_text().splitlines()}
              for t in ("inprocess", "simulation")]
     assert kinds[0] <= kinds[1] and "hello" in kinds[1]
+
+
+def test_robust_features_from_the_federated_test_retest_icc(tmp_path):
+    """``features: robust`` on the pipeline's own features.tsv per site (retest sessions): the ICC
+    from per-site sums equals the central ICC of the pooled retest pairs, and only the
+    reproducible features enter the model."""
+    from radsurv.robustness.icc import icc as central_icc
+
+    rng = np.random.default_rng(5)
+    sites, pairs, start = [], [], 0
+    for name, n, n_retest in (("a", 50, 12), ("b", 45, 9), ("c", 55, 10)):
+        x = rng.normal(size=(n, 4))
+        retest = x[:n_retest] + rng.normal(size=(n_retest, 4)) * [0.05, 0.1, 1.5, 2.0]  # f1, f2 reproducible
+        ids = [f"PT{start + i:04d}" for i in range(n)]
+        start += n
+        rows = [{"scan_id": f"{p}_S1", "patient_id": p, "session": 1, **dict(zip(["f1", "f2", "f3", "f4"], v))}
+                for p, v in zip(ids, x)]
+        rows += [{"scan_id": f"{p}_S2", "patient_id": p, "session": 2, **dict(zip(["f1", "f2", "f3", "f4"], v))}
+                 for p, v in zip(ids, retest)]
+        fp = tmp_path / f"{name}_features.tsv"
+        pd.DataFrame(rows).to_csv(fp, sep="\t", index=False)
+        lp = 0.7 * x[:, 0] - 0.5 * x[:, 1]
+        t_event, t_cens = rng.exponential(10 * np.exp(-lp)), rng.uniform(5, 60, n)
+        cp = tmp_path / f"{name}_clinical.csv"
+        pd.DataFrame({"pid": ids, "months": np.minimum(t_event, t_cens), "dead": (t_event <= t_cens).astype(int)}
+                     ).to_csv(cp, index=False)
+        sites.append({"name": name, "features_table": str(fp), "clinical_table": str(cp)})
+        pairs.append(np.stack([x[:n_retest].T, retest.T], axis=2))
+    cfg = _validated(_config(sites, features="robust", n_features=3, leave_one_site_out=False))
+    cfg["robustness"].update(icc_form="ICC(2,1)", threshold=0.75, use_lower_bound=True)
+    files = federated_files(tmp_path / "out")
+    federated_study(federated=cfg["federated"], modelling=cfg["modelling"], robustness=cfg["robustness"],
+                    columns=cfg["cohort"]["columns"], seed=cfg["seed"], **files)
+    summary = json.loads(files["summary"].read_text())
+    icc_table = pd.DataFrame(summary["robust_icc"]).set_index("feature")
+    central = central_icc(np.concatenate(pairs, axis=1), "ICC(2,1)")
+    np.testing.assert_allclose(icc_table.loc[["f1", "f2", "f3", "f4"], "icc"], central.icc, rtol=1e-10)
+    np.testing.assert_allclose(icc_table.loc[["f1", "f2", "f3", "f4"], "ci_low"], central.ci_low, rtol=1e-10)
+    assert summary["features"] == ["f1", "f2"]
+    assert pd.read_csv(files["coefficients"], sep="\t")["feature"].tolist() == ["f1", "f2"]
+    audit = [json.loads(x) for x in files["audit"].read_text().splitlines()]
+    assert {"icc_sums", "icc_squares"} <= {r["fields"]["kind"] for r in audit}
+
+
+def test_all_includes_the_federated_study_and_its_report_section_only_when_enabled(tmp_path):
+    sites = _write_sites(tmp_path, sizes={"a": 20, "b": 20})
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    (tmp_path / "off.yaml").write_text(yaml.safe_dump(cfg))
+    cfg["federated"] = {"enabled": True, "sites": sites}
+    (tmp_path / "on.yaml").write_text(yaml.safe_dump(cfg))
+    on = snakemake_run(tmp_path, "-n", "--cores", "1", "--configfile", "on.yaml", timeout=300)
+    assert on.returncode == 0, on.stderr[-3000:]
+    assert "federated_study" in on.stdout and "results/federated/summary.json" in on.stdout
+    off = snakemake_run(tmp_path, "-n", "--cores", "1", "--configfile", "off.yaml", timeout=300)
+    assert off.returncode == 0, off.stderr[-3000:]
+    assert "federated_study" not in off.stdout and "write_report" in off.stdout
