@@ -334,3 +334,55 @@ def test_all_includes_the_federated_study_and_its_report_section_only_when_enabl
     off = snakemake_run(tmp_path, "-n", "--cores", "1", "--configfile", "off.yaml", timeout=300)
     assert off.returncode == 0, off.stderr[-3000:]
     assert "federated_study" not in off.stdout and "write_report" in off.stdout
+
+
+@pytest.mark.e2e
+def test_the_html_report_holds_the_federated_section_when_enabled(tiny_run, survival_run, tmp_path):
+    """The whole report (radsurv.report.html.write_report) of the tiny demo run with the federated
+    study's files as write_report gets them when federated.enabled: the section is there, between
+    the risk groups and the checklist; without them it is not."""
+    from radsurv.report.html import write_report
+
+    config = yaml.safe_load((tiny_run.parent / "config" / "config.yaml").read_text())
+    inputs = {k: str(tiny_run / v) for k, v in {
+        "qc": "qc/qc.tsv", "scans": "ingest/scans.tsv", "clinical": "clinical/clinical.tsv",
+        "features": "features/features.tsv", "icc": "robustness/icc.tsv", "robustness": "robustness/summary.json",
+        "icc_plot": "robustness/icc_by_class.png", "predictions": "model/predictions.tsv",
+        "metrics": "model/metrics.json", "coefficients": "model/coefficients.tsv",
+        "selection": "model/selection.tsv", "km_test": "model/km_test.png", "km_train": "model/km_train.png"}.items()}
+    write_report(inputs, config, tmp_path / "plain.html")
+    assert 'id="federated"' not in (tmp_path / "plain.html").read_text()
+    files = federated_files(survival_run / "results" / "federated")
+    fed_inputs = {f"federated_{k}": str(files[v]) for k, v in {
+        "summary": "summary", "coefficients": "coefficients", "performance": "performance", "sites": "sites",
+        "km_png": "km_png", "dp": "dp_effect", "audit": "audit", "qc": "qc"}.items()}
+    config["federated"] = {"enabled": True, "min_patients": K}
+    write_report({**inputs, **fed_inputs}, config, tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert html.index('id="km"') < html.index('id="federated"') < html.index('id="checklist"')
+    assert "Harrell&#x27;s C per site" in html or "Harrell's C per site" in html
+
+
+def test_the_deployment_server_app_runs_the_same_study(tmp_path):
+    """``task = "study"`` of the Flower ServerApp (what a SuperLink runs in a deployment), driven
+    here through in-process sites: the coefficients and performance of rule federated_study."""
+    from radsurv.federated.flower import run_study
+    from radsurv.federated.site import LocalFederation, Site
+
+    sites = _write_sites(tmp_path, sizes={"a": 50, "b": 50, "c": 50})
+    cfg = _validated(_config(sites, penalizer=0.1, km_times=[10, 20, 40, 60]))
+    files = federated_files(tmp_path / "out")
+    federated_study(federated=cfg["federated"], modelling=cfg["modelling"], robustness=cfg["robustness"],
+                    columns=cfg["cohort"]["columns"], seed=cfg["seed"], **files)
+    df = _pooled(tmp_path, ["a", "b", "c"])
+    fed = LocalFederation([Site(n, p[FEATURES], time=p["months"], event=p["dead"]) for n, p in df.groupby("site")])
+    out = run_study(fed, {"task": "study", "features": ",".join(FEATURES), "penalizer": 0.1,
+                          "km-times": "10,20,40,60"})
+    coefs = pd.read_csv(files["coefficients"], sep="\t")
+    np.testing.assert_allclose(out["coef"], coefs["coef"], atol=1e-12)
+    perf = pd.read_csv(files["performance"], sep="\t")
+    np.testing.assert_allclose([r["estimate"] for r in out["performance"]], perf["estimate"], atol=1e-12)
+    km, rule_km = pd.DataFrame(out["km"]), pd.read_csv(files["km"], sep="\t")
+    assert len(km) >= 2 and list(km["group"]) == list(rule_km["group"])
+    np.testing.assert_allclose(km[["time", "at_risk", "events", "survival"]].to_numpy(float),
+                               rule_km[["time", "at_risk", "events", "survival"]].to_numpy(float), atol=1e-12)

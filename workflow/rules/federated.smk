@@ -69,3 +69,5 @@ FEDERATED_REPORT = (
     if wf.federated_enabled(config)
     else {}
 )
+# Its QC rows join the run's QC table (rule qc_table), only when federated.enabled.
+FEDERATED_QC = [rules.federated_study.output.qc] if wf.federated_enabled(config) else []

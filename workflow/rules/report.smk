@@ -5,6 +5,7 @@ rule qc_table:
             rules.assemble_features.output.qc,
             rules.standardise_clinical.output.qc,
             rules.fit_models.output.qc,
+            *FEDERATED_QC,
         ],
     output:
         table=report(

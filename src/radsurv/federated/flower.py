@@ -12,7 +12,10 @@ see :mod:`radsurv.federated.site`) as ``query`` messages:
   the hospital: kind, shapes, counts).
 * :data:`server_app` (a ``flwr.serverapp.ServerApp``) runs the study at the
   SuperLink: it identifies the sites, fits the model named in the run config
-  (``task = "cox"`` or ``"logistic"``, ``features``, ``penalizer`` / ``C``)
+  (``task = "cox"`` or ``"logistic"``, ``features``, ``penalizer`` / ``C``; or
+  ``task = "study"``: the whole study of rule ``federated_study`` -- admission, fit,
+  per-site / pooled / leave-one-site-out performance, Kaplan-Meier counts, QC rows --
+  with ``endpoint``, ``min-patients``, ``leave-one-site-out``, ``km-times``)
   through :class:`FlowerFederation` and writes the result as JSON to
   ``result-path``.
 * :func:`run_flower_simulation` runs both on one machine with Flower's
@@ -30,6 +33,7 @@ from __future__ import annotations
 import json
 import time as _time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +227,23 @@ def run_study(fed: Any, run_config: Mapping[str, Any]) -> dict[str, Any]:
         lres = fit_logistic(fed, features, float(run_config.get("C", 1.0)))
         out = {"coef": lres.coef.tolist(), "coef_std": lres.coef_std.tolist(), "intercept": lres.intercept,
                "rounds": lres.rounds}
+    elif task == "study":  # the whole study of rule federated_study: admission, fit, evaluation, KM
+        from radsurv.federated.study import FederatedSettings, run_federated_study
+
+        settings = replace(FederatedSettings.from_config({
+            "endpoint": run_config.get("endpoint", "survival"), "penalizer": float(run_config.get("penalizer", 0.1)),
+            "C": float(run_config.get("C", 1.0)), "min_patients": int(run_config.get("min-patients", 5)),
+            "leave_one_site_out": bool(run_config.get("leave-one-site-out", True)),
+            "km_times": [float(t) for t in str(run_config.get("km-times", "")).split(",") if t.strip()],
+        }), features=features)
+        res = run_federated_study(lambda noise: fed, settings, features)
+        out = {"coef": res.model.coef.tolist(), "coef_std": res.model.coef_std.tolist(), "rounds": res.model.rounds,
+               "sites_table": res.sites.to_dict(orient="records"),
+               "performance": res.performance.astype(object).where(res.performance.notna(), None).to_dict(
+                   orient="records"),
+               "km": res.km.to_dict(orient="records"), "qc": res.qc, "summary": res.summary}
     else:
-        raise ValueError(f"unknown task {task!r}: 'cox' or 'logistic'")
+        raise ValueError(f"unknown task {task!r}: 'cox', 'logistic' or 'study'")
     out.update(task=task, features=features, sites=list(fed.site_names), seconds=_time.perf_counter() - start)
     return out
 
