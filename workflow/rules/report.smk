@@ -88,6 +88,7 @@ rule write_report:
         **wf.endpoint_files(config, ENDPOINT_REPORT_FILES),
         **(BIOLOGY_REPORT_FILES if wf.biology_columns(config) else {}),
         **harmonisation_report_inputs(),
+        **FEDERATED_REPORT,
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,

@@ -17,8 +17,8 @@ def biology_inputs(wildcards):
 
 def qc_parts(wildcards):
     """Every stage's QC rows: ingest, features, clinical table, the survival model (when the study
-    has a survival endpoint), each categorical endpoint, the radiogenomics screen and the multi-centre
-    and negative-control rules."""
+    has a survival endpoint), each categorical endpoint, the radiogenomics screen and the multi-centre,
+    negative-control and federated rules."""
     parts = [
         rules.discover_scans.output.qc,
         rules.assemble_features.output.qc,
@@ -30,6 +30,7 @@ def qc_parts(wildcards):
     if wf.biology_columns(config):
         parts.append(rules.radiogenomics_screen.output.qc)
     parts += harmonisation_report_inputs(qc=True)
+    parts += FEDERATED_QC
     return parts
 
 

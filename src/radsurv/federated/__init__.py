@@ -11,9 +11,10 @@ server fits exactly the model a central analysis of the pooled data would fit:
 * :mod:`~radsurv.federated.evaluation` -- C-index / AUC from pair counts, KM from binned counts,
   leave-one-site-out CV;
 * :mod:`~radsurv.federated.site` -- a site and the in-process federation;
-* :mod:`~radsurv.federated.flower` -- the Flower transport (simulation and SuperLink / SuperNodes).
-
-Library only: not yet wired into the Snakemake workflow or the report.
+* :mod:`~radsurv.federated.flower` -- the Flower transport (simulation and SuperLink / SuperNodes);
+* :mod:`~radsurv.federated.study` -- a whole study from the config's ``federated`` block (rule
+  ``federated_study``, entry point :mod:`radsurv.workflow.federated`);
+* :mod:`~radsurv.federated.split` -- per-site tables from a single-centre cohort (tutorials).
 """
 
 from importlib import import_module

@@ -12,7 +12,10 @@ see :mod:`radsurv.federated.site`) as ``query`` messages:
   the hospital: kind, shapes, counts).
 * :data:`server_app` (a ``flwr.serverapp.ServerApp``) runs the study at the
   SuperLink: it identifies the sites, fits the model named in the run config
-  (``task = "cox"`` or ``"logistic"``, ``features``, ``penalizer`` / ``C``)
+  (``task = "cox"`` or ``"logistic"``, ``features``, ``penalizer`` / ``C``; or
+  ``task = "study"``: the whole study of rule ``federated_study`` -- admission, fit,
+  per-site / pooled / leave-one-site-out performance, Kaplan-Meier counts, QC rows --
+  with ``endpoint``, ``min-patients``, ``leave-one-site-out``, ``km-times``)
   through :class:`FlowerFederation` and writes the result as JSON to
   ``result-path``.
 * :func:`run_flower_simulation` runs both on one machine with Flower's
@@ -30,6 +33,7 @@ from __future__ import annotations
 import json
 import time as _time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +106,14 @@ def _audit_line(site: str, answer: Mapping[str, Any]) -> str:
 
 
 def make_client_app(simulated_sites: Sequence[tuple[str, str | Path]] | None = None,
-                    min_patients: int = DEFAULT_MIN_PATIENTS) -> ClientApp:
+                    min_patients: int = DEFAULT_MIN_PATIENTS, audit_dir: str | Path | None = None) -> ClientApp:
     """The hospital's ``ClientApp``.
 
     In a deployment the site comes from the SuperNode's node config
     (``site-name``, ``site-table``, optional ``min-patients``, ``audit-log``).
     In the Simulation Engine, nodes only have a ``partition-id``: it indexes
-    ``simulated_sites`` (``(name, table)`` pairs).
+    ``simulated_sites`` (``(name, table)`` pairs); with ``audit_dir``, each simulated site
+    appends :func:`~radsurv.federated.privacy.audit_record` lines to ``<audit_dir>/<site>.jsonl``.
     """
     app = ClientApp()
 
@@ -138,6 +143,11 @@ def make_client_app(simulated_sites: Sequence[tuple[str, str | Path]] | None = N
         if audit:
             with open(str(audit), "a", encoding="utf-8") as fh:
                 fh.write(_audit_line(site.name, reply) + "\n")
+        if audit_dir is not None and "site-table" not in cfg:
+            from radsurv.federated.privacy import audit_record
+
+            with open(Path(audit_dir) / f"{site.name}.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(audit_record(site.name, reply), default=float, sort_keys=True) + "\n")
         return Message(encode(reply), reply_to=message)
 
     return app
@@ -217,8 +227,23 @@ def run_study(fed: Any, run_config: Mapping[str, Any]) -> dict[str, Any]:
         lres = fit_logistic(fed, features, float(run_config.get("C", 1.0)))
         out = {"coef": lres.coef.tolist(), "coef_std": lres.coef_std.tolist(), "intercept": lres.intercept,
                "rounds": lres.rounds}
+    elif task == "study":  # the whole study of rule federated_study: admission, fit, evaluation, KM
+        from radsurv.federated.study import FederatedSettings, run_federated_study
+
+        settings = replace(FederatedSettings.from_config({
+            "endpoint": run_config.get("endpoint", "survival"), "penalizer": float(run_config.get("penalizer", 0.1)),
+            "C": float(run_config.get("C", 1.0)), "min_patients": int(run_config.get("min-patients", 5)),
+            "leave_one_site_out": bool(run_config.get("leave-one-site-out", True)),
+            "km_times": [float(t) for t in str(run_config.get("km-times", "")).split(",") if t.strip()],
+        }), features=features)
+        res = run_federated_study(lambda noise: fed, settings, features)
+        out = {"coef": res.model.coef.tolist(), "coef_std": res.model.coef_std.tolist(), "rounds": res.model.rounds,
+               "sites_table": res.sites.to_dict(orient="records"),
+               "performance": res.performance.astype(object).where(res.performance.notna(), None).to_dict(
+                   orient="records"),
+               "km": res.km.to_dict(orient="records"), "qc": res.qc, "summary": res.summary}
     else:
-        raise ValueError(f"unknown task {task!r}: 'cox' or 'logistic'")
+        raise ValueError(f"unknown task {task!r}: 'cox', 'logistic' or 'study'")
     out.update(task=task, features=features, sites=list(fed.site_names), seconds=_time.perf_counter() - start)
     return out
 
@@ -298,3 +323,55 @@ def run_flower_simulation(tables: Mapping[str, str | Path], run_config: Mapping[
     if "result" not in results:
         raise RuntimeError("the Flower simulation ended without a result; see its log above")
     return results["result"]
+
+
+def run_flower_study_simulation(data: Sequence[Any], settings: Any, features: Sequence[str],
+                                workdir: str | Path | None = None) -> tuple[Any, list[str]]:
+    """A whole federated study (:func:`radsurv.federated.study.run_federated_study`) in Flower's
+    Simulation Engine: one virtual SuperNode per site, answering from a temporary CSV of its
+    patients (deleted afterwards). ``data``: the sites' :class:`radsurv.workflow.federated.SiteData`.
+
+    Returns the study result and the audit lines (every message each site sent, in site order).
+    """
+    import tempfile
+
+    from flwr.simulation import run_simulation
+
+    from radsurv.federated.study import run_federated_study
+
+    features = list(features)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tables = []
+        for d in data:
+            table = d.features[features].reset_index(drop=True)
+            if d.time is not None:
+                table = table.assign(time=d.time, event=d.event)
+            if d.label is not None:
+                table = table.assign(label=d.label)
+            path = Path(tmp) / f"{d.name}.csv"
+            table.to_csv(path, index=False)
+            tables.append((d.name, str(path)))
+        audit_dir = Path(tmp) / "audit"
+        audit_dir.mkdir()
+        app = ServerApp()
+
+        @app.main()
+        def main(grid: Grid, context: Context) -> None:
+            fed = FlowerFederation(grid, n_sites=len(tables))
+            results["result"] = run_federated_study(lambda noise: fed, settings, features)
+
+        run_simulation(server_app=app, client_app=make_client_app(tables, settings.min_patients, audit_dir),
+                       num_supernodes=len(tables),
+                       backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                       "init_args": {"num_cpus": 1, "include_dashboard": False}})
+        audit = []
+        for name, _ in sorted(tables):
+            file = audit_dir / f"{name}.jsonl"
+            lines = file.read_text().splitlines() if file.exists() else []
+            for i, line in enumerate(lines):
+                rec = json.loads(line)
+                audit.append(json.dumps({**rec, "run": 0, "message": i}, sort_keys=True))
+    if "result" not in results:
+        raise RuntimeError("the Flower simulation ended without a result; see the log above")
+    return results["result"], audit

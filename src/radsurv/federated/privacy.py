@@ -157,6 +157,24 @@ class SiteGuard:
         return arr + eps
 
 
+#: Message keys an audit record keeps with their values (counts, pair counts and labels); every
+#: other field is recorded by its shape only, so the audit holds no aggregate's numbers.
+AUDIT_VALUES = frozenset({"kind", "site", "n", "n_events", "n_positive", "n_pairs", "concordant", "discordant",
+                          "tied_risk"})
+
+
+def audit_record(site: str, sent: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """What the audit log records of one sent message ``sent``: the site, ``extra`` (run, message
+    index), and per field its value (keys in :data:`AUDIT_VALUES`) or ``{"shape": [...]}``."""
+    fields: dict[str, Any] = {}
+    for key, value in sent.items():
+        if key in AUDIT_VALUES:
+            fields[key] = value.item() if isinstance(value, np.generic) else value
+        else:
+            fields[key] = {"shape": list(np.shape(value))}
+    return {"site": site, **extra, "fields": fields}
+
+
 def noise_effect(fit: Callable[[NoiseConfig | None], np.ndarray], noise: NoiseConfig,
                  repeats: int = 10) -> dict[str, float]:
     """Effect of differential-privacy noise on fitted coefficients.

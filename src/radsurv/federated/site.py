@@ -20,7 +20,7 @@ import pandas as pd
 from radsurv.federated.privacy import DEFAULT_MIN_PATIENTS, NoiseConfig, PrivacyError, SiteGuard
 
 #: Request kinds a site answers.
-KINDS = ("moments", "cox", "logistic", "concordance", "auc", "km_grid", "km", "icc_sums", "icc_squares")
+KINDS = ("counts", "moments", "cox", "logistic", "concordance", "auc", "km_grid", "km", "icc_sums", "icc_squares")
 
 
 class Site:
@@ -95,6 +95,22 @@ class Site:
     # --- one answer per request kind ------------------------------------------------------------
     # The site functions are imported per request kind: a Flower ClientApp process answers one
     # message and exits.
+    def _counts(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The site's numbers of patients and events (survival) or positives (binary), each only
+        when it is at least ``min_patients``: the study's admission check and the report's
+        sites table. ``request["endpoint"]``: ``survival`` (default) or ``binary``."""
+        g = self.guard
+        n = len(self.features) if self.features is not None else 0
+        g.require(n, "the number of patients")
+        if request.get("endpoint", "survival") == "binary":
+            label = self._binary_label()
+            g.require(int(label.sum()), "the number of positive patients")
+            g.require(int(len(label) - label.sum()), "the number of negative patients")
+            return g.release({"kind": "counts", "n": n, "n_positive": int(label.sum())}, noised=False)
+        _, event = self._survival()
+        g.require(int(event.sum()), "the number of events")
+        return g.release({"kind": "counts", "n": n, "n_events": int(event.sum())}, noised=False)
+
     def _moments(self, request: Mapping[str, Any]) -> dict[str, Any]:
         from radsurv.federated.standardise import site_moments
 
@@ -184,7 +200,7 @@ class Site:
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Answer one request with aggregates, or raise :class:`PrivacyError` / ``ValueError``."""
         kind = request.get("kind")
-        answer = {"moments": self._moments, "cox": self._cox, "logistic": self._logistic,
+        answer = {"counts": self._counts, "moments": self._moments, "cox": self._cox, "logistic": self._logistic,
                   "concordance": self._concordance, "auc": self._auc, "km_grid": self._km_grid, "km": self._km,
                   "icc_sums": self._icc, "icc_squares": self._icc}.get(str(kind))
         if answer is None:

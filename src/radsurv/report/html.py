@@ -493,6 +493,13 @@ def _km_section(run: _Run) -> list[str]:
         f"<p>Figures: {run.link('km_test')}, {run.link('km_train')}.</p>"]
 
 
+def _federated_section(run: _Run) -> list[str]:
+    """Issue #20's "Federated study" section (:mod:`radsurv.report.federated`); empty without one."""
+    from radsurv.report.federated import federated_section
+
+    return federated_section(run.inputs, run.config, run.rdir)
+
+
 def _checklist_section(run: _Run) -> list[str]:
     from radsurv.report.checklist import rqs_items, rqs_total
 
@@ -564,7 +571,8 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     survival = ((_model_section, _harmonisation_section, _km_section, _checklist_section) if run.survival
                 else (_no_survival_section,))
     body = [p for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                              *survival, _endpoints_section, _software_section) for p in section(run)]
+                              *survival, _endpoints_section, _federated_section,
+                              _software_section) for p in section(run)]
     parts += ["<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS
                                 if f'<h2 id="{a}">' in "".join(body)) + "</nav>"] + body
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

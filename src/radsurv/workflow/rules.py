@@ -189,3 +189,18 @@ def biology_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> di
                              else {k: pipeline[k] for k in ("features", "robust")})
     files["clinical"] = config["cohort"]["clinical_table"]
     return files
+
+
+def federated_inputs(config: Mapping[str, Any]) -> dict[str, str]:
+    """Input files of rule ``federated_study``: each site's feature and clinical table
+    (``features_<i>``, ``clinical_<i>`` in the order of ``federated.sites``)."""
+    files: dict[str, str] = {}
+    for i, site in enumerate((config.get("federated") or {}).get("sites") or []):
+        files[f"features_{i}"] = str(site["features_table"])
+        files[f"clinical_{i}"] = str(site["clinical_table"])
+    return files
+
+
+def federated_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether the run includes the federated study (``federated.enabled``) in ``all`` and the report."""
+    return bool((config.get("federated") or {}).get("enabled", False))
