@@ -1,5 +1,6 @@
 """Multi-centre studies: batch labels, ComBat inside the folds, batch diagnostics and
-volume confound controls (issue #19; library only, not yet wired into the workflow).
+volume confound controls (issue #19; the workflow's ``harmonisation`` config block, rules
+``harmonisation_batches`` / ``harmonisation_diagnostics`` and the survival study use it).
 
 * :mod:`radsurv.harmonisation.batches`: batch labels from a clinical column and/or the
   acquisition facts ingestion records (manufacturer, model, kernel, slice spacing).

@@ -1,6 +1,7 @@
 """Classification endpoints (tumour biology, nodal status, response ...): issue #17.
 
-Library core only, not yet called by the workflow: :mod:`.metrics` (AUC with paired
+The workflow calls it through :mod:`radsurv.workflow.classification` (rule ``fit_classifier``):
+:mod:`.metrics` (AUC with paired
 bootstrap CIs, DeLong, threshold metrics, calibration, decision curve), :mod:`.settings`
 (the study settings), :mod:`.models` (feature steps, the tuned radiomics classifier and
 the volume / clinical / prevalence baselines), :mod:`.design` (leakage-free repeated

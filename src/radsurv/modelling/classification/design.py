@@ -21,7 +21,7 @@ Design (every data-dependent step is learnt from the training patients of each f
   the training prevalence for everyone).
 
 Seeds are derived with :func:`radsurv.modelling.config.derive_seed` so results are reproducible.
-This module is the library core of issue #17; it is not yet called by the workflow.
+The workflow reaches it through :mod:`radsurv.modelling.classification.study` (rule ``fit_classifier``).
 """
 
 
