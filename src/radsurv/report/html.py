@@ -344,8 +344,9 @@ def _read_run(inputs: Mapping[str, Any], config: Mapping[str, Any], rdir: Path) 
 #: The report's sections: anchor and title, in page order.
 SECTIONS = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
             ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
-            ("km", "Risk groups"), ("checklist", "Checklist"), ("endpoints", "Categorical endpoints"),
-            ("radiogenomics", "Radiogenomics"), ("software", "Software and inputs")]
+            ("harmonisation", "Multi-centre"), ("negative-controls", "Negative controls"), ("km", "Risk groups"),
+            ("endpoints", "Categorical endpoints"), ("radiogenomics", "Radiogenomics"), ("federated", "Federated"),
+            ("checklist", "Checklist"), ("software", "Software and inputs")]
 
 
 def _cohort_section(run: _Run) -> list[str]:
@@ -568,11 +569,12 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     run = _read_run(inputs, config, out.parent)
     title = config.get("cohort", {}).get("name") or "radsurv study"
     parts = [f"<h1>radsurv report: {_esc(title)}</h1>"]
-    survival = ((_model_section, _harmonisation_section, _km_section, _checklist_section) if run.survival
-                else (_no_survival_section,))
+    # the RQS checklist scores the survival study; it closes the results, after every endpoint's sections
+    survival = (_model_section, _harmonisation_section, _km_section) if run.survival else (_no_survival_section,)
+    checklist = (_checklist_section,) if run.survival else ()
     body = [p for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                              *survival, _endpoints_section, _federated_section,
-                              _software_section) for p in section(run)]
+                              *survival, _endpoints_section, _federated_section, *checklist, _software_section)
+            for p in section(run)]
     parts += ["<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS
                                 if f'<h2 id="{a}">' in "".join(body)) + "</nav>"] + body
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
