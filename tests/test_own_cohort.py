@@ -145,7 +145,7 @@ def test_no_key_of_the_demo_config_reaches_a_user_config(tmp_path):
     assert resolved["seed"] == user["seed"] and resolved["cohort"]["name"] == user["cohort"]["name"]
     assert leaked == [], f"demo settings in the user's run: {leaked}"
     # without --configfile the demo's config is still the default
-    assert resolved_config(study, None)["demo"] == demo["demo"]
+    assert resolved_config(study, None)["demo"] == {**defaults, **demo["demo"]}
 
 
 @pytest.mark.e2e
