@@ -117,12 +117,22 @@ def test_missing_and_unknown_labels_become_qc_rows_never_coerced(tmp_path):
     assert not pred["patient_id"].isin(["P000", "P001"]).any() and pred["patient_id"].nunique() == 58
 
 
-def test_too_few_patients_in_a_class_is_a_clear_error_for_that_endpoint(tmp_path):
+def test_too_few_patients_in_a_class_leaves_that_endpoint_out_with_a_qc_row(tmp_path):
+    """Bad input never kills the run: the endpoint is not studied, its QC row says why, its tables
+    are empty, metrics.json names the reason and the report section says so."""
+    from radsurv.report.classification import endpoint_blocks
+
     _, cp, clin = _cohort(tmp_path)
     clin.loc[clin.index[3:], "hpv"] = "negative"  # 2 positives left
     clin.to_csv(cp, index=False)
-    with pytest.raises(ValueError, match=r"endpoint hpv .*fewer than 5 patients"):
-        _run(tmp_path, MODELLING, {"endpoint": "binary", "column": "hpv", "positive_class": "positive"})
+    files = _run(tmp_path, MODELLING, {"endpoint": "binary", "column": "hpv", "positive_class": "positive"})
+    qc = pd.read_csv(files["qc"], sep="\t", dtype=str, keep_default_na=False)
+    row = qc[qc["status"] == "excluded"]
+    assert len(row) == 1 and re.search(r"endpoint hpv .*not studied.*fewer than 5 patients", row.iloc[0]["reason"])
+    assert pd.read_csv(files["predictions"], sep="\t").empty
+    assert "fewer than 5 patients" in json.loads(Path(files["metrics"]).read_text())["not_studied"]
+    blocks = endpoint_blocks("hpv", {k: str(v) for k, v in files.items()})
+    assert any(b[0] == "p" and "not studied" in b[2] for b in blocks)
 
 
 def test_endpoint_and_clinical_columns_never_become_features(tmp_path):

@@ -387,6 +387,10 @@ def _qc_rows(path: Any) -> pd.DataFrame:
 def endpoint_blocks(name: str, files: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """The report blocks of one categorical endpoint (see the module docstring)."""
     metrics = json.loads(Path(files["metrics"]).read_text())
+    if metrics.get("not_studied"):
+        return [("h3", f"Endpoint {name}: {metrics.get('endpoint', '')} ({metrics.get('column', name)})"),
+                ("p", "note", str(metrics["not_studied"])),
+                ("links", [files[k] for k in ("metrics", "qc") if files.get(k)])]
     perf = _read_or_empty(files["performance"])
     kind = metrics.get("endpoint", "binary")
     pos = f", positive class {metrics['positive_class']!r}" if kind == "binary" and metrics.get("positive_class") \

@@ -55,9 +55,9 @@ def fit_classifier(*, features: str | Path, clinical: str | Path | list[str], mo
     ``modelling.classification``. ``files``: the outputs (keys of :data:`CLASSIFIER_OUTPUTS`)
     and the external cohorts' tables (named so that Snakemake tracks them).
 
-    Raises:
-        ValueError: the endpoint cannot be studied (message names it): fewer than two
-        classes, a class with too few patients, no candidate feature.
+    An endpoint that cannot be studied (fewer than two classes, a class too small for the folds,
+    no candidate feature) is not an error of the run: it becomes an ``excluded`` QC row naming the
+    endpoint and the reason, with empty result tables and ``metrics.json`` saying why.
     """
     import joblib
 
@@ -78,8 +78,12 @@ def fit_classifier(*, features: str | Path, clinical: str | Path | list[str], mo
         st = run_endpoint(X, clin, spec, settings, name=endpoint, design=sc.design, split=split,
                           volume_feature=vol, volume_note=vol_note, clinical_specs=sc.covariate_specs(),
                           external=external)
-    except ValueError as err:
-        raise ValueError(f"endpoint {endpoint} (column {spec['column']!r}): {err}") from err
+    except ValueError as err:  # this endpoint cannot be studied: a QC row, the rest of the run goes on
+        reason = f"endpoint {endpoint} (column {spec['column']!r}) not studied: {err}"
+        log.error("%s", reason)
+        qc.append(qc_row("", "", STAGE, "excluded", reason))
+        _write_not_studied(out, endpoint, spec, sc.design, reason, qc)
+        return
     qc += st.qc
     st.predictions.to_csv(out["predictions"], sep="\t", index=False)
     st.result.metrics.to_csv(out["performance"], sep="\t", index=False)
@@ -92,6 +96,24 @@ def fit_classifier(*, features: str | Path, clinical: str | Path | list[str], mo
     key = "auc" if "auc" in perf.columns else "macro_auc" if "macro_auc" in perf.columns else None
     if key:
         log.info("endpoint %s: held-out %s %s", endpoint, key, perf[key].round(3).to_dict())
+
+
+def _write_not_studied(out: Mapping[str, Path], endpoint: str, spec: Mapping[str, Any], design: str, reason: str,
+                       qc: list[dict[str, str]]) -> None:
+    """The outputs of an endpoint that could not be studied: the contract's files with no rows, and
+    ``metrics.json`` naming the reason (the report and figures say so)."""
+    import joblib
+    import pandas as pd
+
+    pd.DataFrame(columns=["patient_id", "repeat", "fold", "model", "label", "threshold", "set"]).to_csv(
+        out["predictions"], sep="\t", index=False)
+    pd.DataFrame(columns=["model"]).to_csv(out["performance"], sep="\t", index=False)
+    pd.DataFrame(columns=["repeat", "fold", "model", "chosen"]).to_csv(out["choices"], sep="\t", index=False)
+    metrics = {"endpoint": spec["endpoint"], "column": spec["column"], "name": endpoint, "design": design,
+               "classes": [], "models": [], "not_studied": reason}
+    out["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    joblib.dump({"models": {}, "endpoint": dict(spec), "not_studied": reason}, out["final_models"])
+    write_qc(qc, out["qc"])
 
 
 def study_config(modelling: Mapping[str, Any], seed: int) -> StudyConfig:
