@@ -181,11 +181,15 @@ def test_init_demo_cohort(demo, tmp_path, capsys):
     assert co["roi_policy"] == "first"
     assert co["columns"]["id"] == "patient_id"
     assert (co["columns"]["time"], co["columns"]["event"], co["time_unit"]) == ("os_months", "os_event", "months")
-    assert co["columns"]["covariates"] == ["age", "stage"]
+    # every other column is proposed as a covariate, the demo's planted biology label (#17) too:
+    # init cannot tell a covariate from an endpoint, the user removes what is not one
+    assert co["columns"]["covariates"] == ["age", "stage", "hpv_status"]
     seen = set(pd.read_csv(demo["clinical_csv"])["stage"])
     order = [s for s in ["I", "II", "IIIA", "IIIB"] if s in seen]
-    assert cfg["modelling"]["clinical_covariates"] == {
+    covs = cfg["modelling"]["clinical_covariates"]
+    assert {k: covs[k] for k in ("age", "stage")} == {
         "age": {"type": "numeric"}, "stage": {"type": "ordinal", "levels": order}}
+    assert covs["hpv_status"]["type"] in ("categorical", "binary", "nominal")
     assert cfg["site"] == "lung_ct"
     assert cfg["robustness"]["method"] == "test-retest"  # 5 retest patients >= min_pairs 5
     assert "GTV-1 (10)" in printed and "Lung-Left (10)" in printed
