@@ -7,7 +7,7 @@ config (:func:`radsurv.config.preflight`) without loading the modelling stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -42,6 +42,31 @@ def derive_seed(seed: int, *keys: int) -> int:
     if any(v < 0 for v in vals):
         raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
     return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
+
+
+def validation_rows(column: Any, split_by: str, validation_values: Sequence[str],
+                    split_date: str | None) -> tuple[np.ndarray, str]:
+    """Which patients of the ``split`` design are validation patients, from the ``split_by``
+    column (a pandas Series over the patients): on or after ``split_date`` when given, else a
+    value among ``validation_values`` (as text, stripped); and how the split was made, in words.
+
+    Raises:
+        ValueError: ``split_date`` with values that are not dates, or an empty cohort.
+    """
+    import pandas as pd
+
+    if split_date:
+        d = pd.to_datetime(column, errors="coerce")
+        if d.isna().any():
+            raise ValueError(f"split_by column {split_by!r} has {int(d.isna().sum())} value(s) that are not dates")
+        is_val = (d >= pd.Timestamp(split_date)).to_numpy()
+        how = f"{split_by} on/after {split_date}"
+    else:
+        is_val = column.astype(str).str.strip().isin(validation_values).to_numpy()
+        how = f"{split_by} in {list(validation_values)}"
+    if is_val.all() or not is_val.any():
+        raise ValueError(f"the split ({how}) leaves an empty development or validation cohort")
+    return is_val, how
 
 
 def _as_list(v: Any) -> list[Any]:

@@ -28,6 +28,7 @@ from radsurv.modelling.config import (
     SEED_SPLIT,
     StudyConfig,
     derive_seed,
+    validation_rows,
 )
 from radsurv.modelling.data import StudyData
 from radsurv.modelling.learners import build_pipeline, param_grid, selected_features, tuned_fit
@@ -104,18 +105,7 @@ def dev_val_split(cfg: StudyConfig, data: StudyData) -> tuple[np.ndarray, np.nda
                                   shuffle=True, stratify=data.y["event"].astype(int))
         how = f"random {1 - cfg.test_fraction:.0%}/{cfg.test_fraction:.0%} (stratified by event)"
         return np.sort(tr), np.sort(te), how
-    col = data.clinical[cfg.split_by]
-    if cfg.split_date:
-        d = pd.to_datetime(col, errors="coerce")
-        if d.isna().any():
-            raise ValueError(f"split_by column {cfg.split_by!r} has {int(d.isna().sum())} value(s) that are not dates")
-        val = (d >= pd.Timestamp(cfg.split_date)).to_numpy()
-        how = f"{cfg.split_by} on/after {cfg.split_date}"
-    else:
-        val = col.astype(str).str.strip().isin(cfg.validation_values).to_numpy()
-        how = f"{cfg.split_by} in {list(cfg.validation_values)}"
-    if val.all() or not val.any():
-        raise ValueError(f"the split ({how}) leaves an empty development or validation cohort")
+    val, how = validation_rows(data.clinical[cfg.split_by], cfg.split_by, cfg.validation_values, cfg.split_date)
     return np.where(~val)[0], np.where(val)[0], how
 
 

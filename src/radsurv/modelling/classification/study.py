@@ -35,7 +35,7 @@ from radsurv.modelling.classification.design import (
 from radsurv.modelling.classification.endpoints import label_text
 from radsurv.modelling.classification.models import RadiomicsClassifier
 from radsurv.modelling.classification.settings import ClassificationSettings
-from radsurv.modelling.config import SEED_FINAL_FIT, SEED_SPLIT, derive_seed
+from radsurv.modelling.config import SEED_FINAL_FIT, SEED_SPLIT, derive_seed, validation_rows
 from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)
@@ -105,19 +105,8 @@ def split_patients(ids: Sequence[str], y: np.ndarray, clinical: pd.DataFrame, sp
                 f"random {1 - split.test_fraction:.0%}/{split.test_fraction:.0%} (stratified by class)")
     if split.split_by not in clinical.columns:
         raise ValueError(f"modelling.split_by: column {split.split_by!r} is not in the clinical table")
-    col = clinical.loc[ids, split.split_by]
-    if split.split_date:
-        d = pd.to_datetime(col, errors="coerce")
-        if d.isna().any():
-            raise ValueError(f"split_by column {split.split_by!r} has {int(d.isna().sum())} value(s) that are "
-                             "not dates")
-        is_val = (d >= pd.Timestamp(split.split_date)).to_numpy()
-        how = f"{split.split_by} on/after {split.split_date}"
-    else:
-        is_val = col.astype(str).str.strip().isin(split.validation_values).to_numpy()
-        how = f"{split.split_by} in {list(split.validation_values)}"
-    if is_val.all() or not is_val.any():
-        raise ValueError(f"the split ({how}) leaves an empty development or validation cohort")
+    is_val, how = validation_rows(clinical.loc[ids, split.split_by], split.split_by, split.validation_values,
+                                  split.split_date)
     return ([p for p, v in zip(ids, is_val, strict=True) if not v],
             [p for p, v in zip(ids, is_val, strict=True) if v], how)
 
