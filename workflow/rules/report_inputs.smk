@@ -24,7 +24,7 @@ def qc_parts(wildcards):
         rules.assemble_features.output.qc,
         rules.standardise_clinical.output.qc,
     ]
-    if wf.survival_study(config):
+    if SURVIVAL:
         parts.append(rules.fit_models.output.qc)
     parts += expand(rules.fit_classifier.output.qc, endpoint=list(ENDPOINTS))
     if wf.biology_columns(config):
@@ -36,7 +36,7 @@ def qc_parts(wildcards):
 
 def survival_figure_inputs(wildcards):
     """The survival tables rule report_figures draws; none without a survival endpoint."""
-    if not wf.survival_study(config):
+    if not SURVIVAL:
         return {}
     return {
         "performance": rules.fit_models.output.performance,
@@ -47,7 +47,7 @@ def survival_figure_inputs(wildcards):
 
 def survival_report_inputs(wildcards):
     """The survival model's files the report shows; none without a survival endpoint."""
-    if not wf.survival_study(config):
+    if not SURVIVAL:
         return {}
     return {
         "predictions": rules.fit_models.output.predictions,
