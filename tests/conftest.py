@@ -68,3 +68,21 @@ def tiny_run(tmp_path_factory) -> Path:
     (workdir / "console.txt").write_text(res.stdout + res.stderr)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return workdir / "results"
+
+
+#: write_report's survival inputs, as the tiny run's files (relative to its results/).
+TINY_REPORT_FILES = {
+    "qc": "qc/qc.tsv", "scans": "ingest/scans.tsv", "clinical": "clinical/clinical.tsv",
+    "features": "features/features.tsv", "icc": "robustness/icc.tsv", "robustness": "robustness/summary.json",
+    "icc_plot": "robustness/icc_by_class.png", "predictions": "model/predictions.tsv",
+    "metrics": "model/metrics.json", "coefficients": "model/coefficients.tsv",
+    "selection": "model/selection.tsv", "km_test": "model/km_test.png", "km_train": "model/km_train.png",
+    "performance": "model/performance.tsv", "calibration": "model/calibration.tsv"}
+
+
+@pytest.fixture
+def tiny_report_inputs(tiny_run: Path) -> tuple[dict[str, str], dict]:
+    """``(inputs, config)`` to call ``radsurv.report.html.write_report`` on the tiny run's files (fresh
+    copies per test, so a test may add inputs or change the config)."""
+    config = yaml.safe_load((tiny_run.parent / "config" / "config.yaml").read_text())
+    return {k: str(tiny_run / v) for k, v in TINY_REPORT_FILES.items()}, config

@@ -44,7 +44,7 @@ def test_no_reduction_and_no_validation_are_penalised():
 def test_report_pivots_robust_counts():
     import pandas as pd
 
-    from radsurv.report.html import robust_counts_pivot
+    from radsurv.report.summaries import robust_counts_pivot
 
     by = pd.DataFrame({"image_type": ["original", "original", "wavelet-HHH"],
                        "feature_class": ["shape", "glcm", "glcm"], "robust": [11, 0, 4], "total": [17, 24, 24]})

@@ -116,6 +116,8 @@ def test_nested_cv_finds_signal_beats_volume_and_is_deterministic():
     assert m.loc["radiomics", "auc_fold_mean"] == pytest.approx(np.mean(per_fold))
     assert m.loc["radiomics", "auc_fold_sd"] == pytest.approx(np.std(per_fold, ddof=1))
     assert m.loc["prevalence", "auc_fold_mean"] == pytest.approx(0.5)
+    # the no-information model has no ranking to recalibrate: slope undefined, intercept kept
+    assert np.isnan(m.loc["prevalence", "cal_slope"]) and np.isfinite(m.loc["prevalence", "cal_intercept"])
 
 
 def test_permuted_labels_give_chance_auc():

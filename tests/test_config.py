@@ -212,3 +212,23 @@ def test_features_only_needs_no_clinical_table_and_no_modelling_block():
     assert problems(ibsi, load_schema(SCHEMA)) == []
     assert "To compute features only, run: snakemake features" in needs_outcome(ibsi)
     assert needs_outcome(yaml.safe_load((REPO / "config" / "config.yaml").read_text())) is None
+
+
+def test_modelling_settings_defaults_equal_the_schema():
+    """StudyConfig (the modelling block read by the library) repeats no default differently from the schema."""
+    from dataclasses import MISSING, fields
+
+    from radsurv.modelling.config import StudyConfig
+    from radsurv.schema import default
+
+    compared = 0
+    for f in fields(StudyConfig):
+        try:
+            expected = default("modelling", f.name)
+        except KeyError:  # no schema default (e.g. label, seed): nothing to compare
+            continue
+        ours = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        ours = list(ours) if isinstance(ours, tuple) else ours
+        assert ours == expected, f"modelling.{f.name}: StudyConfig {ours!r} != schema {expected!r}"
+        compared += 1
+    assert compared >= 30

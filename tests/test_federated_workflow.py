@@ -337,19 +337,13 @@ def test_all_includes_the_federated_study_and_its_report_section_only_when_enabl
 
 
 @pytest.mark.e2e
-def test_the_html_report_holds_the_federated_section_when_enabled(tiny_run, survival_run, tmp_path):
+def test_the_html_report_holds_the_federated_section_when_enabled(tiny_report_inputs, survival_run, tmp_path):
     """The whole report (radsurv.report.html.write_report) of the tiny demo run with the federated
     study's files as write_report gets them when federated.enabled: the section is there, between
     the risk groups and the checklist; without them it is not."""
     from radsurv.report.html import write_report
 
-    config = yaml.safe_load((tiny_run.parent / "config" / "config.yaml").read_text())
-    inputs = {k: str(tiny_run / v) for k, v in {
-        "qc": "qc/qc.tsv", "scans": "ingest/scans.tsv", "clinical": "clinical/clinical.tsv",
-        "features": "features/features.tsv", "icc": "robustness/icc.tsv", "robustness": "robustness/summary.json",
-        "icc_plot": "robustness/icc_by_class.png", "predictions": "model/predictions.tsv",
-        "metrics": "model/metrics.json", "coefficients": "model/coefficients.tsv",
-        "selection": "model/selection.tsv", "km_test": "model/km_test.png", "km_train": "model/km_train.png"}.items()}
+    inputs, config = tiny_report_inputs
     write_report(inputs, config, tmp_path / "plain.html")
     assert 'id="federated"' not in (tmp_path / "plain.html").read_text()
     files = federated_files(survival_run / "results" / "federated")

@@ -34,7 +34,7 @@ def _summary(pairs: int, assessed: bool = True, method: str = "test-retest") -> 
 
 def test_rqs_item_4_counts_the_pairs_the_analysis_used() -> None:
     from radsurv.report.checklist import PIPELINE, rqs_items
-    from radsurv.report.html import study_facts
+    from radsurv.report.summaries import study_facts
 
     facts = study_facts(_summary(20), {"by_model": {"radiomics": {}}}, pd.DataFrame())
     row = {r["rqs"]: r for r in rqs_items(facts)}[4]
@@ -129,7 +129,7 @@ METRICS = {"design": "cv", "design_description": "3 x repeated stratified 5-fold
 
 
 def test_headline_says_which_repeat_and_whether_radiomics_beats_volume() -> None:
-    from radsurv.report.html import cv_repeats, headline, versus_volume
+    from radsurv.report.summaries import cv_repeats, headline, versus_volume
 
     assert cv_repeats(METRICS) == 3 and cv_repeats(METRICS, {"modelling": {"cv_repeats": 5}}) == 5
     assert cv_repeats({**METRICS, "design": "split"}) == 1
@@ -147,7 +147,7 @@ def test_headline_says_which_repeat_and_whether_radiomics_beats_volume() -> None
 
 
 def test_volume_surrogate_in_final_model_is_named() -> None:
-    from radsurv.report.html import volume_surrogates_in_model
+    from radsurv.report.summaries import volume_surrogates_in_model
 
     coefs = pd.DataFrame({"model": ["radiomics", "radiomics", "clinical"],
                           "feature": ["original_glrlm_RunLengthNonUniformity", "original_glcm_Idm", "age"]})
@@ -161,7 +161,7 @@ def test_volume_surrogate_in_final_model_is_named() -> None:
 
 
 @pytest.mark.e2e
-def test_rendered_report_of_the_tiny_run(tiny_run: Path, tmp_path: Path) -> None:
+def test_rendered_report_of_the_tiny_run(tiny_run: Path, tiny_report_inputs, tmp_path: Path) -> None:
     """The real report: RQS 4 counts the pairs used, repeat and volume notes, surrogate note."""
     from radsurv.report.html import write_report
 
@@ -179,17 +179,11 @@ def test_rendered_report_of_the_tiny_run(tiny_run: Path, tmp_path: Path) -> None
     volcorr = pd.read_csv(tiny_run / "features" / "volume_correlation.tsv", sep="\t")
     volcorr.loc[volcorr.feature == feature, ["spearman_rho", "volume_surrogate"]] = [0.96, True]
     volcorr.to_csv(tmp_path / "volume_correlation.tsv", sep="\t", index=False)
-    import yaml
-    config = yaml.safe_load((tiny_run.parent / "config" / "config.yaml").read_text())
-    inputs = {k: str(tiny_run / v) for k, v in {
-        "qc": "qc/qc.tsv", "scans": "ingest/scans.tsv", "clinical": "clinical/clinical.tsv",
-        "features": "features/features.tsv", "icc": "robustness/icc.tsv", "robustness": "robustness/summary.json",
-        "icc_plot": "robustness/icc_by_class.png", "predictions": "model/predictions.tsv",
-        "metrics": "model/metrics.json", "coefficients": "model/coefficients.tsv",
-        "selection": "model/selection.tsv", "km_test": "model/km_test.png", "km_train": "model/km_train.png",
-        "performance": "model/performance.tsv", "calibration": "model/calibration.tsv"}.items()}
+    inputs, config = tiny_report_inputs
     inputs["volume_correlation"] = str(tmp_path / "volume_correlation.tsv")
+    config.setdefault("modelling", {})["volume_surrogate_rho"] = 0.95  # the report states the configured cut
     write_report(inputs, config, tmp_path / "report.html")
     out = (tmp_path / "report.html").read_text()
     model_section = out[out.index('id="model"'):out.index('id="km"')]
     assert f"{feature} (Spearman rho +0.96)" in model_section and "volume surrogate" in model_section
+    assert "tumour volume &ge; 0.95 across patients" in model_section

@@ -298,7 +298,7 @@ def test_no_fake_phi_reaches_any_output_or_log(tiny_run):
 
 
 def test_report_headline_states_held_out_results():
-    from radsurv.report.html import headline
+    from radsurv.report.summaries import headline
 
     text = headline({"c_index_test": 0.7812, "c_index_test_ci_low": 0.61, "c_index_test_ci_high": 0.9,
                      "n_test": 16, "events_test": 10, "c_index_volume_test": 0.66, "logrank_p_test": 0.012,

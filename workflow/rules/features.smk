@@ -74,6 +74,6 @@ rule volume_correlation:
         runtime=10,
     params:
         volume_feature=config["modelling"]["volume_feature"],
-        threshold=0.9,
+        threshold=config["modelling"]["volume_surrogate_rho"],
     script:
         "../scripts/volume_correlation.py"

@@ -330,6 +330,8 @@ def summarise(res: ClassificationResult, n_boot: int = 1000, seed: int = 0, refe
                 row["cal_intercept"], row["cal_slope"] = cm.calibration_intercept_slope(lab, mean_p)
             else:
                 row["cal_intercept"], row["cal_slope"] = float("nan"), float("nan")
+            if m == "prevalence":  # no ranking to recalibrate: its fold-to-fold prevalence wobble
+                row["cal_slope"] = float("nan")  # would give a large, meaningless (negative) slope
             if reference in mats and m != reference:
                 row[f"delong_p_vs_{reference}"] = cm.delong_test(lab, mean_p, mats[reference].mean(axis=0)).p_value
             extra.append(row)
