@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radsurv.robustness.controls import body_mask, control_image_files, moved_roi, shuffled_roi
+from radsurv.robustness.controls import (
+    CONTROLS,
+    body_mask,
+    control_image_files,
+    intensity_control,
+    moved_roi,
+    shuffled_roi,
+)
 
 
 def phantom() -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +64,7 @@ def test_control_image_files(tmp_path):
     sm.CopyInformation(si)
     sitk.WriteImage(si, str(tmp_path / "image.nrrd"))
     sitk.WriteImage(sm, str(tmp_path / "mask.nrrd"))
-    for control in ("shuffled", "moved_roi"):
+    for control in CONTROLS:
         control_image_files(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", control, 1,
                             tmp_path / control / "image.nrrd", tmp_path / control / "mask.nrrd")
         oi = sitk.ReadImage(str(tmp_path / control / "image.nrrd"))
@@ -88,6 +95,69 @@ def test_negative_controls_config_and_report_section(tmp_path):
                             "volume": {"harrell_c": {"estimate": 0.61, "ci_low": 0.54, "ci_high": 0.67}}}}
     html = "".join(multicentre_sections({"control_metrics_shuffled": str(tmp_path / "m.json")}, metrics))
     assert "Negative controls" in html and "Multi-centre harmonisation" not in html
-    for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "shuffled ROIs"):
+    for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "permuted inside the ROI"):
         assert text in html, text
     assert multicentre_sections({}, metrics) == []
+
+
+@pytest.mark.parametrize("control", ["randomized", "sampled", "shuffled_image", "randomized_image",
+                                     "sampled_image"])
+def test_intensity_controls_keep_shape_change_values_as_defined_and_are_deterministic(control):
+    img, roi = phantom()
+    img = np.round(img)  # HU: whole numbers
+    out = intensity_control(img, roi, control, seed=7)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert np.array_equal(out, intensity_control(img, roi, control, seed=7))
+    assert not np.array_equal(out, intensity_control(img, roi, control, seed=8))
+    assert not np.array_equal(out[roi], img[roi])
+    region = roi if not control.endswith("_image") else np.ones_like(roi)
+    src = img[region]
+    if not control.endswith("_image"):
+        assert np.array_equal(out[~roi], img[~roi])  # outside the ROI untouched
+    new = out[region]
+    if control.startswith("randomized"):
+        # uniform whole numbers in the region's [min, max]: the range kept, the distribution not
+        assert new.min() >= src.min() and new.max() <= src.max()
+        assert np.array_equal(new, np.round(new))
+        span = src.max() - src.min()
+        assert abs(new.mean() - (src.min() + span / 2)) < 0.1 * span  # centred on the range's middle
+    elif control.startswith("sampled"):
+        # drawn with replacement from the region's own values: no new value, some repeated
+        assert np.isin(new, src).all()
+        assert len(np.unique(new)) < len(np.unique(src)) or not np.array_equal(np.sort(new), np.sort(src))
+    else:
+        assert np.array_equal(np.sort(new), np.sort(src))  # a permutation of the whole image
+
+
+def test_randomized_destroys_the_roi_first_order_statistics_that_shuffling_keeps():
+    """The demo plants its biology in the tumour's intensity SD: shuffling keeps it, randomizing
+    inside the ROI's range replaces it by that of a uniform distribution (the same for every tumour
+    of the same range)."""
+    img, roi = phantom()
+    shuf = intensity_control(img, roi, "shuffled", 1)[roi]
+    rand = intensity_control(img, roi, "randomized", 1)[roi]
+    assert np.isclose(shuf.std(), img[roi].std())
+    span = img[roi].max() - img[roi].min()
+    assert abs(rand.std() - span / np.sqrt(12)) < 0.15 * span / np.sqrt(12)
+
+
+def test_randomized_float_images_get_continuous_values():
+    img, roi = phantom()
+    img = img + 0.25  # not whole numbers (e.g. PET SUV)
+    out = intensity_control(img, roi, "randomized", 2)[roi]
+    assert not np.array_equal(out, np.round(out)) and out.min() >= img[roi].min() and out.max() <= img[roi].max()
+    with pytest.raises(ValueError, match="unknown intensity control"):
+        intensity_control(img, roi, "moved_roi", 0)
+
+
+def test_schema_offers_every_control_and_the_rules_match_them():
+    import re
+
+    from radsurv.schema import CONFIG_SCHEMA, load_schema
+    from radsurv.workflow import rules as wf
+
+    enum = load_schema(CONFIG_SCHEMA)["properties"]["harmonisation"]["properties"]["negative_controls"]["items"]["enum"]
+    assert sorted(enum) == sorted(CONTROLS)
+    for c in CONTROLS:
+        assert re.fullmatch(wf.NEGATIVE_CONTROLS_PATTERN, c)
+    assert not re.fullmatch(wf.NEGATIVE_CONTROLS_PATTERN, "shuffled/x")

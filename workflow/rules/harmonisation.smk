@@ -74,6 +74,7 @@ rule harmonisation_diagnostics:
 rule control_scan_features:
     input:
         converted=rules.extract_scan_features.output.converted,
+        manifest=rules.extract_scan_features.input.manifest,
     output:
         control_converted=temp(
             directory("results/controls/{control}/scans/{scan}/converted")
@@ -87,7 +88,7 @@ rule control_scan_features:
     benchmark:
         "results/benchmarks/control_scan_features/{control}_{scan}.tsv"
     wildcard_constraints:
-        control="shuffled",
+        control=wf.NEGATIVE_CONTROLS_PATTERN,
     conda:
         "../envs/features.yaml"
     threads: 1
@@ -96,6 +97,8 @@ rule control_scan_features:
         runtime=60,
     params:
         seed=config["seed"],
+        roi_pattern=config["cohort"].get("roi_pattern", ""),
+        roi_policy=config["cohort"]["roi_policy"],
         preprocessing=config["preprocessing"],
         extraction=config["extraction"],
     script:
@@ -115,7 +118,7 @@ rule control_study:
     benchmark:
         "results/benchmarks/control_study_{control}.tsv"
     wildcard_constraints:
-        control="shuffled",
+        control=wf.NEGATIVE_CONTROLS_PATTERN,
     conda:
         "../envs/modelling.yaml"
     threads: 2

@@ -198,11 +198,17 @@ def _set_stage(path: str | Path, stage: str) -> None:
 
 def control_scan(converted_dir: str | Path, control: str, seed: int, control_dir: str | Path,
                  preprocessed_dir: str | Path, out_json: str | Path, preprocessing_cfg: Mapping[str, Any],
-                 extraction_cfg: Mapping[str, Any]) -> None:
+                 extraction_cfg: Mapping[str, Any], manifest: str | Path | None = None, roi_pattern: str = "",
+                 roi_policy: str = "first") -> None:
     """A negative control of one converted scan (:mod:`radsurv.robustness.controls`), then the
     same preprocessing and extraction as the real scan: ``control_dir`` (the control's
     converted folder), ``preprocessed_dir`` and the feature JSON ``out_json``. A scan whose
-    conversion failed, or whose control cannot be built, is recorded (stage ``control``), not raised."""
+    conversion failed, or whose control cannot be built, is recorded (stage ``control``), not raised.
+
+    ``moved_roi`` needs room away from the tumour, which the converted CT or PET (stored as the
+    ROI's neighbourhood only: :func:`radsurv.features.preprocess.conversion_margin_mm`) lacks, and a
+    body mask that encloses the lungs, which a crop cuts open: it converts the whole scan again from
+    ``manifest`` (same ROI pattern and policy) into ``control_dir`` and moves the ROI there."""
     import shutil
 
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
@@ -210,13 +216,18 @@ def control_scan(converted_dir: str | Path, control: str, seed: int, control_dir
 
     src, out = Path(converted_dir), Path(control_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if control == "moved_roi" and read_status(src / "status.json")["ok"]:
+        if manifest is None:
+            raise ValueError("the moved_roi control needs the scan's manifest (the whole scan)")
+        conversion(manifest, out, roi_pattern, roi_policy)  # the whole scan: no preprocessing -> no crop
+        src = out
     status = read_status(src / "status.json")
     meta = {k: status[k] for k in ("scan_id", "patient_id", "session")}
     if status["ok"]:
         ok, reason, info = guard_case(f"control:{control}", meta["scan_id"], lambda: control_image_files(
             src / CONVERTED_IMAGE_FILE, src / CONVERTED_MASK_FILE, control, seed, out / CONVERTED_IMAGE_FILE,
             out / CONVERTED_MASK_FILE) or {})
-        if ok and (src / "provenance.json").is_file():
+        if ok and src != out and (src / "provenance.json").is_file():
             shutil.copy(src / "provenance.json", out / "provenance.json")
         write_status(out / "status.json", ok, f"control:{control}" if ok else info["stage"], reason, **meta)
     else:

@@ -112,11 +112,12 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
     rows = [("radiomics model (real images)", *ci(by_model.get("radiomics", {}).get("harrell_c")))]
     if "volume" in by_model:
         rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c"))))
-    what = {"shuffled": "radiomics model on shuffled ROIs (intensities permuted inside the ROI, shape kept)"}
+    from radsurv.robustness.controls import CONTROLS
+
     for k in keys:
         m = json.loads(Path(inputs[k]).read_text())
         name = k.removeprefix("control_metrics_")
-        rows.append((what.get(name, name), _f(m.get("c_index_test")),
+        rows.append((f"control {name}: {CONTROLS.get(name, name)}", _f(m.get("c_index_test")),
                      f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}"))
     return ['<h2 id="negative-controls">Negative controls</h2>',
             "<p>The same study (same candidate features, design, seeds and harmonisation) re-run on features "

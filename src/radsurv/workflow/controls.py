@@ -33,14 +33,17 @@ def control_seed(seed: int, control: str, scan: str) -> int:
     return derive_seed(seed, SEED_CONTROL, zlib.crc32(control.encode()), zlib.crc32(scan.encode()))
 
 
-def control_scan_features(*, converted: str | Path, control_converted: str | Path,
+def control_scan_features(*, converted: str | Path, manifest: str | Path, control_converted: str | Path,
                           control_preprocessed: str | Path, features: str | Path, control: str, scan: str,
-                          seed: int, preprocessing: Mapping[str, Any], extraction: Mapping[str, Any]) -> None:
-    """One scan's negative-control image and its feature JSON."""
+                          seed: int, preprocessing: Mapping[str, Any], extraction: Mapping[str, Any],
+                          roi_pattern: str, roi_policy: str) -> None:
+    """One scan's negative-control image and its feature JSON (``moved_roi``: on the whole scan,
+    converted again from ``manifest``)."""
     from radsurv.features.scan import control_scan
 
     control_scan(converted, control, control_seed(seed, control, scan), control_converted, control_preprocessed,
-                 features, dict(preprocessing), dict(extraction))
+                 features, dict(preprocessing), dict(extraction), manifest=manifest, roi_pattern=roi_pattern,
+                 roi_policy=roi_policy)
 
 
 def control_study(*, scans: Sequence[str | Path], robust: str | Path, clinical: str | Path,

@@ -107,6 +107,16 @@ def harmonisation_model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
     return dict(HARMONISATION_FILES) if harmonisation_enabled(config) else {}
 
 
+def _negative_controls_pattern() -> str:
+    from radsurv.robustness.controls import CONTROLS
+
+    return "|".join(sorted(CONTROLS, key=len, reverse=True))
+
+
+#: The ``{control}`` wildcard of the negative-control rules: one of the controls offered.
+NEGATIVE_CONTROLS_PATTERN = _negative_controls_pattern()
+
+
 def negative_controls(config: Mapping[str, Any]) -> list[str]:
     """The negative controls the run re-studies (``harmonisation.negative_controls``), on the
     pipeline's own scans only (a user's feature table has no images)."""
