@@ -161,3 +161,49 @@ def test_schema_offers_every_control_and_the_rules_match_them():
     for c in CONTROLS:
         assert re.fullmatch(wf.NEGATIVE_CONTROLS_PATTERN, c)
     assert not re.fullmatch(wf.NEGATIVE_CONTROLS_PATTERN, "shuffled/x")
+
+
+def test_control_scan_moved_roi_uses_the_whole_scan_and_intensity_controls_the_converted_one(tmp_path):
+    """The converted CT is the ROI's neighbourhood; moved_roi converts the whole scan again from
+    the manifest and moves the ROI into its body; randomized works on the converted scan. Both
+    give a feature record with the real ROI's volume."""
+    import json
+
+    import pandas as pd
+    import SimpleITK as sitk
+
+    from radsurv.features import scan
+    from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
+    from radsurv.synthetic.demo import generate_demo_cohort
+    from radsurv.workflow.ingest import discover_scans
+
+    generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
+    ingest = tmp_path / "ingest"
+    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
+                   qc=tmp_path / "qc.tsv", retest_max_days=30)
+    sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
+    manifest = ingest / "manifests" / f"{sid}.json"
+    pre = {"spacing_mm": [2.0, 2.0, 2.0], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400]}
+    ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder"]}
+    scan.run_scan(manifest, tmp_path / "converted", tmp_path / "preprocessed", tmp_path / "real.json", None,
+                  "^GTV", "first", pre, ext)
+    real = json.loads((tmp_path / "real.json").read_text())["features"]
+    cropped = sitk.ReadImage(str(tmp_path / "converted" / CONVERTED_IMAGE_FILE))
+    out = {}
+    for control in ("moved_roi", "randomized"):
+        d = tmp_path / control
+        scan.control_scan(tmp_path / "converted", control, 11, d / "converted", d / "preprocessed", d / "f.json",
+                          pre, ext, manifest=manifest, roi_pattern="^GTV", roi_policy="first")
+        rec = json.loads((d / "f.json").read_text())
+        assert rec["ok"] is True, rec
+        out[control] = rec["features"]
+        img = sitk.ReadImage(str(d / "converted" / CONVERTED_IMAGE_FILE))
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(d / "converted" / CONVERTED_MASK_FILE))) > 0
+        if control == "moved_roi":
+            assert all(w > c for w, c in zip(img.GetSize()[:2], cropped.GetSize()[:2]))  # the whole scan
+            assert body_mask(sitk.GetArrayFromImage(img))[mask].all()
+        else:
+            assert img.GetSize() == cropped.GetSize()
+    for control, feats in out.items():
+        assert feats["original_shape_VoxelVolume"] == pytest.approx(real["original_shape_VoxelVolume"], rel=0.05)
+        assert feats["original_firstorder_Mean"] != pytest.approx(real["original_firstorder_Mean"], abs=1.0)
