@@ -418,7 +418,9 @@ def with_harmonisation(pipe: Pipeline, harmoniser: ComBatHarmoniser, branch: str
 
     The branch's column list gains the harmoniser's batch and covariate columns (so
     ``X`` must contain them); the harmoniser drops them again, so the rest of the
-    branch sees exactly the radiomic features it saw before.
+    branch sees exactly the radiomic features it saw before. A volume-adjusted branch
+    (an ``adjust`` step) keeps its volume column out of the harmonisation: the
+    adjustment needs the measured volume.
     """
     new = clone(pipe)
     ct = new.named_steps["features"]
@@ -429,7 +431,11 @@ def with_harmonisation(pipe: Pipeline, harmoniser: ComBatHarmoniser, branch: str
             found = True
             meta = [c for c in harmoniser._meta_columns() if c not in cols]
             steps = tr.steps if isinstance(tr, Pipeline) else [(name, tr)]
-            tr = Pipeline([("harmonise", clone(harmoniser)), *steps], memory=getattr(tr, "memory", None))
+            h = clone(harmoniser)
+            adjust = dict(steps).get("adjust")  # volume adjustment: its volume column stays unharmonised
+            if adjust is not None and adjust.volume_column not in h.skip_features:
+                h.set_params(skip_features=(*h.skip_features, adjust.volume_column))
+            tr = Pipeline([("harmonise", h), *steps], memory=getattr(tr, "memory", None))
             cols = [*meta, *cols]
         parts.append((name, tr, cols))
     if not found:

@@ -110,6 +110,7 @@ class StudyConfig:
     tau: float | None = None
     calibration_groups: int = 4
     volume_feature: str = "original_shape_MeshVolume"
+    volume_adjust: bool = False
     volume_surrogate_rho: float = 0.9  # read by the volume_correlation rule and the report, not by the fits
     bootstrap: int = 500
     features_table: str | None = None

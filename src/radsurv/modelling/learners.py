@@ -57,6 +57,29 @@ def make_estimator(learner: str, seed: int, n_jobs: int, settings: Mapping[str, 
     raise ValueError(f"unknown learner {learner!r}; choose one of {LEARNERS}")
 
 
+def _radiomics_branch(radiomic_features: Sequence[str], volume_feature: str | None, settings: Mapping[str, Any],
+                      memory: Any) -> tuple[Pipeline, list[str]]:
+    """The radiomics block and its columns. With ``settings["volume_adjust"]`` every feature is
+    replaced by its residual on log tumour volume (:class:`radsurv.harmonisation.confounds.VolumeResidualiser`,
+    fit on the training patients of each fit, after the quality filter): the volume column joins the
+    block's columns, is read by that step and dropped, and is no radiomics candidate itself."""
+    from radsurv.harmonisation.confounds import VolumeResidualiser
+
+    steps: list[tuple[str, Any]] = [("filter", QualityFilter())]
+    cols = list(radiomic_features)
+    if settings.get("volume_adjust", False):
+        if not volume_feature:
+            raise ValueError("volume adjustment (modelling.volume_adjust) needs the volume feature")
+        steps.append(("adjust", VolumeResidualiser(volume_column=volume_feature)))
+        cols = [volume_feature, *(c for c in cols if c != volume_feature)]
+    steps += [
+        ("scale", Standardiser()),
+        ("reduce", CorrelationReducer(float(settings.get("corr_threshold", 0.9)))),
+        ("select", UnivariateCoxSelector(int(settings.get("n_screen", 20)))),
+    ]
+    return Pipeline(steps, memory=memory), cols
+
+
 def build_pipeline(
     blocks: Sequence[str],
     radiomic_features: Sequence[str],
@@ -81,13 +104,7 @@ def build_pipeline(
     """
     parts = []
     if "rad" in blocks:
-        rad = Pipeline([
-            ("filter", QualityFilter()),
-            ("scale", Standardiser()),
-            ("reduce", CorrelationReducer(float(settings.get("corr_threshold", 0.9)))),
-            ("select", UnivariateCoxSelector(int(settings.get("n_screen", 20)))),
-        ], memory=memory)
-        parts.append(("rad", rad, list(radiomic_features)))
+        parts.append(("rad", *_radiomics_branch(radiomic_features, volume_feature, settings, memory)))
     if "vol" in blocks:
         if not volume_feature:
             raise ValueError("the volume block needs a volume feature")
