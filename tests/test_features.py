@@ -129,6 +129,14 @@ def test_volume_correlation_flags_volume_surrogates():
     assert np.isnan(t.loc["original_glcm_Const", "spearman_rho"])
     assert not t.loc["original_glcm_Const", "volume_surrogate"]
     assert t.loc["original_glszm_SizeZoneNonUniformity", "feature_class"] == "glszm"
+    # Spearman p-values with Benjamini-Hochberg FDR across the features (the volume itself untested)
+    assert t.loc["original_glszm_SizeZoneNonUniformity", "volume_associated"]
+    assert t.loc["original_glszm_SizeZoneNonUniformity", "q_bh"] < 1e-10
+    assert not t.loc["original_firstorder_Mean", "volume_associated"]
+    assert np.isnan(t.loc["original_shape_MeshVolume", "p"]) and np.isnan(t.loc["original_glcm_Const", "q_bh"])
+    from scipy.stats import false_discovery_control
+    tested = t["p"].dropna()
+    assert np.allclose(t.loc[tested.index, "q_bh"], false_discovery_control(tested.to_numpy(), method="bh"))
     ref = frame["original_firstorder_Mean"].corr(frame["original_shape_MeshVolume"], method="spearman")
     assert t.loc["original_firstorder_Mean", "spearman_rho"] == pytest.approx(ref)
     with pytest.raises(ValueError, match="volume feature"):

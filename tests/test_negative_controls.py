@@ -98,6 +98,18 @@ def test_negative_controls_config_and_report_section(tmp_path):
     for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "permuted inside the ROI"):
         assert text in html, text
     assert multicentre_sections({}, metrics) == []
+    # the volume association table (Spearman, BH q) and the volume adjustment join the section
+    import pandas as pd
+
+    pd.DataFrame({"feature": ["original_shape_MeshVolume", "original_glszm_ZoneEntropy", "original_firstorder_Mean"],
+                  "spearman_rho": [1.0, 0.81, 0.05], "abs_rho": [1.0, 0.81, 0.05], "p": [np.nan, 1e-9, 0.7],
+                  "q_bh": [np.nan, 2e-9, 0.7], "volume_associated": [False, True, False],
+                  "volume_surrogate": [True, False, False]}).to_csv(tmp_path / "vc.tsv", sep="\t", index=False)
+    html = "".join(multicentre_sections({"volume_correlation": str(tmp_path / "vc.tsv")}, metrics,
+                                        {"modelling": {"volume_adjust": True}}))
+    for text in ("Confound controls", "1 of 2 features are associated with tumour volume", "ZoneEntropy", "0.810",
+                 "2e-09", "volume-adjusted features", "No negative control was run", "0.610"):
+        assert text in html, text
 
 
 @pytest.mark.parametrize("control", ["randomized", "sampled", "shuffled_image", "randomized_image",

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from radsurv.features.names import META_COLUMNS, feature_class, feature_columns, image_type
 
 if TYPE_CHECKING:  # annotations only: pandas costs a per-scan job 0.4 s to import
@@ -85,10 +83,16 @@ def volume_correlation(matrix: pd.DataFrame, volume_feature: str = "original_sha
     voxels; one with ``|rho| >= threshold`` carries little beyond volume and is
     flagged ``volume_surrogate``. Returns one row per feature (the volume
     feature itself included, rho 1): feature, image_type, feature_class, n,
-    spearman_rho, abs_rho, volume_surrogate; sorted by ``abs_rho`` descending.
-    Constant features get rho NaN and are not flagged.
+    spearman_rho, abs_rho, p (:func:`scipy.stats.spearmanr`; rank-based, so the
+    same with log volume), q_bh (Benjamini-Hochberg across the features; the
+    volume feature itself is not tested), volume_associated (``q_bh < 0.05``),
+    volume_surrogate; sorted by ``abs_rho`` descending. Constant features get
+    rho NaN and are not flagged.
     """
     import pandas as pd
+    from scipy.stats import spearmanr
+
+    from radsurv.harmonisation.fdr import with_bh_qvalues
 
     has_meta = "session" in matrix.columns or "patient_id" in matrix.columns
     cols = feature_columns(matrix) if has_meta else list(matrix.columns)
@@ -99,12 +103,16 @@ def volume_correlation(matrix: pd.DataFrame, volume_feature: str = "original_sha
     rows = []
     for name in cols:
         ok = data[name].notna() & vol.notna()
-        x, y = data.loc[ok, name].rank(), vol[ok].rank()  # Spearman = Pearson of ranks (ties averaged)
+        x, y = data.loc[ok, name], vol[ok]
         n = int(ok.sum())
-        rho = float(np.corrcoef(x, y)[0, 1]) if n >= 3 and x.std() > 0 and y.std() > 0 else float("nan")
+        rho, p = float("nan"), float("nan")
+        if n >= 3 and x.std() > 0 and y.std() > 0:
+            res = spearmanr(x, y)
+            rho, p = float(res.statistic), float(res.pvalue) if name != volume_feature else float("nan")
         rows.append({"feature": name, "image_type": image_type(name), "feature_class": feature_class(name),
-                     "n": n, "spearman_rho": rho})
+                     "n": n, "spearman_rho": rho, "p": p})
     out = pd.DataFrame(rows)
     out["abs_rho"] = out["spearman_rho"].abs()
+    out = with_bh_qvalues(out).rename(columns={"significant": "volume_associated"})
     out["volume_surrogate"] = out["abs_rho"] >= threshold
     return out.sort_values(["abs_rho", "feature"], ascending=[False, True], na_position="last").reset_index(drop=True)

@@ -5,6 +5,10 @@ per batch, the stated unseen-batch policy, the cross-validated site-prediction A
 and after in-fold ComBat, the number of features with a batch difference (Kruskal-Wallis,
 Benjamini-Hochberg FDR) before and after, the PCA figure, and the survival model's
 C-index (the model was fit with ComBat inside every fold). Empty when the inputs are absent.
+
+And the "Confound controls" section: the features' association with tumour volume (Spearman,
+BH FDR), whether the radiomic features were volume-adjusted inside the folds, and one table of
+held-out C-indices with CIs: the real model, the volume-only model and every negative control.
 """
 
 from __future__ import annotations
@@ -97,11 +101,36 @@ def harmonisation_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any])
     return parts
 
 
-def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
-    """Each negative control's held-out C-index (95% CI) beside the real radiomics model and the
-    volume-only model; ``[]`` when no control was run (inputs ``control_metrics_<name>``)."""
+def _volume_association_part(path: str | None) -> list[str]:
+    """The per-feature association with tumour volume (``volume_correlation.tsv``: Spearman, BH FDR)."""
+    if not path:
+        return []
+    vc = pd.read_csv(path, sep="\t")
+    if "q_bh" not in vc.columns:
+        return []
+    tested = vc[vc["p"].notna()]
+    assoc = tested["volume_associated"].astype(str).str.lower().isin(["true", "1"])
+    top = tested.sort_values("abs_rho", ascending=False).head(10)
+    rows = [(r["feature"], _f(r["spearman_rho"]), f"{float(r['q_bh']):.2g}") for _, r in top.iterrows()]
+    return ["<h3>Association with tumour volume</h3>",
+            f"<p>{int(assoc.sum())} of {len(tested)} features are associated with tumour volume (Spearman rank "
+            "correlation across the patients' first scans, the same for log volume; Benjamini-Hochberg FDR 5%). "
+            "This table describes the cohort; it is not a modelling step. The strongest:</p>",
+            _table(pd.DataFrame(rows, columns=["feature", "Spearman rho", "BH q"]))]
+
+
+def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any],
+                              config: Mapping[str, Any] | None = None) -> list[str]:
+    """The confound controls: per-feature association with volume, whether the radiomic features
+    were volume-adjusted in the folds, and one table of held-out C-indices (95% CI): the real
+    radiomics model, the volume-only model and each negative control (inputs ``control_metrics_<name>``).
+    ``[]`` when there is nothing to show (no control, no association table, no adjustment)."""
+    from radsurv.robustness.controls import CONTROLS
+
     keys = sorted(k for k in inputs if k.startswith("control_metrics_"))
-    if not keys:
+    volume_part = _volume_association_part(inputs.get("volume_correlation"))
+    adjusted = bool(((config or {}).get("modelling") or {}).get("volume_adjust"))
+    if not keys and not volume_part and not adjusted:
         return []
     by_model = metrics.get("by_model", {})
 
@@ -109,25 +138,35 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
         d = d or {}
         return _f(d.get("estimate")), f"{_f(d.get('ci_low'))}-{_f(d.get('ci_high'))}"
 
-    rows = [("radiomics model (real images)", *ci(by_model.get("radiomics", {}).get("harrell_c")))]
+    real = "radiomics model (real images" + (", volume-adjusted features)" if adjusted else ")")
+    rows = [(real, *ci(by_model.get("radiomics", {}).get("harrell_c")))]
     if "volume" in by_model:
         rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c"))))
-    from radsurv.robustness.controls import CONTROLS
-
     for k in keys:
         m = json.loads(Path(inputs[k]).read_text())
         name = k.removeprefix("control_metrics_")
         rows.append((f"control {name}: {CONTROLS.get(name, name)}", _f(m.get("c_index_test")),
                      f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}"))
-    return ['<h2 id="negative-controls">Negative controls</h2>',
-            "<p>The same study (same candidate features, design, seeds and harmonisation) re-run on features "
-            "extracted from control images of each patient's first scan (READII definitions). A model that "
-            "learned tumour biology should lose its advantage on the controls and fall to the volume-only level "
-            "(shape is kept) or to 0.5; a control that keeps the real model's C-index means the model learned "
-            "something other than the tumour's texture.</p>",
-            _table(pd.DataFrame(rows, columns=["model", "held-out Harrell's C", "95% CI"]))]
+    parts = ['<h2 id="negative-controls">Confound controls</h2>', *volume_part]
+    if adjusted:
+        parts.append("<p><strong>Volume-adjusted radiomics</strong> (<code>modelling.volume_adjust</code>): every "
+                     "radiomic feature was replaced by its residual on log tumour volume, a least-squares line fit "
+                     "on the training patients of every outer and inner fold and of the final model and applied "
+                     "unchanged to held-out patients; the radiomics model can only use what is not tumour size.</p>")
+    parts.append("<h3>Negative controls</h3>")
+    if keys:
+        parts.append("<p>The same study (same candidate features, design, seeds and harmonisation) re-run on "
+                     "features extracted from control images of each patient's first scan (READII definitions). A "
+                     "model that learned tumour biology should lose its advantage on the controls and fall to the "
+                     "volume-only level (shape is kept) or to 0.5; a control that keeps the real model's C-index "
+                     "means the model learned something other than the tumour's texture.</p>")
+    else:
+        parts.append("<p>No negative control was run (<code>harmonisation.negative_controls</code>).</p>")
+    parts.append(_table(pd.DataFrame(rows, columns=["model", "held-out Harrell's C", "95% CI"])))
+    return parts
 
 
-def multicentre_sections(inputs: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
-    """The multi-centre harmonisation and negative-control sections (each empty when not run)."""
-    return harmonisation_section(inputs, metrics) + negative_controls_section(inputs, metrics)
+def multicentre_sections(inputs: Mapping[str, Any], metrics: Mapping[str, Any],
+                         config: Mapping[str, Any] | None = None) -> list[str]:
+    """The multi-centre harmonisation and confound-control sections (each empty when not run)."""
+    return harmonisation_section(inputs, metrics) + negative_controls_section(inputs, metrics, config)

@@ -183,7 +183,7 @@ def _read_run(inputs: Mapping[str, Any], config: Mapping[str, Any], rdir: Path) 
 #: The report's sections: anchor and title, in page order.
 SECTIONS = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Settings"),
             ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
-            ("harmonisation", "Multi-centre"), ("negative-controls", "Negative controls"), ("km", "Risk groups"),
+            ("harmonisation", "Multi-centre"), ("negative-controls", "Confound controls"), ("km", "Risk groups"),
             ("endpoints", "Categorical endpoints"), ("radiogenomics", "Radiogenomics"), ("federated", "Federated"),
             ("checklist", "Checklist"), ("software", "Software and inputs")]
 
@@ -319,7 +319,7 @@ def _model_section(run: _Run) -> list[str]:
 
 def _harmonisation_section(run: _Run) -> list[str]:
     """Multi-centre harmonisation and negative controls (radsurv.report.harmonisation; empty unless run)."""
-    return multicentre_sections(run.inputs, run.metrics)
+    return multicentre_sections(run.inputs, run.metrics, run.config)
 
 
 def _km_section(run: _Run) -> list[str]:
