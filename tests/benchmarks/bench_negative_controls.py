@@ -1,0 +1,101 @@
+"""Benchmark: the confound controls of a finished run (issue #19) -- the real radiomics model, the
+volume-only model and every negative control side by side, the endpoint C-index with vs without
+in-fold ComBat, and the radiomics model on volume-adjusted features.
+
+Not a pytest test; run it from the run's working directory after the workflow::
+
+    .venv/bin/snakemake --configfile config/examples/multicentre_demo.yaml --cores 2
+    python tests/benchmarks/bench_negative_controls.py --config config/examples/multicentre_demo.yaml
+
+Read: ``results/model/metrics.json`` (the workflow's real study: held-out Harrell's C with 95%
+patient-bootstrap CI of the radiomics and volume models) and ``results/controls/<control>/metrics.json``
+(each control's study). Computed: the study re-run by :func:`radsurv.modelling.study.run_study` on the
+run's features with and without in-fold ComBat (same folds and seeds; ``--skip-refit`` leaves this out)
+and with ``modelling.volume_adjust``. Printed as JSON: every C (CI), each control's difference from the
+volume-only model (and whether it is within 0.05), the C change with vs without ComBat, wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _ci(d: dict) -> list[float]:
+    return [round(float(d[k]), 3) for k in ("estimate", "ci_low", "ci_high")]
+
+
+def _refits(cfg: dict, results: Path) -> dict:
+    """The real study again through the library: without harmonisation, with in-fold ComBat, and
+    with volume-adjusted features (and ComBat when the config harmonises)."""
+    import pandas as pd
+
+    from radsurv.harmonisation.settings import HarmonisationInput, HarmonisationSettings
+    from radsurv.modelling.config import StudyConfig
+    from radsurv.modelling.study import run_study
+    from radsurv.workflow.modelling import _study_inputs
+
+    m = dict(cfg.get("modelling") or {})
+    columns = cfg["cohort"].get("columns", {})
+    qc: list = []
+    sc = StudyConfig.from_dict(m, seed=int(cfg["seed"]))
+    X, clin, cands = _study_inputs(results / "features/features.tsv", results / "clinical/clinical.tsv",
+                                   results / "robustness/robust_features.txt", sc, columns, qc)
+    harm = None
+    if (cfg.get("harmonisation") or {}).get("enabled"):
+        st = HarmonisationSettings.from_config(cfg["harmonisation"])
+        ids = clin["patient_id"].astype(str)
+        harm = HarmonisationInput(st, pd.Series(clin[st.batch_column].astype(str).to_numpy(), index=ids.to_numpy(),
+                                                dtype=object))
+    out = {}
+    runs = [("without harmonisation", sc, None), ("with in-fold ComBat", sc, harm),
+            ("volume-adjusted" + (", in-fold ComBat" if harm else ""),
+             StudyConfig.from_dict({**m, "volume_adjust": True}, seed=int(cfg["seed"])), harm)]
+    for name, config, h in runs:
+        if name == "with in-fold ComBat" and h is None:
+            continue
+        t0 = time.perf_counter()
+        res = run_study(X, clin, cands, config, harmonisation=h, n_jobs=1)
+        by = res.metrics["by_model"]
+        out[f"radiomics C, {name}"] = _ci(by["radiomics"]["harrell_c"])
+        out[f"volume C, {name}"] = _ci(by["volume"]["harrell_c"]) if "volume" in by else None
+        out[f"t_study {name} (s)"] = round(time.perf_counter() - t0, 1)
+    if "radiomics C, with in-fold ComBat" in out:
+        out["C change with - without ComBat"] = round(out["radiomics C, with in-fold ComBat"][0]
+                                                      - out["radiomics C, without harmonisation"][0], 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--skip-refit", action="store_true", help="only read the run's metrics")
+    args = ap.parse_args()
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    r = Path(args.results)
+    by = json.loads((r / "model/metrics.json").read_text())["by_model"]
+    out: dict = {"real radiomics model (workflow)": _ci(by["radiomics"]["harrell_c"]),
+                 "volume-only model (workflow)": _ci(by["volume"]["harrell_c"])}
+    vol = out["volume-only model (workflow)"][0]
+    for name in (cfg.get("harmonisation") or {}).get("negative_controls") or []:
+        f = r / "controls" / name / "metrics.json"
+        if not f.is_file():
+            out[f"control {name}"] = "not run"
+            continue
+        m = json.loads(f.read_text())
+        c = [round(float(m[k]), 3) for k in ("c_index_test", "c_index_test_ci_low", "c_index_test_ci_high")]
+        out[f"control {name}"] = c
+        out[f"control {name} - volume"] = round(c[0] - vol, 3)
+        out[f"control {name} within 0.05 of volume"] = bool(abs(c[0] - vol) <= 0.05)
+    if not args.skip_refit:
+        out.update(_refits(cfg, r))
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
