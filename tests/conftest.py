@@ -86,3 +86,18 @@ def tiny_report_inputs(tiny_run: Path) -> tuple[dict[str, str], dict]:
     copies per test, so a test may add inputs or change the config)."""
     config = yaml.safe_load((tiny_run.parent / "config" / "config.yaml").read_text())
     return {k: str(tiny_run / v) for k, v in TINY_REPORT_FILES.items()}, config
+
+
+def one_demo_scan(tmp_path: Path, seed: int) -> Path:
+    """A one-patient demo cohort, discovered: the manifest of its scan (under ``tmp_path``)."""
+    import pandas as pd
+
+    from radsurv.synthetic.demo import generate_demo_cohort
+    from radsurv.workflow.ingest import discover_scans
+
+    generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=seed)
+    ingest = tmp_path / "ingest"
+    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
+                   qc=tmp_path / "qc.tsv", retest_max_days=30)
+    sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
+    return ingest / "manifests" / f"{sid}.json"

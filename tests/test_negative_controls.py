@@ -181,20 +181,13 @@ def test_control_scan_moved_roi_uses_the_whole_scan_and_intensity_controls_the_c
     give a feature record with the real ROI's volume."""
     import json
 
-    import pandas as pd
     import SimpleITK as sitk
+    from conftest import one_demo_scan
 
     from radsurv.features import scan
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE, CONVERTED_MASK_FILE
-    from radsurv.synthetic.demo import generate_demo_cohort
-    from radsurv.workflow.ingest import discover_scans
 
-    generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
-    ingest = tmp_path / "ingest"
-    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
-                   qc=tmp_path / "qc.tsv", retest_max_days=30)
-    sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
-    manifest = ingest / "manifests" / f"{sid}.json"
+    manifest = one_demo_scan(tmp_path, seed=4)
     pre = {"spacing_mm": [2.0, 2.0, 2.0], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400]}
     ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder"]}
     scan.run_scan(manifest, tmp_path / "converted", tmp_path / "preprocessed", tmp_path / "real.json", None,

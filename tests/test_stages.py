@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pydicom
 import pytest
+from conftest import one_demo_scan
 
 from radsurv.features import scan
 from radsurv.synthetic.demo import generate_demo_cohort
@@ -143,12 +144,7 @@ def test_scan_job_is_the_three_stages_with_their_costs_and_the_rules_threads(tmp
 
     from radsurv.features.preprocess import CONVERTED_IMAGE_FILE
 
-    generate_demo_cohort(tmp_path / "demo", n_patients=1, n_retest=0, seed=4)
-    ingest = tmp_path / "ingest"
-    discover_scans(dicom=tmp_path / "demo" / "dicom", scans=ingest / "scans.tsv", manifests=ingest / "manifests",
-                   qc=tmp_path / "qc.tsv", retest_max_days=30)
-    sid = pd.read_csv(ingest / "scans.tsv", sep="\t")["scan_id"][0]
-    manifest = ingest / "manifests" / f"{sid}.json"
+    manifest = one_demo_scan(tmp_path, seed=4)
     pre = {"spacing_mm": [2.0, 2.0, 2.0], "crop_margin_mm": 10.0, "resegment_range": [-1000, 400]}
     ext = {"bin_width": 25, "feature_classes": ["shape", "firstorder", "glcm"]}
 
