@@ -61,13 +61,13 @@ def longitudinal_scan_features(*, images: str, contours: str, assigned: str, fea
     row, prop, rows = scan_row(scan_inputs(images, contours), table, scan, s.rois, s.pyradiomics_params(),
                                s.propagation, s.validate_propagation)
     write_tsv(pd.DataFrame([row]), features)
-    write_tsv(pd.DataFrame(prop, columns=PROPAGATION_COLUMNS), propagation)
+    write_tsv(pd.DataFrame(prop, columns=PROPAGATION_COLUMNS), propagation)  # no wall time: byte-identical reruns
     write_tsv(qc_frame(rows), qc)
 
 
 #: Columns of the propagation quality table (one row per propagated ROI and scan).
 PROPAGATION_COLUMNS = ["patient_id", "scan_id", "timepoint", "roi", "used", "dice", "jacobian_min", "jacobian_max",
-                       "jacobian_folding_fraction", "rigid_metric", "propagation_seconds"]
+                       "jacobian_folding_fraction", "rigid_metric"]
 
 
 def _concat(paths: Sequence[str], columns: Sequence[str] | None = None) -> Any:
