@@ -78,7 +78,9 @@ def test_schema_fills_every_block_with_its_defaults():
     for block in ("robustness", "modelling", "demo"):
         cfg.pop(block, None)
     validate(cfg, schema=str(SCHEMA))
-    assert cfg["demo"] == {"patients": 40, "retest": 15, "scanners": 0}
+    assert cfg["demo"] == {"patients": 40, "retest": 15, "scanners": 0, "longitudinal": False,
+                           "longitudinal_patients": 40, "longitudinal_retest": 8, "longitudinal_size": [80, 80, 40]}
+    assert cfg["longitudinal"]["enabled"] is False and cfg["longitudinal"]["propagation"]["margin_mm"] == 20.0
     assert cfg["robustness"]["retest_max_days"] == 30 and cfg["robustness"]["method"] == "test-retest"
     assert cfg["robustness"]["perturbation"]["n"] == 10 and cfg["robustness"]["discretisation"]["enabled"] is True
     assert cfg["modelling"]["volume_feature"] == "original_shape_MeshVolume"
@@ -232,3 +234,67 @@ def test_modelling_settings_defaults_equal_the_schema():
         assert ours == expected, f"modelling.{f.name}: StudyConfig {ours!r} != schema {expected!r}"
         compared += 1
     assert compared >= 30
+
+
+# ------------------------------------------------------------------ longitudinal block (issue #18)
+LONG_EXAMPLE = REPO / "config" / "examples" / "longitudinal_demo.yaml"
+
+
+def _long_cfg(**block):
+    cfg = yaml.safe_load(LONG_EXAMPLE.read_text())
+    cfg["longitudinal"].update(block)
+    return cfg
+
+
+def test_longitudinal_example_is_valid_and_gives_the_settings():
+    """The example lists every key at its schema default: its settings equal a block of defaults only."""
+    from snakemake.utils import validate
+
+    from radsurv.longitudinal.settings import longitudinal_settings
+
+    cfg = yaml.safe_load(LONG_EXAMPLE.read_text())
+    assert problems(cfg, load_schema(SCHEMA)) == []
+    bare = {"seed": 42, "site": "lung_ct", "cohort": cfg["cohort"], "longitudinal": {"enabled": True}}
+    validate(bare, schema=str(SCHEMA))
+    validate(cfg, schema=str(SCHEMA))
+    s = longitudinal_settings(cfg["longitudinal"], cfg["seed"])
+    assert s == longitudinal_settings(bare["longitudinal"], 42)
+    assert s.timepoints.names == ["planning", "fx5", "fx10", "fx15", "fx20", "post"]
+    assert s.timepoints.timepoints[2].days == (12, 16) and s.tumour == "gtv" and s.landmark == "fx10"
+    assert s.study.seed == 42 and s.propagation.threads == 1 and s.delta.min_changed_fraction == 0.2
+
+
+@pytest.mark.parametrize(("block", "expected"), [
+    ({"assign_by": "weeks"}, "longitudinal -> assign_by: 'weeks' is not allowed; choose one of 'days', 'fraction', "
+                             "'session'"),
+    ({"timepoints": {"planning": {"days": [0, 0]}}}, "longitudinal -> timepoints: "),
+    ({"rois": {"gtv": {"tumour": True}}}, "longitudinal -> rois -> gtv: the setting 'pattern' is missing"),
+    ({"propagation": {"seed": 0}}, "longitudinal -> propagation -> seed: 0 is less than the minimum of 1"),
+    ({"delta": {"min_changed_fraktion": 0.3}}, "check the spelling against config/README.md"),
+])
+def test_longitudinal_schema_messages_name_the_key(block, expected):
+    found = problems(_long_cfg(**block), load_schema(SCHEMA))
+    assert len(found) == 1 and found[0].startswith(expected) or expected in found[0], found
+
+
+@pytest.mark.parametrize(("block", "expected"), [
+    ({"timepoints": {"planning": {"days": [0, 0]}, "fx5": {"days": [5, 9]}, "fx10": {"days": [8, 16]}}},
+     "time points 'fx5' [5, 9] and 'fx10' [8, 16]: days ranges overlap or are out of order"),
+    ({"landmark": "planning"}, "longitudinal.landmark: 'planning' is not one of the later time points"),
+    ({"landmark": "week3"}, "longitudinal.landmark: 'week3' is not one of the later time points"),
+    ({"rois": {"gtv": {"pattern": "GTV"}, "cord": {"pattern": "Cord"}}}, "exactly one ROI must be the tumour"),
+    ({"assign_by": "fraction", "timepoints": {"planning": {"fractions": [0, 0]}, "fx5": {"days": [5, 9]}}},
+     "time point 'fx5' has no 'fractions' range but assign_by is 'fraction'"),
+])
+def test_longitudinal_preflight_explains_what_the_schema_cannot(tmp_path, block, expected):
+    found = _preflight(_long_cfg(**block), tmp_path, produced=[
+        "results/demo/dicom", "results/demo/clinical.csv", *(f"results/demo_longitudinal/{t}.tsv"
+                                                               for t in ("images", "contours", "clinical"))])
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_longitudinal_preflight_names_missing_tables_and_is_silent_when_disabled(tmp_path):
+    produced = ["results/demo/dicom", "results/demo/clinical.csv"]
+    found = _preflight(_long_cfg(), tmp_path, produced=produced)
+    assert [f.split(":")[0] for f in found] == [f"longitudinal -> {k}" for k in ("images", "contours", "clinical")]
+    assert _preflight(_long_cfg(enabled=False, landmark="nowhere"), tmp_path, produced=produced) == []

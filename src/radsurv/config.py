@@ -330,7 +330,22 @@ def preflight(config: Mapping[str, Any], base_dir: str | Path = ".",
         _check_volume_feature(config, out)
     _check_external_cohorts(config, base, out)
     _check_published_signatures(m, base, out)
+    _check_longitudinal(config, base, is_produced, out)
     return out
+
+
+def _check_longitudinal(config: Mapping[str, Any], base: Path, is_produced: Callable[[str], bool],
+                        out: list[str]) -> None:
+    """An enabled ``longitudinal`` block: its tables exist (or the demo makes them), its settings hold."""
+    block = config.get("longitudinal") or {}
+    if not block.get("enabled"):
+        return
+    from radsurv.longitudinal.settings import longitudinal_problems  # only when enabled (loads SimpleITK)
+
+    for key in ("images", "contours", "clinical"):
+        if not is_produced(block[key]) and _exists(block[key], base) is None:
+            out.append(f"longitudinal -> {key}: the file does not exist (set demo.longitudinal: true for the demo)")
+    out += longitudinal_problems(config)
 
 
 def _check_inputs_and_patterns(config: Mapping[str, Any], base: Path, is_produced: Callable[[str], bool],

@@ -8,12 +8,15 @@ Modes:
   features with radsurv.features, RC from the retest pairs, gated deltas, landmark at fx10, and
   baseline / delta / baseline + delta / relative volume change compared by cross-validated C-index
   with paired bootstrap CIs of the difference to baseline-only. Prints the tables.
+* ``workflow``: the measured numbers of a finished ``snakemake longitudinal`` run (Dice per ROI and
+  time point, Jacobian range, C-index comparison, seconds per scan job from the benchmark files).
 * ``dice``: propagated masks vs the generator's true contours at every on-treatment time point
   (median and worst Dice, Jacobian range) on a small cohort.
 
     .venv/bin/python tests/benchmarks/bench_longitudinal.py timing
     .venv/bin/python tests/benchmarks/bench_longitudinal.py study --patients 60
-    .venv/bin/python tests/benchmarks/bench_longitudinal.py dice --patients 6
+    .venv/bin/python tests/benchmarks/bench_longitudinal.py dice --patients 6 [--margin-mm 30]
+    .venv/bin/python tests/benchmarks/bench_longitudinal.py workflow --results results/longitudinal
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def timing(threads: int) -> None:
           f"{dt / 600 * 1000:.1f} ms per scan")
 
 
-def dice_check(n: int, threads: int) -> None:
+def dice_check(n: int, threads: int, **settings: float) -> None:
+    """``settings``: PropagationSettings overrides (e.g. margin_mm, demons_smoothing_voxels)."""
     g = LongGeometry()
     rows = []
     for p in simulate_longitudinal(n, 0, seed=7):
@@ -88,7 +92,8 @@ def dice_check(n: int, threads: int) -> None:
         for s in p.scans[1:]:
             img, m = render_scan(p, s, g)
             for roi in ("GTV", "Parotid_L", "Parotid_R"):
-                r = propagate_mask(b_img, b_m[roi], img, PropagationSettings(threads=threads), own_mask=m[roi])
+                r = propagate_mask(b_img, b_m[roi], img, PropagationSettings(threads=threads, **settings),
+                                   own_mask=m[roi])
                 rows.append({"patient": p.patient_id, "timepoint": s.timepoint, "roi": roi, "dice": r.dice,
                              "needed": roi not in s.own_contours, "jmin": r.jacobian_min, "jmax": r.jacobian_max,
                              "seconds": r.seconds})
@@ -121,9 +126,32 @@ def study(n: int, n_retest: int, threads: int, boot: int) -> None:
     print(res.performance.round(3).to_string(index=False))
 
 
+def workflow_results(results: Path) -> None:
+    """The measured numbers of a finished ``snakemake longitudinal`` run (``results/longitudinal``):
+    propagated-mask Dice against the time points' own contours (the generator's true contours in the
+    demo) per ROI, the Jacobian range, and the C-index comparison with paired bootstrap CIs."""
+    from radsurv.report.longitudinal import propagation_quality
+
+    prop = pd.read_csv(results / "propagation.tsv", sep="\t")
+    print(propagation_quality(prop).round(3).to_string(index=False))
+    per_tp = prop.groupby(["roi", "timepoint"])["dice"].agg(["median", "min", "count"])
+    print(per_tp.round(3).unstack("roi").to_string())
+    d = prop["dice"].dropna()
+    print(f"Dice all ROIs: median {d.median():.3f}, worst {d.min():.3f}, n {len(d)}")
+    perf = pd.read_csv(results / "performance.tsv", sep="\t")
+    print(perf[perf["metric"].isin(["harrell_c", "delta_harrell_c_vs_baseline"])].round(3).to_string(index=False))
+    bench = results.parent / "benchmarks" / "longitudinal_scan_features"
+    if bench.is_dir():
+        secs = [pd.read_csv(f, sep="\t")["s"].iloc[0] for f in sorted(bench.glob("*.tsv"))]
+        print(f"longitudinal_scan_features: {np.mean(secs):.1f} s per scan (mean of {len(secs)} jobs)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", nargs="?", default="timing", choices=["timing", "study", "dice"])
+    ap.add_argument("mode", nargs="?", default="timing", choices=["timing", "study", "dice", "workflow"])
+    ap.add_argument("--results", type=Path, default=Path("results/longitudinal"), help="workflow: the run's folder")
+    ap.add_argument("--margin-mm", type=float, default=None, help="dice: propagation margin_mm")
+    ap.add_argument("--demons-smoothing", type=float, default=None, help="dice: demons_smoothing_voxels")
     ap.add_argument("--patients", type=int, default=60)
     ap.add_argument("--retest", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
@@ -132,7 +160,11 @@ def main() -> None:
     if a.mode == "timing":
         timing(a.threads)
     elif a.mode == "dice":
-        dice_check(a.patients, a.threads)
+        over = {k: v for k, v in (("margin_mm", a.margin_mm), ("demons_smoothing_voxels", a.demons_smoothing))
+                if v is not None}
+        dice_check(a.patients, a.threads, **over)
+    elif a.mode == "workflow":
+        workflow_results(a.results)
     else:
         study(a.patients, a.retest, a.threads, a.bootstrap)
 

@@ -34,11 +34,18 @@ except WorkflowError as err:
     ) from err
 
 DEMO_DIR = "results/demo"
+LONG_DEMO_DIR = "results/demo_longitudinal"
 # Everything the config and its tables can get wrong, before the first job (radsurv.config.preflight);
 # not again in the per-job processes of a cluster run.
 if workflow.is_main_process:
     PROBLEMS = preflight(
-        config, os.getcwd(), produced=[f"{DEMO_DIR}/dicom", f"{DEMO_DIR}/clinical.csv"]
+        config,
+        os.getcwd(),
+        produced=[
+            f"{DEMO_DIR}/dicom",
+            f"{DEMO_DIR}/clinical.csv",
+            *wf.longitudinal_demo_tables(config, LONG_DEMO_DIR),
+        ],
     )
     if PROBLEMS:
         raise WorkflowError(format_problems(PROBLEMS))

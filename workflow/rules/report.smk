@@ -89,6 +89,7 @@ rule write_report:
         **(BIOLOGY_REPORT_FILES if wf.biology_columns(config) else {}),
         **harmonisation_report_inputs(),
         **FEDERATED_REPORT,
+        **LONGITUDINAL_REPORT,
         qc=rules.qc_table.output.table,
         scans=rules.discover_scans.output.scans,
         clinical=rules.standardise_clinical.output.clinical,

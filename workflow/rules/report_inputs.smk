@@ -31,6 +31,7 @@ def qc_parts(wildcards):
         parts.append(rules.radiogenomics_screen.output.qc)
     parts += harmonisation_report_inputs(qc=True)
     parts += FEDERATED_QC
+    parts += LONGITUDINAL_QC
     return parts
 
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from radsurv.schema import default
 
 __all__ = [
     "RC_FACTOR",
@@ -42,6 +45,12 @@ __all__ = [
 
 #: RC = 1.96 * sqrt(2) * wSD (about 2.77 wSD)
 RC_FACTOR = 1.96 * math.sqrt(2.0)
+
+
+def _d(key: str) -> Any:
+    return default("longitudinal", "delta", key)
+
+
 STAGE_DELTA = "longitudinal_delta"
 RC_COLUMNS = ["feature", "wsd", "rc", "n", "source"]
 DELTA_COLUMNS = ["patient_id", "feature", "timepoint", "days", "baseline", "value", "abs_change", "rel_change",
@@ -51,7 +60,7 @@ SLOPE_COLUMNS = ["patient_id", "feature", "n_points", "span_days", "slope", "rc"
 
 @dataclass(frozen=True)
 class DeltaSettings:
-    """The future ``longitudinal.delta`` config block.
+    """The ``longitudinal.delta`` config block (defaults from the config schema).
 
     ``relative_floor``: fraction of the feature's median |baseline| below which the relative
     change is not computed. ``min_changed_fraction``: a feature is kept for modelling when its
@@ -59,9 +68,9 @@ class DeltaSettings:
     ``min_slope_points``: time points needed for a slope.
     """
 
-    relative_floor: float = 0.01
-    min_changed_fraction: float = 0.2
-    min_slope_points: int = 3
+    relative_floor: float = _d("relative_floor")
+    min_changed_fraction: float = _d("min_changed_fraction")
+    min_slope_points: int = _d("min_slope_points")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.relative_floor < 1.0:

@@ -26,27 +26,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+
+from radsurv.schema import default
+
+
+def _d(key: str) -> Any:
+    return default("longitudinal", "propagation", key)
 
 __all__ = ["PropagationResult", "PropagationSettings", "crop_box", "dice", "propagate_mask"]
 
 
 @dataclass(frozen=True)
 class PropagationSettings:
-    """The future ``longitudinal.propagation`` config block."""
+    """The ``longitudinal.propagation`` config block (defaults from the config schema)."""
 
-    margin_mm: float = 20.0
-    deformable: bool = True
-    histogram_bins: int = 32
-    sampling_fraction: float = 0.25
-    rigid_iterations: int = 200
-    demons_iterations: int = 150
-    demons_smoothing_voxels: float = 1.0
-    image_smoothing_voxels: float = 2.0
-    seed: int = 1
-    threads: int = 1
+    margin_mm: float = _d("margin_mm")
+    deformable: bool = _d("deformable")
+    histogram_bins: int = _d("histogram_bins")
+    sampling_fraction: float = _d("sampling_fraction")
+    rigid_iterations: int = _d("rigid_iterations")
+    demons_iterations: int = _d("demons_iterations")
+    demons_smoothing_voxels: float = _d("demons_smoothing_voxels")
+    image_smoothing_voxels: float = _d("image_smoothing_voxels")
+    seed: int = _d("seed")
+    threads: int = _d("threads")
 
     def __post_init__(self) -> None:
         if self.margin_mm <= 0:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from radsurv.modelling.config import derive_seed
+from radsurv.schema import default
 
 __all__ = ["MODELS", "StudySettings", "compare_delta_models", "model_blocks"]
 
@@ -33,14 +34,14 @@ SEED_FOLDS, SEED_FIT, SEED_BOOT = 11, 12, 13
 
 @dataclass(frozen=True)
 class StudySettings:
-    """The future ``longitudinal.study`` config block (the survival design's own keys where they exist)."""
+    """The ``longitudinal.study`` config block (defaults from the config schema; ``seed`` is the config's ``seed``)."""
 
-    cv_folds: int = 5
-    cv_repeats: int = 5
-    n_screen: int = 5
-    corr_threshold: float = 0.9
-    penalizer: float = 1.0
-    bootstrap: int = 500
+    cv_folds: int = default("longitudinal", "study", "cv_folds")
+    cv_repeats: int = default("longitudinal", "study", "cv_repeats")
+    n_screen: int = default("longitudinal", "study", "n_screen")
+    corr_threshold: float = default("longitudinal", "study", "corr_threshold")
+    penalizer: float = default("longitudinal", "study", "penalizer")
+    bootstrap: int = default("longitudinal", "study", "bootstrap")
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from radsurv.qc import qc_frame, qc_row
+from radsurv.schema import default
 
 __all__ = [
     "ASSIGN_BY",
@@ -74,17 +75,17 @@ class TimePoint:
 
 @dataclass(frozen=True)
 class TimePointSettings:
-    """How scans become time points (the future ``longitudinal.timepoints`` config block).
+    """How scans become time points (the ``longitudinal`` config block; defaults from the config schema).
 
     The first time point is the baseline (planning); ``landmark`` names the time point a
     landmark survival analysis starts from.
     """
 
     timepoints: tuple[TimePoint, ...]
-    assign_by: str = "days"
-    session_column: str = "timepoint"
-    fraction_column: str = "fraction"
-    retest_max_days: int = 3
+    assign_by: str = default("longitudinal", "assign_by")
+    session_column: str = default("longitudinal", "session_column")
+    fraction_column: str = default("longitudinal", "fraction_column")
+    retest_max_days: int = default("longitudinal", "retest_max_days")
 
     def __post_init__(self) -> None:
         if self.assign_by not in ASSIGN_BY:
@@ -117,7 +118,7 @@ class TimePointSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> TimePointSettings:
-        """From the draft ``longitudinal`` config block (``timepoints`` is a name -> rule mapping)."""
+        """From the ``longitudinal`` config block (``timepoints`` is a name -> rule mapping)."""
         tps = tuple(TimePoint.from_config(str(n), r) for n, r in (cfg.get("timepoints") or {}).items())
         extra = {k: cfg[k] for k in ("assign_by", "session_column", "fraction_column", "retest_max_days") if k in cfg}
         return cls(tps, **extra)

@@ -185,6 +185,7 @@ SECTIONS = [("cohort", "Cohort"), ("qc", "Quality control"), ("settings", "Setti
             ("features", "Features"), ("robustness", "Robustness"), ("model", "Model"),
             ("harmonisation", "Multi-centre"), ("negative-controls", "Confound controls"), ("km", "Risk groups"),
             ("endpoints", "Categorical endpoints"), ("radiogenomics", "Radiogenomics"), ("federated", "Federated"),
+            ("longitudinal", "Delta radiomics"),
             ("checklist", "Checklist"), ("software", "Software and inputs")]
 
 
@@ -342,6 +343,12 @@ def _federated_section(run: _Run) -> list[str]:
     return federated_section(run.inputs, run.config, run.rdir)
 
 
+def _longitudinal_section(run: _Run) -> list[str]:
+    from radsurv.report.longitudinal import longitudinal_blocks
+
+    return _blocks_html(longitudinal_blocks(run.inputs), run.rdir)
+
+
 def _checklist_section(run: _Run) -> list[str]:
     from radsurv.report.checklist import rqs_items, rqs_total
 
@@ -414,7 +421,8 @@ def write_report(inputs: Mapping[str, str], config: Mapping[str, Any], out_path:
     survival = (_model_section, _harmonisation_section, _km_section) if run.survival else (_no_survival_section,)
     checklist = (_checklist_section,) if run.survival else ()
     body = [p for section in (_cohort_section, _qc_section, _settings_section, _features_section, _robustness_section,
-                              *survival, _endpoints_section, _federated_section, *checklist, _software_section)
+                              *survival, _endpoints_section, _federated_section, _longitudinal_section, *checklist,
+                              _software_section)
             for p in section(run)]
     parts += ["<nav>" + "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS
                                 if f'<h2 id="{a}">' in "".join(body)) + "</nav>"] + body

@@ -214,3 +214,15 @@ def federated_inputs(config: Mapping[str, Any]) -> dict[str, str]:
 def federated_enabled(config: Mapping[str, Any]) -> bool:
     """Whether the run includes the federated study (``federated.enabled``) in ``all`` and the report."""
     return bool((config.get("federated") or {}).get("enabled", False))
+
+
+def longitudinal_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether the run includes the delta-radiomics study (``longitudinal.enabled``) in ``all`` and the report."""
+    return bool((config.get("longitudinal") or {}).get("enabled", False))
+
+
+def longitudinal_demo_tables(config: Mapping[str, Any], demo_dir: str) -> list[str]:
+    """The longitudinal demo's tables in ``demo_dir`` when ``demo.longitudinal`` makes them (else none)."""
+    if not (config.get("demo") or {}).get("longitudinal"):
+        return []
+    return [f"{demo_dir}/{name}.tsv" for name in ("images", "contours", "clinical", "truth")]
