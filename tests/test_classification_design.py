@@ -66,6 +66,22 @@ def test_screen_and_reducer_keep_the_informative_feature():
     assert red.clusters_["f0"] == red.clusters_["dup"]
 
 
+@pytest.mark.parametrize("cluster", [True, False])
+def test_cluster_features_switch_and_zero_screen_means_every_feature(cluster):
+    """``cluster_features`` adds the correlation step (a perfect copy of f0 is merged away);
+    off, every quality-filtered feature reaches the model; ``n_screen_trees`` 0 = no screen."""
+    X, y = cohort(p=10)
+    yy = (y == "HPV+").astype(int).to_numpy()
+    X["dup"] = X["f0"] * 2 + 1e-9
+    rad = [c for c in X.columns if c != "volume"]
+    s = {**FAST, "learners": ("rf",), "n_screen_trees": (0,), "ensemble_sizes": (1,), "cluster_features": cluster}
+    est = RadiomicsClassifier(s, radiomic_features=rad, seed=3).fit(X, yy)
+    assert ("reduce" in est.prep_.named_steps) is cluster
+    screen, forest = est.members_[0]
+    assert forest.n_features_in_ == len(screen.features_out_) == (len(rad) - 1 if cluster else len(rad))
+    assert est.chosen_[0][1] == forest.n_features_in_
+
+
 def test_every_data_dependent_step_sees_training_patients_only():
     X, y = cohort()
     yy = (y == "HPV+").astype(int).to_numpy()

@@ -187,8 +187,8 @@ def _learner(name: str, params: Mapping[str, Any], s: ClassificationSettings, se
 
 def _candidates(s: ClassificationSettings, n_features: int) -> list[tuple[str, int, dict[str, Any]]]:
     """(learner, k, params) tried in the inner loop."""
-    def ks(grid: Sequence[int]) -> list[int]:
-        return sorted({min(int(k), n_features) for k in grid})
+    def ks(grid: Sequence[int]) -> list[int]:  # 0 = every feature
+        return sorted({min(int(k), n_features) if int(k) > 0 else n_features for k in grid})
 
     out: list[tuple[str, int, dict[str, Any]]] = []
     for lr in s.learners:
@@ -235,7 +235,7 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
     """Radiomics (optionally + clinical) classifier tuned by an inner stratified CV.
 
     ``fit`` learns, from its own training patients only: the quality filter, z-scores,
-    correlation clusters, the screen, and -- in an inner K-fold loop -- the number of
+    correlation clusters (``cluster_features``), the screen, and -- in an inner K-fold loop -- the number of
     screened features, the learner and its hyperparameters, and whether to average the
     best 1, 3 or 5 candidates; the chosen configuration is refit on all training
     patients. The decision threshold (binary) maximises Youden's J on the inner
@@ -274,8 +274,10 @@ class RadiomicsClassifier(ClassifierMixin, BaseEstimator):
 
     def _prep(self, X: pd.DataFrame, y: np.ndarray, s: ClassificationSettings) -> tuple[Pipeline, Any]:
         t0 = time.perf_counter()
-        prep = Pipeline([("filter", QualityFilter()), ("scale", Standardiser()),
-                         ("reduce", ClassCorrelationReducer(s.corr_threshold, s.screen))])
+        steps: list[tuple[str, Any]] = [("filter", QualityFilter()), ("scale", Standardiser())]
+        if s.cluster_features:
+            steps.append(("reduce", ClassCorrelationReducer(s.corr_threshold, s.screen)))
+        prep = Pipeline(steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prep.fit(X[self._rad_cols(X)], y)

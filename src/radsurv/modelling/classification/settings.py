@@ -20,7 +20,8 @@ ENDPOINTS = ("binary", "multiclass")
 LEARNERS = ("logistic_l2", "logistic_l1", "elasticnet", "rf", "gb", "svm")
 #: Keys of the config block ``modelling.classification`` (the learner grids).
 GRID_KEYS = ("learners", "n_screen", "n_screen_trees", "logistic_C", "svm_C", "rf_trees", "rf_min_leaf", "gb_trees",
-             "gb_learning_rate", "ensemble_sizes", "inner_repeats", "selection", "screen", "min_per_class")
+             "gb_learning_rate", "ensemble_sizes", "inner_repeats", "selection", "screen", "min_per_class",
+             "cluster_features")
 #: ``modelling`` keys shared with the survival models -> the settings field they fill.
 SHARED_KEYS = {"cv_folds": "cv_folds", "cv_repeats": "cv_repeats", "inner_folds": "inner_folds",
                "corr_threshold": "corr_threshold", "bootstrap": "n_boot"}
@@ -44,8 +45,9 @@ class ClassificationSettings:
         cv_folds, cv_repeats: outer stratified K-fold and its repeats.
         inner_folds: inner stratified folds tuning features, learner and hyperparameters.
         learners: learners the inner loop may choose from (subset of :data:`LEARNERS`).
-        n_screen: numbers of screened features tried for linear models and SVM.
-        n_screen_trees: numbers of screened features tried for forests and boosting.
+        n_screen: numbers of screened features tried for linear models and SVM (0 = every feature).
+        n_screen_trees: numbers of screened features tried for forests and boosting (0 = every
+            feature, no screen).
         logistic_C: inverse penalty strengths tried for logistic regression.
         svm_C: SVM (RBF kernel) penalties tried.
         rf_trees, rf_min_leaf: random forest size and minimum leaf sizes tried.
@@ -56,6 +58,8 @@ class ClassificationSettings:
         selection: ``best`` (highest mean inner AUC) or ``one_se`` (the largest ensemble
             within one standard error of the best).
         corr_threshold: |Spearman rho| above which features are clustered.
+        cluster_features: cluster correlated features (one representative each) before the
+            screen and the learners; off, every feature that passes the quality filter is kept.
         screen: ``f`` (ANOVA F) or ``rank`` (Mann-Whitney / Kruskal-Wallis).
         min_per_class: fewest patients a class may have.
         n_boot: bootstrap samples of the confidence intervals.
@@ -79,6 +83,7 @@ class ClassificationSettings:
     inner_repeats: int = _grid("inner_repeats")
     selection: str = _grid("selection")
     corr_threshold: float = default("modelling", "corr_threshold")
+    cluster_features: bool = _grid("cluster_features")
     screen: str = _grid("screen")
     min_per_class: int = _grid("min_per_class")
     n_boot: int = default("modelling", "bootstrap")
