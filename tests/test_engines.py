@@ -34,10 +34,11 @@ def test_pictologics_steps_of_ibsi_configuration_c():
     site = load_site("ibsi_c")
     steps = pe.configurations(site["extraction"], site["preprocessing"])["original"]
     assert [s["step"] for s in steps] == ["resegment", "discretise", "extract_features"]
-    assert steps[0]["params"] == {"range_min": -1000.0, "range_max": 400.0}
+    assert steps[0]["params"] == {"range_min": -1000.0, "range_max": 400.0, "apply_to": "intensity"}
     assert steps[1]["params"] == {"method": "FBS", "bin_width": 25.0, "min_val": -1000.0}
     feats = steps[2]["params"]
     assert feats["ivh_discretisation"] == {"method": "FBS", "bin_width": 2.5, "min_val": -1000.0}
+    assert feats["ivh_params"] == {"target_range_min": -1000.0, "target_range_max": 400.0}
     assert {"morphology", "intensity", "histogram", "glcm", "gldzm", "ngldm", "ivh"} <= set(feats["families"])
 
 

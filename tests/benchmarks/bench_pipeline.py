@@ -4,6 +4,7 @@ Not a pytest test (no ``test_`` prefix); run it by hand (minutes to hours)::
 
     python tests/benchmarks/bench_pipeline.py --workload clinical_ct --n 50 200 [--out bench_out]
     python tests/benchmarks/bench_pipeline.py --workload demo --n 50 200
+    python tests/benchmarks/bench_pipeline.py --workload clinical_ct --engine pictologics --n 12 --out bench_pic
     python tests/benchmarks/bench_pipeline.py --memory-check      # one 512x512x150 CT
     python tests/benchmarks/bench_pipeline.py --out bench_out --markdown   # reprint the table
 
@@ -193,6 +194,8 @@ def main() -> None:
     ap.add_argument("--memory-check", action="store_true",
                     help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices, adult thorax), up to "
                          "the feature matrix, with the --workload's settings; report peak RSS per job")
+    ap.add_argument("--engine", choices=["pyradiomics", "pictologics"],
+                    help="extraction.engine of the pipeline run (default: the workload's / config's)")
     ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
@@ -206,6 +209,9 @@ def main() -> None:
         print(rb.markdown_table(rows))
         return
     workload = load_workload(args.workload)
+    if args.engine:  # the same workload, another engine: an override of the workload's config
+        workload["config"] = deep_merge(workload["config"], {"extraction": {"engine": args.engine}})
+        workload["name"] = f"{workload['name']}+{args.engine}"
     geometry: dict = dict(workload["geometry"])
     targets: list[str] = []
     ns = args.n

@@ -100,7 +100,7 @@ def _filters(extraction: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     filters = extraction.get("filters", {}) or {}
     out: dict[str, dict[str, Any]] = {}
     for sigma in filters.get("log_sigma_mm") or []:
-        out[f"log-sigma-{float(sigma):g}-mm".replace(".", "-")] = {"type": "log", "sigma_mm": float(sigma)}
+        out[f"log-sigma-{float(sigma)}-mm".replace(".", "-")] = {"type": "log", "sigma_mm": float(sigma)}
     if filters.get("wavelet"):
         for band in WAVELET_BANDS:
             out[f"wavelet-{band}"] = {"type": "wavelet", "wavelet": WAVELET, "level": 1, "decomposition": band}
