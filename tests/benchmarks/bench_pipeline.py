@@ -196,6 +196,9 @@ def main() -> None:
                          "the feature matrix, with the --workload's settings; report peak RSS per job")
     ap.add_argument("--engine", choices=["pyradiomics", "pictologics"],
                     help="extraction.engine of the pipeline run (default: the workload's / config's)")
+    ap.add_argument("--features-only", action="store_true",
+                    help="run the pipeline up to the feature matrix (snakemake features), e.g. for cohorts too "
+                         "small to model")
     ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
@@ -215,6 +218,8 @@ def main() -> None:
     geometry: dict = dict(workload["geometry"])
     targets: list[str] = []
     ns = args.n
+    if args.features_only:
+        targets = ["results/features/features.tsv"]
     if args.memory_check:
         geometry = {"rows": 512, "cols": 512, "n_slices": 150, "pixel_spacing": 0.8, "slice_thickness": 2.0,
                     "anatomy_scale": 1.45}
