@@ -104,10 +104,13 @@ def load_workload(name: str) -> dict:
             "geometry": dict(w.get("geometry") or {}), "config": dict(w.get("config") or {})}
 
 
-def write_config(workdir: Path, cohort: Path, overrides: dict | None = None) -> dict:
+def write_config(workdir: Path, cohort: Path, overrides: dict | None = None, features_only: bool = False) -> dict:
     cfg = deep_merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
     cfg["cohort"]["dicom_dir"] = str(cohort / "dicom")
     cfg["cohort"]["clinical_table"] = str(cohort / "clinical.csv")
+    if features_only:  # a feature-extraction-only study: no clinical table, no modelling block
+        cfg["cohort"].pop("clinical_table")
+        cfg.pop("modelling", None)
     path = workdir / "config" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -136,7 +139,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         t0 = time.perf_counter()
         generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, workers=cores, **geometry)
         gen_s = time.perf_counter() - t0
-        cfg = write_config(workdir, cohort, (workload or {}).get("config"))
+        cfg = write_config(workdir, cohort, (workload or {}).get("config"),
+                           features_only=targets == ["results/features/features.tsv"])
         print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
         load_before = os.getloadavg()[0]
