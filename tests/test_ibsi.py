@@ -171,3 +171,44 @@ def test_summary_lists_non_matching_tags():
     t = pd.DataFrame({"ibsi_tag": ["a", "b"], "match": [True, False]})
     s = ibsi.summarise({"X": t})
     assert s.loc[0, "compared"] == 2 and s.loc[0, "matched"] == 1 and s.loc[0, "not_matched"] == "b"
+
+
+# --------------------------------------------------- the pictologics engine
+#: Measured (matched = compared): every feature pictologics computes on the original image whose
+#: IBSI tag has a reference value. A and B are 2D configurations: pictologics' texture is 3D only,
+#: so there only morphology, local intensity, statistics, intensity histogram and IVH are compared.
+EXPECTED_PICTOLOGICS = {"A": 74, "B": 74, "C": 169, "D": 169, "E": 169, "digital_phantom": 169}
+
+
+@pytest.fixture(scope="module")
+def pictologics_tables(ibsi_data, shared_data, tmp_path_factory):
+    pytest.importorskip("pictologics")
+    _, refs, _ = ibsi_data
+    tables = {}
+    for conf in EXPECTED_PICTOLOGICS:
+        image, mask = _phantom(shared_data, conf)
+        work = tmp_path_factory.mktemp(f"ibsi_pictologics_{conf}")
+        features, _ = ibsi.run_site(image, mask, ibsi.SITE_OF_CONFIGURATION[conf], work,
+                                    engine={"engine": "pictologics", "dimensions": "3D"})
+        tables[conf] = ibsi.compare_tagged(features, conf, refs)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for conf, t in tables.items():
+        t.to_csv(ARTIFACTS / f"pictologics_{conf}.tsv", sep="\t", index=False)
+    summary = ibsi.summarise(tables)
+    summary.to_csv(ARTIFACTS / "summary_pictologics.tsv", sep="\t", index=False)
+    print("\nIBSI compliance (pictologics engine):\n" + summary.to_string(index=False))
+    return tables
+
+
+@pytest.mark.parametrize("conf", list(EXPECTED_PICTOLOGICS))
+def test_ibsi_compliance_pictologics(pictologics_tables, conf):
+    t = pictologics_tables[conf]
+    missed = t.loc[~t["match"], ["ibsi_tag", "ibsi_value", "reference", "tolerance"]]
+    assert len(t) == EXPECTED_PICTOLOGICS[conf], sorted(t["ibsi_tag"])
+    assert int(t["match"].sum()) == len(t), missed.to_string()
+
+
+def test_pictologics_computes_ibsi_features_pyradiomics_lacks(pictologics_tables, nifti_tables):
+    c = pictologics_tables["C"]
+    extra = set(c["ibsi_tag"]) - {ibsi.tag_for_dimensions(t, "3D") for t in nifti_tables["C"]["ibsi_tag"]}
+    assert {"ivh_v10", "loc_peak_glob", "dzm_sde_3D", "morph_moran_i", "stat_medad"} <= extra

@@ -4,6 +4,7 @@ Not a pytest test (no ``test_`` prefix); run it by hand (minutes to hours)::
 
     python tests/benchmarks/bench_pipeline.py --workload clinical_ct --n 50 200 [--out bench_out]
     python tests/benchmarks/bench_pipeline.py --workload demo --n 50 200
+    python tests/benchmarks/bench_pipeline.py --workload clinical_ct --engine pictologics --n 12 --out bench_pic
     python tests/benchmarks/bench_pipeline.py --memory-check      # one 512x512x150 CT
     python tests/benchmarks/bench_pipeline.py --out bench_out --markdown   # reprint the table
 
@@ -103,10 +104,13 @@ def load_workload(name: str) -> dict:
             "geometry": dict(w.get("geometry") or {}), "config": dict(w.get("config") or {})}
 
 
-def write_config(workdir: Path, cohort: Path, overrides: dict | None = None) -> dict:
+def write_config(workdir: Path, cohort: Path, overrides: dict | None = None, features_only: bool = False) -> dict:
     cfg = deep_merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
     cfg["cohort"]["dicom_dir"] = str(cohort / "dicom")
     cfg["cohort"]["clinical_table"] = str(cohort / "clinical.csv")
+    if features_only:  # a feature-extraction-only study: no clinical table, no modelling block
+        cfg["cohort"].pop("clinical_table")
+        cfg.pop("modelling", None)
     path = workdir / "config" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -135,7 +139,8 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         t0 = time.perf_counter()
         generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, workers=cores, **geometry)
         gen_s = time.perf_counter() - t0
-        cfg = write_config(workdir, cohort, (workload or {}).get("config"))
+        cfg = write_config(workdir, cohort, (workload or {}).get("config"),
+                           features_only=targets == ["results/features/features.tsv"])
         print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
         load_before = os.getloadavg()[0]
@@ -193,6 +198,11 @@ def main() -> None:
     ap.add_argument("--memory-check", action="store_true",
                     help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices, adult thorax), up to "
                          "the feature matrix, with the --workload's settings; report peak RSS per job")
+    ap.add_argument("--engine", choices=["pyradiomics", "pictologics"],
+                    help="extraction.engine of the pipeline run (default: the workload's / config's)")
+    ap.add_argument("--features-only", action="store_true",
+                    help="run the pipeline up to the feature matrix (snakemake features), e.g. for cohorts too "
+                         "small to model")
     ap.add_argument("--no-peer", action="store_true", help="skip pyradiomics' own CLI")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
@@ -206,9 +216,14 @@ def main() -> None:
         print(rb.markdown_table(rows))
         return
     workload = load_workload(args.workload)
+    if args.engine:  # the same workload, another engine: an override of the workload's config
+        workload["config"] = deep_merge(workload["config"], {"extraction": {"engine": args.engine}})
+        workload["name"] = f"{workload['name']}+{args.engine}"
     geometry: dict = dict(workload["geometry"])
     targets: list[str] = []
     ns = args.n
+    if args.features_only:
+        targets = ["results/features/features.tsv"]
     if args.memory_check:
         geometry = {"rows": 512, "cols": 512, "n_slices": 150, "pixel_spacing": 0.8, "slice_thickness": 2.0,
                     "anatomy_scale": 1.45}

@@ -100,6 +100,16 @@ def scan_ids(wildcards=None):
     return wf.scan_ids(checkpoints.discover_scans.get().output.scans)
 
 
+def scan_batches(wildcards=None):
+    """Batch id -> its scans (extraction.batch_size per batch; rule extract_scan_batch)."""
+    return wf.scan_batches(scan_ids(), config["extraction"]["batch_size"])
+
+
+def batch_of(scan):
+    """The batch id of one scan (rule extract_scan_batch)."""
+    return wf.batch_of(scan, scan_ids(), config["extraction"]["batch_size"])
+
+
 def first_scans(wildcards=None):
     """Each patient's first scan (the one modelling uses); retest scans never take part."""
     return wf.first_scans(checkpoints.discover_scans.get().output.scans)

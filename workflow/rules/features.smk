@@ -7,31 +7,89 @@
 # wall, CPU and peak memory beside its benchmark file.
 
 
-rule extract_scan_features:
-    input:
-        manifest="results/ingest/private/manifests/{scan}.json",
-    output:
-        converted=directory("results/scans/{scan}/converted"),
-        preprocessed=directory("results/scans/{scan}/preprocessed"),
-        features="results/features/scans/{scan}.json",
-        stage_costs="results/benchmarks/stages/{scan}.tsv",
-    log:
-        "results/logs/extract_scan_features/{scan}.log",
-    benchmark:
-        "results/benchmarks/extract_scan_features/{scan}.tsv"
-    conda:
-        "../envs/features.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=60,
-    params:
-        roi_pattern=config["cohort"].get("roi_pattern", ""),
-        roi_policy=config["cohort"]["roi_policy"],
-        preprocessing=config["preprocessing"],
-        extraction=config["extraction"],
-    script:
-        "../scripts/extract_scan_features.py"
+if config["extraction"]["engine"] == "pyradiomics":
+
+    rule extract_scan_features:
+        input:
+            manifest="results/ingest/private/manifests/{scan}.json",
+        output:
+            converted=directory("results/scans/{scan}/converted"),
+            preprocessed=directory("results/scans/{scan}/preprocessed"),
+            features="results/features/scans/{scan}.json",
+            stage_costs="results/benchmarks/stages/{scan}.tsv",
+        log:
+            "results/logs/extract_scan_features/{scan}.log",
+        benchmark:
+            "results/benchmarks/extract_scan_features/{scan}.tsv"
+        conda:
+            "../envs/features.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=60,
+        params:
+            roi_pattern=config["cohort"].get("roi_pattern", ""),
+            roi_policy=config["cohort"]["roi_policy"],
+            preprocessing=config["preprocessing"],
+            extraction=config["extraction"],
+        script:
+            "../scripts/extract_scan_features.py"
+
+else:
+    # An engine with a costly start-up (pictologics: ~20 s to load its compiled kernels) extracts
+    # extraction.batch_size scans per job (rule extract_scan_batch: one process, one log section
+    # and one stage-cost file per scan); this rule then puts each scan's files where the later
+    # rules read them (hard links, on the main host).
+
+    rule extract_scan_batch:
+        input:
+            manifests=lambda wc: expand(
+                "results/ingest/private/manifests/{scan}.json",
+                scan=scan_batches()[wc.batch],
+            ),
+        output:
+            batch=directory("results/batches/{batch}"),
+        log:
+            "results/logs/extract_scan_batch/{batch}.log",
+        benchmark:
+            "results/benchmarks/extract_scan_batch/{batch}.tsv"
+        wildcard_constraints:
+            batch=r"\d+",
+        conda:
+            "../envs/features.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=lambda wc: 10 + 5 * len(scan_batches()[wc.batch]),
+        params:
+            roi_pattern=config["cohort"].get("roi_pattern", ""),
+            roi_policy=config["cohort"]["roi_policy"],
+            preprocessing=config["preprocessing"],
+            extraction=config["extraction"],
+        script:
+            "../scripts/extract_scan_batch.py"
+
+    rule extract_scan_features:
+        input:
+            batch=lambda wc: f"results/batches/{batch_of(wc.scan)}",
+        output:
+            converted=directory("results/scans/{scan}/converted"),
+            preprocessed=directory("results/scans/{scan}/preprocessed"),
+            features="results/features/scans/{scan}.json",
+            stage_costs="results/benchmarks/stages/{scan}.tsv",
+        log:
+            "results/logs/extract_scan_features/{scan}.log",
+        benchmark:
+            "results/benchmarks/extract_scan_features/{scan}.tsv"
+        localrule: True
+        conda:
+            "../envs/features.yaml"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=5,
+        script:
+            "../scripts/extract_scan_features.py"
 
 
 rule assemble_features:

@@ -139,17 +139,45 @@ def compare(features: Mapping[str, float], configuration: str, references: pd.Da
     return pd.DataFrame(rows)
 
 
+def compare_tagged(features: Mapping[str, float], configuration: str, references: pd.DataFrame,
+                   engine: str = "pictologics", aggregation: str = "merged") -> pd.DataFrame:
+    """Per-feature comparison of every feature of the original image whose IBSI tag
+    (:func:`radsurv.features.ibsi_names.ibsi_tag`) has a reference value in ``configuration``;
+    the columns of :func:`compare` (``pyradiomics_name`` holds the engine's column name)."""
+    from radsurv.features.ibsi_names import ibsi_tag
+
+    ref = references[references["configuration"] == configuration].set_index("feature_tag")
+    rows: list[dict[str, Any]] = []
+    for name, value in sorted(features.items()):
+        if not name.startswith("original_"):
+            continue
+        tag = ibsi_tag(name, engine, aggregation)
+        if tag is None or tag not in ref.index:
+            continue
+        r = ref.loc[tag]
+        ibsi_value = to_ibsi(name, value) if engine == "pyradiomics" else value
+        ok, trunc = ibsi_match(ibsi_value, float(r["reference_value"]), float(r["tolerance"]))
+        rows.append({"configuration": configuration, "family": r["family"], "ibsi_tag": tag,
+                     "feature_name": r["feature_name"], "pyradiomics_name": name, "value": value,
+                     "ibsi_value": ibsi_value, "conversion": "", "reference": float(r["reference_value"]),
+                     "tolerance": float(r["tolerance"]), "difference": ibsi_value - float(r["reference_value"]),
+                     "difference_truncated": trunc, "match": bool(ok)})
+    return pd.DataFrame(rows)
+
+
 def run_site(image: str | Path, mask: str | Path, site: str | Mapping[str, Any], workdir: str | Path,
-             sites_dir: str | Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+             sites_dir: str | Path | None = None, engine: Mapping[str, Any] | None = None
+             ) -> tuple[dict[str, float], dict[str, Any]]:
     """Preprocess and extract one image/mask pair with a site preset, as the pipeline does.
 
     Calls exactly the user code path: :func:`radsurv.features.preprocess.preprocess_files`
     with settings from the site's ``preprocessing`` block, then
-    :func:`radsurv.features.extract.extract` with :func:`radsurv.features.extract.pyradiomics_params`
-    of the site's blocks, on the files preprocessing wrote.
+    :func:`radsurv.features.engines.extract` with the site's blocks, on the files
+    preprocessing wrote. ``engine``: extraction keys laid over the site's (e.g.
+    ``{"engine": "pictologics"}``).
     """
     from radsurv.config import load_site
-    from radsurv.features.extract import extract, pyradiomics_params
+    from radsurv.features.engines import extract
     from radsurv.features.preprocess import (
         IMAGE_FILE,
         INTENSITY_MASK_FILE,
@@ -163,8 +191,9 @@ def run_site(image: str | Path, mask: str | Path, site: str | Mapping[str, Any],
     out.mkdir(parents=True, exist_ok=True)
     settings = PreprocessSettings.from_config(preset["preprocessing"])
     preprocess_files(image, mask, out / IMAGE_FILE, out / MORPH_MASK_FILE, settings, out / INTENSITY_MASK_FILE)
-    params = pyradiomics_params(preset["extraction"], preset["preprocessing"])
-    return extract(out / IMAGE_FILE, out / MORPH_MASK_FILE, params, out / INTENSITY_MASK_FILE)
+    extraction = {**preset["extraction"], **(engine or {})}
+    return extract(out / IMAGE_FILE, out / MORPH_MASK_FILE, out / INTENSITY_MASK_FILE, extraction,
+                   preset["preprocessing"])
 
 
 def summarise(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

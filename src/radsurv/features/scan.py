@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +99,13 @@ def preprocessing(in_dir: str | Path, out_dir: str | Path, settings: Mapping[str
 
 def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping[str, Any],
                preprocessing_cfg: Mapping[str, Any] | None = None) -> None:
-    """pyradiomics features of one preprocessed scan -> a per-scan JSON.
+    """Features of one preprocessed scan (engine ``extraction_cfg['engine']``) -> a per-scan JSON.
 
     Shape features come from the morphological mask, all others from the
     intensity mask (when preprocessing wrote one); fixed-size bins count from
     ``preprocessing_cfg['resegment_range'][0]`` (IBSI).
     """
-    from radsurv.features import extract as feat
+    from radsurv.features import engines
     from radsurv.features.matrix import write_scan_features
     from radsurv.features.preprocess import IMAGE_FILE, INTENSITY_MASK_FILE, MORPH_MASK_FILE
 
@@ -117,13 +117,12 @@ def extraction(in_dir: str | Path, out_json: str | Path, extraction_cfg: Mapping
         write_scan_features(out_json, **rec)
         _set_stage(out_json, status["stage"])
         return
-    params = feat.pyradiomics_params(extraction_cfg, preprocessing_cfg)
     intensity = src / INTENSITY_MASK_FILE
     result: dict[str, Any] = {}
 
     def run() -> dict[str, Any]:
-        f, d = feat.extract(src / IMAGE_FILE, src / MORPH_MASK_FILE, params,
-                            intensity if intensity.is_file() else None)
+        f, d = engines.extract(src / IMAGE_FILE, src / MORPH_MASK_FILE, intensity if intensity.is_file() else None,
+                               extraction_cfg, preprocessing_cfg)
         result.update(features=f, diagnostics=d)
         return {}
 
@@ -176,6 +175,58 @@ def run_scan(manifest: str | Path, converted_dir: str | Path, preprocessed_dir: 
         lines += ["\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in STAGE_COST_COLUMNS)
                   for r in costs]
         out.write_text("\n".join(lines) + "\n")
+
+
+#: Files of one scan inside a batch folder (rule ``extract_scan_batch``).
+BATCH_FILES = {"converted": "converted", "preprocessed": "preprocessed", "features": "features.json",
+               "stage_costs": "stage_costs.tsv"}
+
+
+def run_scan_batch(manifests: Sequence[str | Path], batch_dir: str | Path, roi_pattern: str, roi_policy: str,
+                   preprocessing_cfg: Mapping[str, Any], extraction_cfg: Mapping[str, Any],
+                   threads: int | None = None) -> None:
+    """Several scans in one process, each as :func:`run_scan` does it, into ``batch_dir/<scan id>/``
+    (:data:`BATCH_FILES`): the engine's start-up (pictologics: ~20 s of Numba loading) is paid
+    once per batch. Each scan keeps its own status (QC row), stage-cost file and log section
+    (``== scan <id> ==``); the start-up is logged on its own, not charged to the first scan."""
+    import time
+
+    from radsurv.features.engines import start
+
+    out = Path(batch_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    start(extraction_cfg)
+    log.info("engine start-up: %.1f s", time.perf_counter() - t0)
+    for manifest in manifests:
+        scan_id = Path(manifest).stem
+        log.info("== scan %s ==", scan_id)
+        d = out / scan_id
+        run_scan(manifest, d / BATCH_FILES["converted"], d / BATCH_FILES["preprocessed"], d / BATCH_FILES["features"],
+                 d / BATCH_FILES["stage_costs"], roi_pattern, roi_policy, preprocessing_cfg, extraction_cfg, threads)
+
+
+def take_from_batch(batch_dir: str | Path, scan_id: str, converted: str | Path, preprocessed: str | Path,
+                    features: str | Path, stage_costs: str | Path) -> None:
+    """One scan's files from its batch folder to the per-scan places every later rule reads
+    (hard links where the file system allows, else copies: no second copy on disk)."""
+    import os
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    src = Path(batch_dir) / scan_id
+    if not (src / BATCH_FILES["features"]).is_file():
+        raise FileNotFoundError(f"scan {scan_id} is not in batch {Path(batch_dir).name}")
+    for key, dst in (("converted", converted), ("preprocessed", preprocessed)):
+        shutil.copytree(src / BATCH_FILES[key], dst, copy_function=link, dirs_exist_ok=True)
+    for key, dst in (("features", features), ("stage_costs", stage_costs)):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / BATCH_FILES[key], dst)
 
 
 def _timed(stage: str, fn: Callable[[], None]) -> dict[str, Any]:

@@ -44,8 +44,9 @@ class StudyData:
 
 
 #: Column names taken for tumour volume when ``modelling.volume_feature`` is not in the table,
-#: in order of preference (each also with any prefix, e.g. ``CT_original_shape_MeshVolume``).
-VOLUME_SUFFIXES = ("shape_MeshVolume", "shape_VoxelVolume")
+#: in order of preference (each also with any prefix, e.g. ``CT_original_shape_MeshVolume``):
+#: pyradiomics' names, then the IBSI-tagged ones of the pictologics engine (``original_morph_volume``).
+VOLUME_SUFFIXES = ("shape_MeshVolume", "shape_VoxelVolume", "_morph_volume", "_morph_vol_approx")
 
 
 def resolve_volume_column(columns: Sequence[str], configured: str) -> tuple[str | None, str]:
@@ -69,8 +70,9 @@ def resolve_volume_column(columns: Sequence[str], configured: str) -> tuple[str 
                           f"column of the feature table, and it has several *{suffix} columns {found[:5]}; "
                           "set modelling.volume_feature to one of them")
     return None, (f"volume-only baseline not built: modelling.volume_feature {configured!r} is not a column of "
-                  "the feature table and the table has no tumour-volume column (*shape_MeshVolume or "
-                  "*shape_VoxelVolume); set modelling.volume_feature to the column holding the tumour volume")
+                  "the feature table and the table has no tumour-volume column (*shape_MeshVolume, "
+                  "*shape_VoxelVolume, *morph_volume or *morph_vol_approx); set modelling.volume_feature to the column "
+                  "holding the tumour volume")
 
 
 @dataclass

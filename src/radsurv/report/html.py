@@ -36,7 +36,7 @@ from radsurv.report.summaries import (
 from radsurv.schema import default
 
 #: Packages whose versions the report lists.
-PACKAGES = ("radsurv", "pyradiomics-bhklab", "SimpleITK", "pydicom", "highdicom", "numpy", "pandas",
+PACKAGES = ("radsurv", "pyradiomics-bhklab", "pictologics", "SimpleITK", "pydicom", "highdicom", "numpy", "pandas",
             "scipy", "scikit-learn", "scikit-survival", "lifelines", "matplotlib", "snakemake")
 
 CSS = """
@@ -223,9 +223,15 @@ def _settings_section(run: _Run) -> list[str]:
 
 
 def _features_section(run: _Run) -> list[str]:
+    from radsurv.features.engines import engine_of, texture_aggregation
+
     n_feat = len([c for c in run.features.columns if c not in ("scan_id", "patient_id", "session")])
+    extraction = run.config.get("extraction", {}) or {}
     parts = ['<h2 id="features">Features</h2>',
-             f"<p>{n_feat} features per scan (pyradiomics; IBSI-conformant preprocessing by radsurv).</p>"]
+             f"<p>{n_feat} features per scan ({engine_of(extraction)}; IBSI-conformant preprocessing by radsurv). "
+             f"Texture aggregation: GLCM and GLRLM features {texture_aggregation(extraction)} over the 13 3D "
+             "directions (averaged: one value per direction, then the mean; merged: one matrix summed over the "
+             "directions).</p>"]
     volcorr = run.volcorr
     if not volcorr.empty:
         flag = next((c for c in volcorr.columns if "surrogate" in c or c == "flag"), None)

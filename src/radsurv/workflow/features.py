@@ -13,16 +13,41 @@ from radsurv.qc import write_qc
 log = logging.getLogger(__name__)
 
 
-def extract_scan_features(*, manifest: str | Path, converted: str | Path, preprocessed: str | Path,
-                          features: str | Path, stage_costs: str | Path | None, roi_pattern: str,
-                          roi_policy: str, preprocessing: Mapping[str, Any], extraction: Mapping[str, Any],
-                          threads: int | None = None) -> None:
-    """One scan from DICOM to its feature JSON: conversion, IBSI preprocessing, pyradiomics
-    (:func:`radsurv.features.scan.run_scan`; a failing stage is recorded, not raised)."""
-    from radsurv.features.scan import run_scan
+def extract_scan_features(*, converted: str | Path, preprocessed: str | Path, features: str | Path,
+                          stage_costs: str | Path, manifest: str | Path | None = None,
+                          batch: str | Path | None = None, scan: str | None = None, roi_pattern: str = "",
+                          roi_policy: str = "", preprocessing: Mapping[str, Any] | None = None,
+                          extraction: Mapping[str, Any] | None = None, threads: int | None = None) -> None:
+    """One scan from DICOM to its feature JSON: conversion, IBSI preprocessing, features
+    (:func:`radsurv.features.scan.run_scan`; a failing stage is recorded, not raised).
 
+    With ``batch`` (engines with a costly start-up: rule ``extract_scan_batch`` extracted the
+    scan together with others) the scan's files are taken from that batch folder instead
+    (:func:`radsurv.features.scan.take_from_batch`).
+    """
+    from radsurv.features.scan import run_scan, take_from_batch
+
+    if batch is not None:
+        if scan is None:
+            raise TypeError("extract_scan_features: a scan taken from a batch needs its scan id")
+        take_from_batch(batch, scan, converted, preprocessed, features, stage_costs)
+        log.info("scan %s was extracted in batch %s; its log section is in that batch's log", scan,
+                 Path(batch).name)
+        return
+    if manifest is None:
+        raise TypeError("extract_scan_features needs the scan's manifest, or the batch that extracted it")
     run_scan(manifest, converted, preprocessed, features, stage_costs, roi_pattern, roi_policy,
-             dict(preprocessing), dict(extraction), threads)
+             dict(preprocessing or {}), dict(extraction or {}), threads)
+
+
+def extract_scan_batch(*, manifests: Sequence[str | Path], batch: str | Path, roi_pattern: str, roi_policy: str,
+                       preprocessing: Mapping[str, Any], extraction: Mapping[str, Any],
+                       threads: int | None = None) -> None:
+    """A batch of scans in one process, each from DICOM to its features, into the batch folder
+    (:func:`radsurv.features.scan.run_scan_batch`; used when the engine's start-up is costly)."""
+    from radsurv.features.scan import run_scan_batch
+
+    run_scan_batch(list(manifests), batch, roi_pattern, roi_policy, dict(preprocessing), dict(extraction), threads)
 
 
 def assemble_features(*, scans: Sequence[str | Path], features: str | Path, diagnostics: str | Path,

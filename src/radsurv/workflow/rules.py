@@ -9,7 +9,7 @@ Result paths are built in the rules, not here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,18 @@ def scan_ids(scans_tsv: str | Path) -> list[str]:
     import pandas as pd
 
     return pd.read_csv(scans_tsv, sep="\t", dtype=str)["scan_id"].tolist()
+
+
+def scan_batches(scans: Sequence[str], batch_size: int) -> dict[str, list[str]]:
+    """Scans in groups of ``batch_size`` (rule ``extract_scan_batch``), in the order of
+    ``scans.tsv``: batch id (``"0"``, ``"1"``, ...) -> its scan ids."""
+    size = max(1, int(batch_size))
+    return {str(i // size): list(scans[i:i + size]) for i in range(0, len(scans), size)}
+
+
+def batch_of(scan: str, scans: Sequence[str], batch_size: int) -> str:
+    """The batch id of ``scan`` (:func:`scan_batches`)."""
+    return str(list(scans).index(scan) // max(1, int(batch_size)))
 
 
 def model_inputs(config: Mapping[str, Any], pipeline: Mapping[str, str]) -> dict[str, str]:
