@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 if [ -n "${PYTHON:-}" ]; then
     PY="$PYTHON"
-elif command -v python3.12 >/dev/null; then
+elif python3.12 -c "" 2>/dev/null; then  # a pyenv shim on PATH may not run
     PY=python3.12
 elif compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/3.12*/bin/python3.12" >/dev/null; then
     PY="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 | sort -V | tail -n 1)"
