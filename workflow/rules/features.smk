@@ -6,12 +6,14 @@
 # QC stage; the robustness rules start from their folders), and the job writes each stage's
 # wall, CPU and peak memory beside its benchmark file.
 
+SCAN_MANIFEST = "results/ingest/private/manifests/{scan}.json"
+
 
 if config["extraction"]["engine"] == "pyradiomics":
 
     rule extract_scan_features:
         input:
-            manifest="results/ingest/private/manifests/{scan}.json",
+            manifest=SCAN_MANIFEST,
         output:
             converted=directory("results/scans/{scan}/converted"),
             preprocessed=directory("results/scans/{scan}/preprocessed"),
@@ -44,7 +46,7 @@ else:
     rule extract_scan_batch:
         input:
             manifests=lambda wc: expand(
-                "results/ingest/private/manifests/{scan}.json",
+                SCAN_MANIFEST,
                 scan=scan_batches()[wc.batch],
             ),
         output:

@@ -74,7 +74,7 @@ rule harmonisation_diagnostics:
 rule control_scan_features:
     input:
         converted=rules.extract_scan_features.output.converted,
-        manifest=rules.extract_scan_features.input.manifest,
+        manifest=SCAN_MANIFEST,
     output:
         control_converted=temp(
             directory("results/controls/{control}/scans/{scan}/converted")
