@@ -153,6 +153,71 @@ def test_randomized_destroys_the_roi_first_order_statistics_that_shuffling_keeps
     assert abs(rand.std() - span / np.sqrt(12)) < 0.15 * span / np.sqrt(12)
 
 
+def planted_range_image() -> tuple[np.ndarray, np.ndarray]:
+    """A 12x12x12 whole-number image whose ROI (a 6x6x6 cube) holds values in [10, 20] only,
+    both ends present, while the rest of the image spans [-1000, 1000]: the ROI's range and the
+    whole image's range differ."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(-1000, 1000, endpoint=True, size=(12, 12, 12)).astype(np.int16)
+    img[0, 0, 0], img[-1, -1, -1] = -1000, 1000
+    roi = np.zeros(img.shape, dtype=bool)
+    roi[3:9, 3:9, 3:9] = True
+    img[roi] = rng.integers(10, 20, endpoint=True, size=int(roi.sum()))
+    img[3, 3, 3], img[8, 8, 8] = 10, 20
+    return img, roi
+
+
+def test_randomized_draws_in_the_roi_range_and_randomized_image_in_the_image_range():
+    """READII's randomized ROI control draws from the ROI's own [min, max] (inclusive), not the
+    whole image's: ``negative_controls_refactor`` applies ``RandomizedControl.transform`` (min/max
+    of the array it is given) to ``image_array[np.nonzero(region_mask)]``, the ROI's voxels; the
+    older ``makeRandomRoi`` took min/max over the ROI's voxels. The ``_image`` variant (READII
+    ``full``) uses the whole image's range."""
+    img, roi = planted_range_image()
+    out = intensity_control(img, roi, "randomized", seed=5)
+    assert np.array_equal(out[~roi], img[~roi])
+    assert out[roi].min() == 10 and out[roi].max() == 20  # the ROI's range, both ends reachable
+    assert len(np.unique(out[roi])) == 11 and not np.array_equal(out[roi], img[roi])
+    full = intensity_control(img, roi, "randomized_image", seed=5)
+    assert full.min() >= -1000 and full.max() <= 1000
+    assert full[roi].min() < -500 and full[roi].max() > 500  # the ROI now holds the image's range
+
+
+def _readii_region_control(image: np.ndarray, mask: np.ndarray, control: str, seed: int) -> np.ndarray:
+    """READII's own code path, transcribed (bhklab/readii, src/readii/negative_controls_refactor/
+    abstract_classes.py ``NegativeControlStrategy.__call__`` and negative_controls.py
+    ``ShuffledControl`` / ``RandomizedControl`` / ``SampledControl.transform``; region ``roi``:
+    ``np.where(mask > 0, 1, 0)``, region ``full``: ``np.ones_like(mask)``)."""
+    name, _, region = control.partition("_")
+    arr = np.array(image, copy=True)
+    region_mask = np.ones_like(mask) if region == "image" else np.where(mask > 0, 1, 0)
+    idx = np.nonzero(region_mask)
+    values = arr[idx]
+    rng = np.random.default_rng(seed=seed)
+    if name == "shuffled":
+        flat = values.flatten()
+        rng.shuffle(flat)
+        new = flat
+    elif name == "randomized":
+        new = rng.integers(low=np.min(values), high=np.max(values), endpoint=True, size=values.shape)
+    else:
+        new = rng.choice(values.flatten(), size=len(values), replace=True)
+    arr[idx] = new
+    return arr
+
+
+@pytest.mark.parametrize("control", sorted(set(CONTROLS) - {"moved_roi"}))
+def test_intensity_controls_equal_readii_on_whole_number_images(control):
+    """On a whole-number (HU) image every intensity control is READII's, voxel for voxel, for
+    the same seed (the same numpy Generator calls on the same voxels in the same order)."""
+    img, roi = planted_range_image()
+    assert np.array_equal(intensity_control(img, roi, control, seed=9), _readii_region_control(img, roi, control, 9))
+    ct, tumour = phantom()
+    ct = np.round(ct)
+    assert np.array_equal(intensity_control(ct, tumour, control, seed=3),
+                          _readii_region_control(ct, tumour, control, 3))
+
+
 def test_randomized_float_images_get_continuous_values():
     img, roi = phantom()
     img = img + 0.25  # not whole numbers (e.g. PET SUV)

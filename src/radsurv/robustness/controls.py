@@ -13,7 +13,16 @@ ROI features do not read, so it is not offered):
 * ``randomized`` (READII ``randomized_roi``): every ROI voxel replaced by a uniform random value
   between the ROI's minimum and maximum (inclusive; whole numbers for whole-number images such as
   HU, as READII draws them, continuous otherwise); shape kept, texture and the intensity
-  distribution destroyed (only the range is kept).
+  distribution destroyed (only the range is kept). The range is the ROI's, not the whole image's,
+  as in READII (bhklab/readii ``src/readii/negative_controls_refactor/negative_controls.py``
+  ``RandomizedControl.transform`` takes min/max of the values it is given, which
+  ``abstract_classes.py`` ``NegativeControlStrategy.__call__`` restricts to the ROI's voxels;
+  ``src/readii/negative_controls.py`` ``negativeControlROIOnly`` -> ``makeRandomImage`` on the ROI's
+  values, and the older ``makeRandomRoi``, take min/max over the ROI too). On whole-number images
+  every intensity control here equals READII's voxel for voxel for the same seed
+  (``tests/test_negative_controls.py``). One deviation: on non-whole-number images (PET SUV)
+  READII's ``Generator.integers`` truncates the bounds and draws whole numbers; here the draw is
+  continuous in the ROI's range.
 * ``sampled`` (READII ``randomized_sampled_roi``): every ROI voxel drawn with replacement from the
   ROI's own intensities; shape kept, texture destroyed, first-order statistics kept up to sampling.
 * ``shuffled_image``, ``randomized_image``, ``sampled_image`` (READII ``*_full``): the same applied
