@@ -12,7 +12,9 @@ patient-bootstrap CI of the radiomics and volume models) and ``results/controls/
 (each control's study). Computed: the study re-run by :func:`radsurv.modelling.study.run_study` on the
 run's features with and without in-fold ComBat (same folds and seeds; ``--skip-refit`` leaves this out)
 and with ``modelling.volume_adjust``. Printed as JSON: every C (CI), each control's difference from the
-volume-only model (and whether it is within 0.05), the C change with vs without ComBat, wall times.
+volume-only model (and whether it is within 0.05), the C change with vs without ComBat and its paired
+patient-bootstrap 95% CI (:func:`radsurv.modelling.metrics.paired_c_difference`, 1000 replicates
+at least), wall times.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _refits(cfg: dict, results: Path) -> dict:
 
     from radsurv.harmonisation.settings import HarmonisationInput, HarmonisationSettings
     from radsurv.modelling.config import StudyConfig
+    from radsurv.modelling.metrics import paired_c_difference
     from radsurv.modelling.study import run_study
     from radsurv.workflow.modelling import _study_inputs
 
@@ -51,7 +54,8 @@ def _refits(cfg: dict, results: Path) -> dict:
         ids = clin["patient_id"].astype(str)
         harm = HarmonisationInput(st, pd.Series(clin[st.batch_column].astype(str).to_numpy(), index=ids.to_numpy(),
                                                 dtype=object))
-    out = {}
+    out: dict = {}
+    held_out: dict = {}
     runs = [("without harmonisation", sc, None), ("with in-fold ComBat", sc, harm),
             ("volume-adjusted" + (", in-fold ComBat" if harm else ""),
              StudyConfig.from_dict({**m, "volume_adjust": True}, seed=int(cfg["seed"])), harm)]
@@ -61,12 +65,22 @@ def _refits(cfg: dict, results: Path) -> dict:
         t0 = time.perf_counter()
         res = run_study(X, clin, cands, config, harmonisation=h, n_jobs=1)
         by = res.metrics["by_model"]
+        pa = res.predictions_all
+        held_out[name] = pa[(pa["model"] == "radiomics") & (pa["set"] == "test")]
         out[f"radiomics C, {name}"] = _ci(by["radiomics"]["harrell_c"])
         out[f"volume C, {name}"] = _ci(by["volume"]["harrell_c"]) if "volume" in by else None
         out[f"t_study {name} (s)"] = round(time.perf_counter() - t0, 1)
     if "radiomics C, with in-fold ComBat" in out:
         out["C change with - without ComBat"] = round(out["radiomics C, with in-fold ComBat"][0]
                                                       - out["radiomics C, without harmonisation"][0], 3)
+        # is the change noise? the paired bootstrap of the held-out C difference (same patients,
+        # folds and repeats; the study's bootstrap count and seed)
+        d = paired_c_difference(held_out["without harmonisation"], held_out["with in-fold ComBat"],
+                                n_boot=max(int(sc.bootstrap), 1000), seed=int(cfg["seed"]))
+        out["C change with - without ComBat, paired bootstrap"] = {
+            "estimate": round(d["estimate"], 3), "ci_95": [round(d["ci_low"], 3), round(d["ci_high"], 3)],
+            "share of replicates <= 0": round(d["p_boot_le_0"], 3), "n_boot": d["n_boot_valid"],
+            "CI inside +-0.02": bool(-0.02 <= d["ci_low"] and d["ci_high"] <= 0.02)}
     return out
 
 
