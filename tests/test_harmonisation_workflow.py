@@ -45,6 +45,7 @@ def run(tmp_path_factory) -> Path:
     return work / "results"
 
 
+@pytest.mark.e2e
 def test_controls_features_and_studies_exist_with_the_real_shape(run):
     first = pd.read_csv(run / "features" / "features.tsv", sep="\t")
     first = first[first["session"] == first.groupby("patient_id")["session"].transform("min")] \
@@ -59,15 +60,17 @@ def test_controls_features_and_studies_exist_with_the_real_shape(run):
         table = pd.read_csv(d / "features.tsv", sep="\t")
         merged = table.merge(first, on="patient_id", suffixes=("_control", "_real"))
         assert len(merged) == first["patient_id"].nunique()
-        # shape kept (both controls keep the ROI's shape and volume), intensities changed
+        # shape kept (both controls keep the ROI's shape and volume; the moved ROI is resampled from
+        # another grid origin: partial-volume changes at its boundary, up to 6% seen), intensities changed
         vol = merged["original_shape_VoxelVolume_control"] / merged["original_shape_VoxelVolume_real"]
-        assert vol.between(0.95, 1.05).all(), (control, vol.tolist())
+        assert vol.between(0.9, 1.1).all(), (control, vol.tolist())
         mean_diff = (merged["original_firstorder_Mean_control"] - merged["original_firstorder_Mean_real"]).abs()
         assert (mean_diff > 1.0).all(), (control, mean_diff.tolist())
         m = json.loads((d / "metrics.json").read_text())
         assert 0.0 <= m["c_index_test_ci_low"] <= m["c_index_test"] <= m["c_index_test_ci_high"] <= 1.0
 
 
+@pytest.mark.e2e
 def test_report_confound_controls_table_lists_each_control_with_c_and_ci(run):
     page = (run / "report" / "report.html").read_text()
     assert '<h2 id="negative-controls">Confound controls</h2>' in page
@@ -86,4 +89,10 @@ def test_report_confound_controls_table_lists_each_control_with_c_and_ci(run):
         lo, hi = (float(x) for x in re.fullmatch(r"(\d\.\d{3})-(\d\.\d{3})", row["95% CI"].iloc[0]).groups())
         m = json.loads((run / "controls" / control / "metrics.json").read_text())
         assert c == pytest.approx(m["c_index_test"], abs=5e-4) and lo <= c <= hi
-    assert any("volume" in x.lower() for x in models) and len(models) >= 2 + len(CONTROLS)
+    # beside the real model and the volume-only model, each with its C and CI
+    for name in ("radiomics model (real images)", "tumour volume alone"):
+        row = table[table["model"] == name]
+        assert len(row) == 1, (name, models)
+        assert re.fullmatch(r"\d\.\d{3}", row["held-out Harrell's C"].iloc[0])
+        assert re.fullmatch(r"\d\.\d{3}-\d\.\d{3}", row["95% CI"].iloc[0])
+    assert len(models) == 2 + len(CONTROLS), models
