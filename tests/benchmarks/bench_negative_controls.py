@@ -12,7 +12,8 @@ patient-bootstrap CI of the radiomics and volume models) and ``results/controls/
 (each control's study). Computed: the study re-run by :func:`radsurv.modelling.study.run_study` on the
 run's features with and without in-fold ComBat (same folds and seeds; ``--skip-refit`` leaves this out)
 and with ``modelling.volume_adjust``. Printed as JSON: every C (CI), each control's difference from the
-volume-only model (and whether it is within 0.05), the C change with vs without ComBat and its paired
+volume-only model (and whether it is within 0.05), on the demo the candidate feature of each control that
+best tracks the planted tumour heterogeneity (``demo/truth.csv``), the C change with vs without ComBat and its paired
 patient-bootstrap 95% CI (:func:`radsurv.modelling.metrics.paired_c_difference`, 1000 replicates
 at least), wall times.
 """
@@ -84,6 +85,34 @@ def _refits(cfg: dict, results: Path) -> dict:
     return out
 
 
+def _planted_heterogeneity(r: Path, control: str) -> dict | None:
+    """On the demo (``demo/truth.csv``): which of the control's candidate features still carries the
+    planted tumour heterogeneity (Spearman rho with ``heterogeneity_hu`` over the first scans), beside
+    its rho with log volume; the same for the real features. ``None`` without the truth table."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    truth_f, robust_f = r / "demo/truth.csv", r / "robustness/robust_features.txt"
+    if not truth_f.is_file() or not robust_f.is_file():
+        return None
+    truth = pd.read_csv(truth_f).set_index("patient_id")
+    robust = [x for x in robust_f.read_text().split() if "_shape_" not in x]
+
+    def top(table: Path) -> dict:
+        f = pd.read_csv(table, sep="\t")
+        if "session" in f.columns:
+            f = f[f["session"] == f.groupby("patient_id")["session"].transform("min")]
+        f = f.set_index("patient_id").reindex(truth.index)
+        rho = {c: spearmanr(f[c], truth["heterogeneity_hu"], nan_policy="omit")[0] for c in robust if c in f.columns}
+        best = max(rho, key=lambda c: abs(rho[c]))
+        return {"feature": best, "rho heterogeneity": round(float(rho[best]), 2),
+                "rho log volume": round(float(spearmanr(f[best], truth["log_volume"], nan_policy="omit")[0]), 2),
+                "features with |rho heterogeneity| >= 0.5": int(sum(abs(v) >= 0.5 for v in rho.values()))}
+
+    ctab = r / "controls" / control / "features.tsv"
+    return {"real": top(r / "features/features.tsv"), control: top(ctab)} if ctab.is_file() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -106,6 +135,9 @@ def main() -> None:
         out[f"control {name}"] = c
         out[f"control {name} - volume"] = round(c[0] - vol, 3)
         out[f"control {name} within 0.05 of volume"] = bool(abs(c[0] - vol) <= 0.05)
+        planted = _planted_heterogeneity(r, name)
+        if planted:
+            out[f"control {name}: planted heterogeneity (non-shape candidates)"] = planted
     if not args.skip_refit:
         out.update(_refits(cfg, r))
     print(json.dumps(out, indent=1))
