@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,8 @@ import SimpleITK as sitk
 from radsurv.features.extract import pyradiomics_params
 from radsurv.longitudinal.features import scan_features
 from radsurv.longitudinal.propagation import PropagationSettings, crop_box, dice, propagate_mask
+from radsurv.longitudinal.rois import rois_from_config
+from radsurv.schema import default
 from radsurv.synthetic.longitudinal import (
     LongGeometry,
     render_scan,
@@ -18,6 +22,13 @@ from radsurv.synthetic.longitudinal import (
 )
 
 GEOM = LongGeometry()
+ROI_NAME = {"GTV": "gtv", "Parotid_L": "parotid_l", "Parotid_R": "parotid_r"}
+
+
+def _settings(roi: str, **over) -> PropagationSettings:
+    """The propagation settings the default config gives ``roi`` (block defaults + the ROI's overrides)."""
+    spec = next(r for r in rois_from_config(default("longitudinal", "rois")) if r.name == ROI_NAME[roi])
+    return replace(PropagationSettings(), **dict(spec.propagation), **over)
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +52,43 @@ def test_propagated_masks_reach_dice_090_where_the_contour_is_missing_and_are_bi
         assert roi not in scan.own_contours
         b_img, b_m = render_scan(p, p.scans[0], GEOM)
         img, truth = render_scan(p, scan, GEOM)
-        res = propagate_mask(b_img, b_m[roi], img, PropagationSettings(), own_mask=truth[roi])
+        res = propagate_mask(b_img, b_m[roi], img, _settings(roi), own_mask=truth[roi])
         assert res.dice >= 0.90, (p.patient_id, tp, roi, res.dice)
         assert dice(b_m[roi], truth[roi]) < res.dice - 0.1  # the registration did the work
         assert res.jacobian_min > 0 and res.jacobian_folding_fraction == 0.0
         assert res.mask.GetSize() == img.GetSize() and res.mask.GetOrigin() == img.GetOrigin()
-    again = propagate_mask(b_img, b_m[roi], img, PropagationSettings(), own_mask=truth[roi])
+    again = propagate_mask(b_img, b_m[roi], img, _settings(roi), own_mask=truth[roi])
     assert np.array_equal(sitk.GetArrayViewFromImage(again.mask), sitk.GetArrayViewFromImage(res.mask))
     assert again.dice == res.dice and again.jacobian_min == res.jacobian_min
+
+
+def test_a_low_contrast_parotid_shrinking_with_dose_is_followed_with_dice_090(cohort):
+    """The parotid is -30 HU inside soft tissue of 30 +- ~30 HU texture (low contrast) and shrinks
+    with dose while the tissue around it does not move: the planted deformation at fx20 (patient 0,
+    15 % volume lost, plus both scans' rigid shifts and smooth deformations) must be recovered with
+    Dice >= 0.90 against the true contour, fold-free, and better than the rigid step alone."""
+    p = cohort[0]
+    scan = _scan(p, "fx20")
+    b_img, b_m = render_scan(p, p.scans[0], GEOM)
+    img, truth = render_scan(p, scan, GEOM)
+    res = propagate_mask(b_img, b_m["Parotid_L"], img, _settings("Parotid_L"), own_mask=truth["Parotid_L"])
+    rigid = propagate_mask(b_img, b_m["Parotid_L"], img, _settings("Parotid_L", deformable=False),
+                           own_mask=truth["Parotid_L"])
+    assert res.dice >= 0.90, res.dice
+    assert res.dice > rigid.dice + 0.02, (res.dice, rigid.dice)
+    assert res.jacobian_min > 0 and res.jacobian_folding_fraction == 0.0
+
+
+def test_roi_propagation_overrides_reach_the_roi_only():
+    specs = rois_from_config({"gtv": {"pattern": "GTV", "tumour": True},
+                              "par": {"pattern": "P", "propagation": {"demons_smoothing_voxels": 2.5}}})
+    assert specs[0].propagation == () and specs[1].propagation == (("demons_smoothing_voxels", 2.5),)
+    assert replace(PropagationSettings(), **dict(specs[1].propagation)).demons_smoothing_voxels == 2.5
+
+
+def test_demons_levels_must_be_at_least_one():
+    with pytest.raises(ValueError, match="demons_levels"):
+        PropagationSettings(demons_levels=0)
 
 
 def test_crop_box_grows_by_the_margin_and_rejects_an_empty_mask():

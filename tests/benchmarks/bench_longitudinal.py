@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,10 @@ from radsurv.features.extract import pyradiomics_params
 from radsurv.longitudinal.cohort import cohort_features, delta_study
 from radsurv.longitudinal.delta import DeltaSettings, delta_table, rc_from_retest
 from radsurv.longitudinal.propagation import PropagationSettings, propagate_mask
-from radsurv.longitudinal.rois import RoiSpec
+from radsurv.longitudinal.rois import RoiSpec, rois_from_config
 from radsurv.longitudinal.study import StudySettings
 from radsurv.longitudinal.timepoints import TimePointSettings
+from radsurv.schema import default
 from radsurv.synthetic.longitudinal import LongGeometry, render_scan, simulate_longitudinal, write_longitudinal_cohort
 
 WINDOWS = {"planning": {"days": [0, 0]}, "fx5": {"days": [5, 9]}, "fx10": {"days": [12, 16]},
@@ -84,16 +86,20 @@ def timing(threads: int) -> None:
 
 
 def dice_check(n: int, threads: int, **settings: float) -> None:
-    """``settings``: PropagationSettings overrides (e.g. margin_mm, demons_smoothing_voxels)."""
+    """``settings``: PropagationSettings overrides (e.g. margin_mm, demons_smoothing_voxels), applied
+    over the settings the default config gives each ROI (block defaults + the ROI's own overrides)."""
     g = LongGeometry()
+    specs = {r.name: r for r in rois_from_config(default("longitudinal", "rois"))}
+    per_roi = {roi: replace(PropagationSettings(threads=threads),
+                            **{**dict(specs[roi.lower()].propagation), **settings})
+               for roi in ("GTV", "Parotid_L", "Parotid_R")}
     rows = []
     for p in simulate_longitudinal(n, 0, seed=7):
         b_img, b_m = render_scan(p, p.scans[0], g)
         for s in p.scans[1:]:
             img, m = render_scan(p, s, g)
             for roi in ("GTV", "Parotid_L", "Parotid_R"):
-                r = propagate_mask(b_img, b_m[roi], img, PropagationSettings(threads=threads, **settings),
-                                   own_mask=m[roi])
+                r = propagate_mask(b_img, b_m[roi], img, per_roi[roi], own_mask=m[roi])
                 rows.append({"patient": p.patient_id, "timepoint": s.timepoint, "roi": roi, "dice": r.dice,
                              "needed": roi not in s.own_contours, "jmin": r.jacobian_min, "jmax": r.jacobian_max,
                              "seconds": r.seconds})

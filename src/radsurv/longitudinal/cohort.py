@@ -12,7 +12,7 @@ piecewise; here they are the library's end-to-end check on the generated cohort.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ def scan_row(inputs: ScanInputs, assigned: pd.DataFrame, scan_id: str, specs: Se
             b_id = str(base["scan_id"].iloc[0])
             b_masks, _ = _masks(b_id, inputs.contours, inputs.contour_root, specs, pid, "")
             baseline = (sitk.ReadImage(str(inputs.image_root / image_of[b_id])), b_masks)
-    sf = scan_features(pid, scan_id, img, masks, baseline, params, prop, validate)
+    roi_prop = {s.name: replace(prop, **dict(s.propagation)) for s in specs if s.propagation}
+    sf = scan_features(pid, scan_id, img, masks, baseline, params, prop, validate, roi_prop)
     qc = [_propagated_instead(q, sf.features) for q in qc]
     row = {"patient_id": pid, "scan_id": scan_id, "timepoint": rec["timepoint"],
            "timepoint_index": int(rec["timepoint_index"]), "role": rec["role"], "days": rec["days_from_first"],

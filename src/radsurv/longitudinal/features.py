@@ -54,7 +54,8 @@ def _roi_mask(roi: str, own: sitk.Image | None, baseline: tuple[sitk.Image, sitk
 
 def scan_features(patient_id: str, scan_id: str, image: sitk.Image, own_masks: Mapping[str, sitk.Image | None],
                   baseline: tuple[sitk.Image, Mapping[str, sitk.Image | None]] | None, params: Mapping[str, Any],
-                  prop: PropagationSettings, validate: bool = False) -> ScanFeatures:
+                  prop: PropagationSettings, validate: bool = False,
+                  roi_prop: Mapping[str, PropagationSettings] | None = None) -> ScanFeatures:
     """Features of each ROI of one scan.
 
     Args:
@@ -62,12 +63,13 @@ def scan_features(patient_id: str, scan_id: str, image: sitk.Image, own_masks: M
         baseline: ``(baseline image, {ROI: baseline mask})``; None for the baseline scan itself.
         params: pyradiomics parameters (:func:`radsurv.features.extract.pyradiomics_params`).
         validate: also propagate where an own contour exists (Dice against it; the own mask is used).
+        roi_prop: ROI name -> its own propagation settings (per-ROI overrides); other ROIs use ``prop``.
     """
     out = ScanFeatures()
     for roi, own in own_masks.items():
         b = (baseline[0], baseline[1].get(roi)) if baseline is not None else None
         try:
-            mask, row = _roi_mask(roi, own, b, image, prop, validate)
+            mask, row = _roi_mask(roi, own, b, image, (roi_prop or {}).get(roi, prop), validate)
             if row is not None:
                 out.propagation.append({"patient_id": patient_id, "scan_id": scan_id, **row})
             propagated = row is not None and row["used"]

@@ -51,6 +51,7 @@ class PropagationSettings:
     rigid_iterations: int = _d("rigid_iterations")
     demons_iterations: int = _d("demons_iterations")
     demons_smoothing_voxels: float = _d("demons_smoothing_voxels")
+    demons_levels: int = _d("demons_levels")
     image_smoothing_voxels: float = _d("image_smoothing_voxels")
     seed: int = _d("seed")
     threads: int = _d("threads")
@@ -64,6 +65,8 @@ class PropagationSettings:
         if self.seed < 1:  # ITK reads a sampling seed of 0 as "seed from the wall clock"
             raise ValueError("longitudinal.propagation.seed must be >= 1 (0 would reseed from the clock), "
                              f"got {self.seed}")
+        if self.demons_levels < 1:
+            raise ValueError(f"longitudinal.propagation.demons_levels must be >= 1, got {self.demons_levels}")
         if self.threads < 1:
             raise ValueError(f"longitudinal.propagation.threads must be >= 1, got {self.threads}")
 
@@ -161,7 +164,17 @@ def _demons(fixed: sitk.Image, moving_on_fixed: sitk.Image, s: PropagationSettin
     demons.SetNumberOfThreads(s.threads)
     sm_f = sitk.SmoothingRecursiveGaussian(fixed, s.image_smoothing_voxels)
     sm_m = sitk.SmoothingRecursiveGaussian(matched, s.image_smoothing_voxels)
-    return demons.Execute(sm_f, sm_m)
+    field: sitk.Image | None = None
+    for level in range(s.demons_levels - 1, -1, -1):  # coarse to fine: shrink 2**level, then full resolution
+        f = 2**level
+        lf, lm = (sitk.Shrink(sm_f, [f] * 3), sitk.Shrink(sm_m, [f] * 3)) if f > 1 else (sm_f, sm_m)
+        if field is None:
+            field = demons.Execute(lf, lm)
+        else:
+            init = sitk.Resample(field, lf, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
+            field = demons.Execute(lf, lm, init)
+    assert field is not None
+    return field
 
 
 def _jacobian_stats(field: sitk.Image | None) -> tuple[float, float, float]:

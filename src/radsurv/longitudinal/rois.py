@@ -35,6 +35,9 @@ class RoiSpec:
     name: str
     pattern: str
     tumour: bool = False
+    #: ``(key, value)`` pairs overriding ``longitudinal.propagation`` for this ROI only (e.g. a
+    #: smoother deformation for a low-contrast organ at risk); empty: the block's settings
+    propagation: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or ROI_SEP in self.name:
@@ -51,8 +54,9 @@ class RoiSpec:
 
 
 def rois_from_config(cfg: Mapping[str, Any]) -> tuple[RoiSpec, ...]:
-    """From the draft ``longitudinal.rois`` block: ``{name: {pattern: ..., tumour: bool}}``."""
-    specs = tuple(RoiSpec(str(n), str(v["pattern"]), bool(v.get("tumour", False))) for n, v in cfg.items())
+    """From the ``longitudinal.rois`` block: ``{name: {pattern: ..., tumour: bool, propagation: {...}}}``."""
+    specs = tuple(RoiSpec(str(n), str(v["pattern"]), bool(v.get("tumour", False)),
+                          tuple(sorted(dict(v.get("propagation") or {}).items()))) for n, v in cfg.items())
     if sum(s.tumour for s in specs) != 1:
         raise ValueError("longitudinal.rois: exactly one ROI must be the tumour (tumour: true)")
     return specs
