@@ -274,6 +274,7 @@ def main() -> None:
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
     ap.add_argument("--markdown", action="store_true", help="print the README table of <out>/results.json")
     args = ap.parse_args()
+    args.out = args.out.resolve()  # the config's cohort paths must hold from Snakemake's working directory
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "results.json"
     if args.markdown:
