@@ -192,3 +192,25 @@ def test_volume_correlation_stage_writes_one_row_per_feature_from_first_scans(tm
     assert set(t["feature"]) == {"original_shape_MeshVolume", "original_firstorder_Mean"}
     assert (t["n"] == 12).all()  # one scan per patient, retests not double-counted
     assert t.set_index("feature").loc["original_shape_MeshVolume", "volume_surrogate"]
+
+
+def test_volume_correlation_stage_takes_the_pictologics_volume_column(tmp_path):
+    """With the pictologics engine the table has ``original_morph_volume``, not the configured
+    pyradiomics name: the stage takes it (as modelling does) instead of failing the whole run."""
+    from radsurv.workflow.features import volume_correlation
+
+    rng = np.random.default_rng(2)
+    vol = rng.uniform(1e3, 1e5, 10)
+    pd.DataFrame({"scan_id": [f"P{i}_S1" for i in range(10)], "patient_id": [f"P{i}" for i in range(10)],
+                  "session": 1, "original_morph_volume": vol, "original_morph_area_mesh": vol ** (2 / 3),
+                  "original_stat_mean": rng.normal(size=10)}).to_csv(tmp_path / "f.tsv", sep="\t", index=False)
+    volume_correlation(features=tmp_path / "f.tsv", table=tmp_path / "vc.tsv",
+                       volume_feature="original_shape_MeshVolume", threshold=0.9)
+    t = pd.read_csv(tmp_path / "vc.tsv", sep="\t").set_index("feature")
+    assert t.loc["original_morph_area_mesh", "volume_surrogate"]
+    assert not t.loc["original_stat_mean", "volume_surrogate"]
+    pd.DataFrame({"scan_id": ["A_S1"], "patient_id": ["A"], "session": 1,
+                  "original_stat_mean": [1.0]}).to_csv(tmp_path / "none.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match="no tumour-volume column"):
+        volume_correlation(features=tmp_path / "none.tsv", table=tmp_path / "vc2.tsv",
+                           volume_feature="original_shape_MeshVolume", threshold=0.9)

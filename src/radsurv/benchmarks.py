@@ -249,6 +249,9 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
         "jobs_wall_s": float(rules["total_s"].sum()) if len(rules) else 0.0,
         "bare_extraction_s": bare_s,
         "extraction_stage_s": extract_s,
+        "extraction_stage_cpu_s": (float(per_stage["cpu_s"].get("extraction", float("nan")))
+                                   if per_stage is not None else float("nan")),
+        "scan_jobs_overhead_s": scan_jobs_overhead(summary, stages),
         "peak_rss_mb": float(rules["peak_rss_mb"].max()) if len(rules) else float("nan"),
         "s_per_patient": pipeline_wall_s / n_patients if n_patients else float("nan"),
         "ratio_total_vs_bare": pipeline_wall_s / bare_s if bare_s else float("nan"),
@@ -262,6 +265,88 @@ def overhead(summary: pd.DataFrame, pipeline_wall_s: float, bare: pd.DataFrame, 
         "run_cpu_s": run_cpu_s,
     }
     return with_derived(out)
+
+
+#: Rules whose jobs run the per-scan stages (one scan per job, or a batch of scans per job).
+SCAN_RULES = ("extract_scan_features", "extract_scan_batch")
+
+
+def scan_jobs_overhead(summary: pd.DataFrame, stages: pd.DataFrame | None) -> float:
+    """Wall seconds the per-scan jobs (:data:`SCAN_RULES`) spent outside their measured stages:
+    process start-up, imports, the engine's start-up (pictologics: once per batch job), writing
+    outputs. Their summed benchmark wall minus the summed stage walls; NaN without stage costs."""
+    if stages is None or not len(stages) or not len(summary):
+        return float("nan")
+    jobs = summary[summary["rule"].isin(SCAN_RULES)]
+    if not len(jobs):
+        return float("nan")
+    return max(0.0, float(jobs["total_s"].sum()) - float(stages["total_s"].sum()))
+
+
+#: The targets of issue #21 for a faster engine (``engine_comparison``).
+ENGINE_TARGETS = {"extraction_speedup": 5.0, "pipeline_vs_bare_speedup": 3.0, "peak_rss_mb": 2048.0}
+
+
+def engine_comparison(runs: Mapping[str, Mapping[str, Any]], bare_s: float,
+                      reference: str = "pyradiomics") -> dict[str, Any]:
+    """The same cohort through the pipeline once per engine (``runs``: engine -> :func:`overhead` row),
+    against bare pyradiomics on the same cases (``bare_s``: its summed wall seconds).
+
+    Per engine: ``extraction_s`` (the extraction stage summed over scans), ``extraction_with_startup_s``
+    (plus the per-scan jobs' time outside their stages, :func:`scan_jobs_overhead`, which holds the
+    engine's start-up: the stricter reading), the pipeline's wall and peak RSS per job; and against
+    the ``reference`` engine's run and bare pyradiomics, speed-ups (> 1: faster) with the
+    :data:`ENGINE_TARGETS` checked (``meets_*``; the extraction target on the stricter reading).
+    """
+    ref = runs.get(reference)
+    out: dict[str, Any] = {"reference": reference, "bare_extraction_s": bare_s, "targets": dict(ENGINE_TARGETS),
+                           "engines": {}}
+    for name, r in runs.items():
+        ext = float(r.get("extraction_stage_s", float("nan")))
+        ovh = float(r.get("scan_jobs_overhead_s", float("nan")))
+        ext_all = ext + (ovh if ovh == ovh else 0.0)
+        wall, rss = float(r["pipeline_wall_s"]), float(r.get("peak_rss_mb", float("nan")))
+        e: dict[str, Any] = {
+            "pipeline_wall_s": wall, "extraction_s": ext,
+            "extraction_cpu_s": float(r.get("extraction_stage_cpu_s", float("nan"))),
+            "scan_jobs_overhead_s": ovh, "extraction_with_startup_s": ext_all, "peak_rss_mb": rss,
+            "pipeline_speedup_vs_bare": bare_s / wall if wall else float("nan"),
+            "meets_peak_rss": rss < ENGINE_TARGETS["peak_rss_mb"],
+        }
+        e["meets_pipeline_vs_bare"] = e["pipeline_speedup_vs_bare"] >= ENGINE_TARGETS["pipeline_vs_bare_speedup"]
+        if ref is not None and name != reference:
+            ref_ext = float(ref.get("extraction_stage_s", float("nan")))
+            ref_ovh = float(ref.get("scan_jobs_overhead_s", float("nan")))
+            ref_all = ref_ext + (ref_ovh if ref_ovh == ref_ovh else 0.0)
+            e["extraction_speedup"] = ref_ext / ext if ext else float("nan")
+            e["extraction_with_startup_speedup"] = ref_all / ext_all if ext_all else float("nan")
+            e["pipeline_speedup_vs_reference"] = float(ref["pipeline_wall_s"]) / wall if wall else float("nan")
+            e["meets_extraction"] = e["extraction_with_startup_speedup"] >= ENGINE_TARGETS["extraction_speedup"]
+        out["engines"][name] = e
+    return out
+
+
+def engine_markdown(comparison: Mapping[str, Any]) -> str:
+    """The README table of :func:`engine_comparison`: one row per engine, then bare pyradiomics."""
+    ref = comparison["reference"]
+    lines = ["| run | pipeline wall (s) | extraction stage, sum: wall / CPU (s) | + per-scan jobs' time outside "
+             "stages (start-up) (s) | extraction vs " + ref + " (with start-up) | pipeline vs " + ref
+             + " | bare pyradiomics sum / pipeline wall | peak RSS per job (MB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None or (isinstance(v, float) and v != v) else fmt.format(v)
+
+    for name, e in comparison["engines"].items():
+        sp = (f"{f(e.get('extraction_speedup'), '{:.1f}x')} ({f(e.get('extraction_with_startup_speedup'), '{:.1f}x')})"
+              if "extraction_speedup" in e else "-")
+        lines.append(f"| pipeline, {name} | {f(e['pipeline_wall_s'], '{:.0f}')} | {f(e['extraction_s'], '{:.0f}')} / "
+                     f"{f(e['extraction_cpu_s'], '{:.0f}')} | {f(e['scan_jobs_overhead_s'], '{:.0f}')} | {sp} | "
+                     f"{f(e.get('pipeline_speedup_vs_reference'), '{:.2f}x')} | "
+                     f"{f(e['pipeline_speedup_vs_bare'], '{:.2f}x')} | {f(e['peak_rss_mb'], '{:.0f}')} |")
+    lines.append(f"| bare pyradiomics, same cases (one warm process) | - | "
+                 f"{f(comparison['bare_extraction_s'], '{:.0f}')} / - | - | - | - | - | - |")
+    return "\n".join(lines)
 
 
 def with_derived(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Not a pytest test (no ``test_`` prefix); run it by hand (minutes to hours)::
     python tests/benchmarks/bench_pipeline.py --workload clinical_ct --n 50 200 [--out bench_out]
     python tests/benchmarks/bench_pipeline.py --workload demo --n 50 200
     python tests/benchmarks/bench_pipeline.py --workload clinical_ct --engine pictologics --n 12 --out bench_pic
+    python tests/benchmarks/bench_pipeline.py --workload clinical_ct --engine pictologics pyradiomics --n 200 \
+        --no-peer --out bench_engines   # one cohort, the pipeline per engine, bare pyradiomics once (#21)
     python tests/benchmarks/bench_pipeline.py --memory-check      # one 512x512x150 CT
     python tests/benchmarks/bench_pipeline.py --out bench_out --markdown   # reprint the table
 
@@ -48,6 +50,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,11 +120,26 @@ def write_config(workdir: Path, cohort: Path, overrides: dict | None = None, fea
     return cfg
 
 
-def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
-            reuse: bool = False, workload: dict | None = None) -> dict:
+def generate_cohort(cohort: Path, n: int, cores: int, geometry: dict) -> tuple[int, float]:
+    """The synthetic cohort of N patients (+30 % test-retest, at least 5); (retest scans, seconds)."""
     from radsurv.synthetic.demo import generate_demo_cohort
 
-    workdir = out / f"N{n}"
+    retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
+    t0 = time.perf_counter()
+    generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, workers=cores, **geometry)
+    return retest, time.perf_counter() - t0
+
+
+def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
+            reuse: bool = False, workload: dict | None = None, workdir: Path | None = None,
+            cohort: tuple[Path, float] | None = None, bare: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
+    """One pipeline run and its comparisons; returns its results row and the bare extraction table.
+
+    ``workdir`` defaults to ``<out>/N<n>``; ``cohort`` (path, generation seconds) is an already
+    generated cohort to run on (else one is generated inside ``workdir``); ``bare`` is bare
+    pyradiomics already timed on the same cases (else it is timed after the run).
+    """
+    workdir = workdir or out / f"N{n}"
     done = workdir / "pipeline.json"
     if reuse and done.is_file():  # the pipeline part of an earlier call; redo the comparisons
         saved = json.loads(done.read_text())
@@ -134,19 +152,19 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
         if workdir.exists():
             subprocess.run(["rm", "-rf", str(workdir)], check=True)
         workdir.mkdir(parents=True)
-        retest = min(n, max(5, round(0.3 * n))) if n >= 5 else 0
-        cohort = workdir / "cohort"
-        t0 = time.perf_counter()
-        generate_demo_cohort(cohort, n_patients=n, n_retest=retest, seed=42, workers=cores, **geometry)
-        gen_s = time.perf_counter() - t0
-        cfg = write_config(workdir, cohort, (workload or {}).get("config"),
+        if cohort is None:
+            cohort_dir = workdir / "cohort"
+            retest, gen_s = generate_cohort(cohort_dir, n, cores, geometry)
+            print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
+        else:
+            cohort_dir, gen_s = cohort
+        cfg = write_config(workdir, cohort_dir, (workload or {}).get("config"),
                            features_only=targets == ["results/features/features.tsv"])
-        print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
 
         load_before = os.getloadavg()[0]
         dag_fresh, _ = snakemake(workdir, "-n", "--cores", str(cores), *targets)
         wall, run_cpu = snakemake(workdir, "--cores", str(cores), *targets)
-        print(f"[N={n}] pipeline {wall:.1f} s", flush=True)
+        print(f"[N={n}] pipeline {wall:.1f} s ({workdir})", flush=True)
         dag_full, _ = snakemake(workdir, "-n", "--forceall", "--cores", str(cores), *targets)
         done.write_text(json.dumps({"generate_s": gen_s, "load_before": load_before, "dag_fresh_s": dag_fresh,
                                     "wall_s": wall, "run_cpu_s": run_cpu, "dag_full_s": dag_full}))
@@ -161,9 +179,12 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
     eff = apply_site(copy.deepcopy(cfg), REPO / "config" / "sites")  # the settings the run used
     reseg = eff.get("preprocessing", {}).get("resegment_range")
     params = rb.pyradiomics_only(pyradiomics_params(eff["extraction"], eff.get("preprocessing")), reseg)
-    bare = rb.bare_extraction(cases, params)
+    if bare is None:
+        bare = rb.bare_extraction(cases, params)
+        print(f"[N={n}] bare extraction {bare['wall_s'].sum():.1f} s on {len(cases)} cases", flush=True)
+    elif set(bare["scan_id"]) != {c[0] for c in cases}:
+        print(f"[N={n}] WARNING: bare extraction timed on other cases than this run's", flush=True)
     bare.to_csv(workdir / "bare_extraction.tsv", sep="\t", index=False)
-    print(f"[N={n}] bare extraction {bare['wall_s'].sum():.1f} s on {len(cases)} cases", flush=True)
     batch = rb.pyradiomics_batch(cases, params, workdir / "pyradiomics_cli", jobs=cores)["wall_s"] if peer else None
     startup = rb.startup_costs(summary)
     startup.to_csv(workdir / "startup.tsv", sep="\t", index=False)
@@ -176,11 +197,54 @@ def run_one(n: int, out: Path, cores: int, geometry: dict, targets: list[str], p
                geometry=geometry, targets=targets,
                machine=machine(), date=dt.date.today().isoformat(),
                workload=(workload or {}).get("name", "custom"),
+               engine=eff["extraction"].get("engine"), workdir=str(workdir),
                workload_description=(workload or {}).get("description", ""),
                stages=summary.to_dict(orient="records"), scan_stages=per_stage.to_dict(orient="records"))
     print(rb.stage_markdown(summary) + "\n\n" + rb.stage_markdown(per_stage), flush=True)
     print(json.dumps({k: v for k, v in row.items() if k != "stages"}, indent=1, default=str), flush=True)
-    return row
+    return row, bare
+
+
+def run_engines(n: int, out: Path, cores: int, geometry: dict, targets: list[str], peer: bool,
+                workload: dict, engines: list[str], reuse: bool = False) -> tuple[list[dict], dict]:
+    """One cohort of N patients through the pipeline once per engine (``<out>/N<n>/<engine>/``), then
+    bare pyradiomics (and the peer CLI) once, on the cases of the first engine's run; the engine
+    comparison (:func:`radsurv.benchmarks.engine_comparison`) goes to ``<out>/N<n>/engines.json``
+    and ``engines.md``."""
+    base = out / f"N{n}"
+    cohort_dir, meta = base / "cohort", base / "cohort.json"
+    if reuse and meta.is_file():
+        gen_s = json.loads(meta.read_text())["generate_s"]
+    else:
+        if base.exists():
+            subprocess.run(["rm", "-rf", str(base)], check=True)
+        base.mkdir(parents=True)
+        retest, gen_s = generate_cohort(cohort_dir, n, cores, geometry)
+        meta.write_text(json.dumps({"generate_s": gen_s, "retest": retest}))
+        print(f"[N={n}] cohort generated in {gen_s:.0f} s ({n} patients, {retest} retest)", flush=True)
+    rows: list[dict] = []
+    runs: dict[str, dict] = {}
+    bare = None
+    # In the order given; the first run is followed by bare pyradiomics (and the peer) on its cases.
+    for engine in engines:
+        w = dict(workload, name=f"{workload['name']}+{engine}",
+                 config=deep_merge(workload["config"], {"extraction": {"engine": engine}}))
+        workdir = base / engine
+        cohort = (cohort_dir, gen_s)
+        if bare is None:  # the first engine's run times bare pyradiomics (and the peer) on its cases
+            row, bare = run_one(n, out, cores, geometry, targets, peer, reuse, w, workdir, cohort)
+        else:
+            row, _ = run_one(n, out, cores, geometry, targets, False, reuse, w, workdir, cohort, bare)
+        rows.append(row)
+        runs[engine] = row
+    comparison = rb.engine_comparison(runs, float(bare["wall_s"].sum()))
+    comparison.update(n_patients=n, n_scans=rows[0]["n_scans"], machine=machine(), date=dt.date.today().isoformat(),
+                      workload=workload["name"], cores=cores, targets_run=targets,
+                      load_avg_1min={e: r["load_avg_1min"] for e, r in runs.items()})
+    (base / "engines.json").write_text(json.dumps(comparison, indent=1, default=str))
+    (base / "engines.md").write_text(rb.engine_markdown(comparison) + "\n")
+    print(rb.engine_markdown(comparison), flush=True)
+    return rows, comparison
 
 
 def main() -> None:
@@ -198,8 +262,10 @@ def main() -> None:
     ap.add_argument("--memory-check", action="store_true",
                     help="2 patients on a 512x512x150 CT (0.8 mm pixels, 2 mm slices, adult thorax), up to "
                          "the feature matrix, with the --workload's settings; report peak RSS per job")
-    ap.add_argument("--engine", choices=["pyradiomics", "pictologics"],
-                    help="extraction.engine of the pipeline run (default: the workload's / config's)")
+    ap.add_argument("--engine", choices=["pyradiomics", "pictologics"], nargs="+",
+                    help="extraction.engine of the pipeline run (default: the workload's / config's); several: "
+                         "one cohort through the pipeline once per engine (<out>/N<n>/<engine>/), bare "
+                         "pyradiomics once on the same cases, and the engine comparison in <out>/N<n>/engines.md")
     ap.add_argument("--features-only", action="store_true",
                     help="run the pipeline up to the feature matrix (snakemake features), e.g. for cohorts too "
                          "small to model")
@@ -208,6 +274,7 @@ def main() -> None:
                     help="reuse <out>/N<N>'s finished pipeline run; redo only the measurements after it")
     ap.add_argument("--markdown", action="store_true", help="print the README table of <out>/results.json")
     args = ap.parse_args()
+    args.out = args.out.resolve()  # the config's cohort paths must hold from Snakemake's working directory
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "results.json"
     if args.markdown:
@@ -216,9 +283,10 @@ def main() -> None:
         print(rb.markdown_table(rows))
         return
     workload = load_workload(args.workload)
-    if args.engine:  # the same workload, another engine: an override of the workload's config
-        workload["config"] = deep_merge(workload["config"], {"extraction": {"engine": args.engine}})
-        workload["name"] = f"{workload['name']}+{args.engine}"
+    engines: list[str] = list(dict.fromkeys(args.engine or []))
+    if len(engines) == 1:  # the same workload, another engine: an override of the workload's config
+        workload["config"] = deep_merge(workload["config"], {"extraction": {"engine": engines[0]}})
+        workload["name"] = f"{workload['name']}+{engines[0]}"
     geometry: dict = dict(workload["geometry"])
     targets: list[str] = []
     ns = args.n
@@ -234,10 +302,19 @@ def main() -> None:
         if val is not None:
             geometry[key] = val
     rows = json.loads(store.read_text()) if store.exists() else []
+    peer = not args.no_peer and not args.memory_check
     for n in ns:
-        row = run_one(n, args.out, args.cores, geometry, targets, peer=not args.no_peer and not args.memory_check,
-                      reuse=args.reuse, workload=workload)
-        rows.append(row)
+        if len(engines) > 1:
+            new, comparison = run_engines(n, args.out, args.cores, geometry, targets, peer, workload, engines,
+                                          reuse=args.reuse)
+            rows.extend(new)
+            comparisons = args.out / "engines.json"
+            saved = json.loads(comparisons.read_text()) if comparisons.exists() else []
+            comparisons.write_text(json.dumps(saved + [comparison], indent=1, default=str))
+        else:
+            row, _ = run_one(n, args.out, args.cores, geometry, targets, peer=peer, reuse=args.reuse,
+                             workload=workload)
+            rows.append(row)
         store.write_text(json.dumps(rows, indent=1, default=str))
     print(f"\nMachine: {machine()}; date: {dt.date.today().isoformat()}\n")
     print(rb.markdown_table(rows))

@@ -65,11 +65,25 @@ def assemble_features(*, scans: Sequence[str | Path], features: str | Path, diag
 
 
 def volume_correlation(*, features: str | Path, table: str | Path, volume_feature: str, threshold: float) -> None:
-    """Spearman correlation of every feature with tumour volume; flags volume surrogates."""
-    from radsurv.features.matrix import volume_correlation as correlate_with_volume
-    from radsurv.features.table import modelling_matrix, read_features
+    """Spearman correlation of every feature with tumour volume; flags volume surrogates.
 
-    out = correlate_with_volume(modelling_matrix(read_features(features)), volume_feature, float(threshold))
+    ``volume_feature`` (``modelling.volume_feature``) not being a column, the table's one tumour-volume
+    column is taken as the modelling stage takes it (:func:`radsurv.modelling.data.resolve_volume_column`:
+    e.g. ``original_morph_volume`` of the pictologics engine), with a warning; none or several: an error.
+    """
+    from radsurv.features.matrix import volume_correlation as correlate_with_volume
+    from radsurv.features.names import feature_columns
+    from radsurv.features.table import modelling_matrix, read_features
+    from radsurv.modelling.data import resolve_volume_column
+
+    matrix = modelling_matrix(read_features(features))
+    column, note = resolve_volume_column(feature_columns(matrix), volume_feature)
+    if column is None:
+        raise ValueError(note)
+    if note:
+        log.warning("%s", note.replace("the volume-only baseline uses", "the volume correlation uses"))
+    volume_feature = column
+    out = correlate_with_volume(matrix, volume_feature, float(threshold))
     out.to_csv(table, sep="\t", index=False)
     log.info("%d of %d features are volume surrogates (|Spearman| >= %g with %s)",
              int(out["volume_surrogate"].sum()), len(out), threshold, volume_feature)
