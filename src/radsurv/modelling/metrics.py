@@ -66,6 +66,7 @@ __all__ = [
     "calibration_table",
     "calibration_slope",
     "point_metrics",
+    "bootstrap_replicates",
     "bootstrap_metrics",
     "paired_c_difference",
     "within_followup",
@@ -198,6 +199,25 @@ def _h(h: float) -> str:
     return f"{h:g}"
 
 
+def bootstrap_replicates[T](evaluate: Callable[[np.ndarray, int], T], n: int, n_boot: int, seed: int,
+                            n_jobs: int = 1) -> list[T]:
+    """The paired patient bootstrap shared by :func:`bootstrap_metrics` and :func:`paired_c_difference`:
+    ``evaluate(rows, b)`` for replicates ``b = 0 .. n_boot - 1``, in order.
+
+    ``rows`` are ``n`` patient indices drawn with replacement; all ``n_boot`` draws come from one
+    ``numpy.random.default_rng(seed)`` before any is evaluated, so the replicates (and a caller's
+    pairing: every model evaluated on the same ``rows``) do not depend on ``n_jobs``. With
+    ``n_jobs > 1`` and at least 50 replicates they are evaluated in joblib worker processes.
+    ``evaluate`` chooses what a replicate is (e.g. the CV repeat ``b mod R`` it scores)."""
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, n) for _ in range(int(n_boot))]
+    if n_jobs > 1 and n_boot >= 50:
+        from joblib import Parallel, delayed
+
+        return list(Parallel(n_jobs=n_jobs)(delayed(evaluate)(rows, b) for b, rows in enumerate(draws)))
+    return [evaluate(rows, b) for b, rows in enumerate(draws)]
+
+
 def bootstrap_metrics(
     y_ref: np.ndarray,
     y: np.ndarray,
@@ -255,14 +275,7 @@ def bootstrap_metrics(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         point = evaluate(np.arange(n), None)
-        rng = np.random.default_rng(seed)
-        draws = [rng.integers(0, n, n) for _ in range(n_boot)]
-        if n_jobs > 1 and n_boot >= 50:
-            from joblib import Parallel, delayed
-
-            boots = Parallel(n_jobs=n_jobs)(delayed(evaluate)(rows, b) for b, rows in enumerate(draws))
-        else:
-            boots = [evaluate(rows, b) for b, rows in enumerate(draws)]
+        boots = bootstrap_replicates(evaluate, n, n_boot, seed, n_jobs=n_jobs)
     rows = []
     for name, mets in point.items():
         for k, est in mets.items():
@@ -275,7 +288,6 @@ def bootstrap_metrics(
     return pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
 
 
-
 def paired_c_difference(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int) -> dict[str, float]:
     """Harrell's C of held-out predictions ``b`` minus that of ``a`` (the same patients, e.g. one
     study with and without a preprocessing step), with a paired percentile bootstrap CI.
@@ -284,9 +296,9 @@ def paired_c_difference(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int
     risk_score`` (one model's rows of :class:`radsurv.modelling.study.StudyResult`
     ``predictions_all``). As in :func:`bootstrap_metrics`, the point estimate is the mean over
     repeats of the pooled C, and replicate ``k`` draws one set of patients (with replacement),
-    used for both, and evaluates repeat ``k mod R``. Returns ``estimate, ci_low, ci_high``,
-    ``c_a``, ``c_b``, ``p_boot_le_0`` (share of replicates whose difference is <= 0) and
-    ``n_boot_valid``."""
+    used for both, and evaluates repeat ``k mod R`` (the same draws: :func:`bootstrap_replicates`).
+    Returns ``estimate, ci_low, ci_high``, ``c_a``, ``c_b``, ``p_boot_le_0`` (share of replicates
+    whose difference is <= 0) and ``n_boot_valid``."""
     cols = ["patient_id", "repeat", "time", "event", "risk_score"]
     m = a[cols].merge(b[cols], on=["patient_id", "repeat"], suffixes=("_a", "_b"), validate="one_to_one")
     if len(m) != len(a) or len(m) != len(b):
@@ -301,17 +313,16 @@ def paired_c_difference(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int
     t, e = per[0]["time_a"].to_numpy(float), per[0]["event_a"].to_numpy(int)
     ra = [p["risk_score_a"].to_numpy(float) for p in per]
     rb = [p["risk_score_b"].to_numpy(float) for p in per]
+
+    def difference(rows: np.ndarray, k: int) -> float:
+        j = k % len(reps)
+        return harrell_c(t[rows], e[rows], rb[j][rows]) - harrell_c(t[rows], e[rows], ra[j][rows])
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         c_a = float(np.mean([harrell_c(t, e, r) for r in ra]))
         c_b = float(np.mean([harrell_c(t, e, r) for r in rb]))
-        rng = np.random.default_rng(seed)
-        n = len(ids)
-        diffs = []
-        for k in range(int(n_boot)):
-            rows = rng.integers(0, n, n)
-            j = k % len(reps)
-            diffs.append(harrell_c(t[rows], e[rows], rb[j][rows]) - harrell_c(t[rows], e[rows], ra[j][rows]))
+        diffs = bootstrap_replicates(difference, len(ids), n_boot, seed)
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (NAN, NAN)
