@@ -228,3 +228,15 @@ def test_engine_comparison_ratios_and_targets():
     md = rb.engine_markdown(c).splitlines()
     assert len(md) == 5 and md[2].startswith("| pipeline, pictologics | 250 | 150 / 120 | 70 | 6.7x (5.0x) | 3.60x |")
     assert md[4].startswith("| bare pyradiomics") and "| 800 / - |" in md[4]
+
+
+def test_engine_comparison_without_the_time_outside_stages():
+    """A run without stage costs (``scan_jobs_overhead_s`` NaN): the stricter reading falls back to the
+    extraction stage alone, for the engine and for the reference alike."""
+    nan = float("nan")
+    ref = {"pipeline_wall_s": 900.0, "extraction_stage_s": 1000.0, "scan_jobs_overhead_s": nan}
+    fast = {"pipeline_wall_s": 250.0, "extraction_stage_s": 200.0, "scan_jobs_overhead_s": 50.0}
+    pic = rb.engine_comparison({"pictologics": fast, "pyradiomics": ref}, bare_s=800.0)["engines"]["pictologics"]
+    assert pic["extraction_with_startup_s"] == 250.0 and np.isnan(pic["extraction_cpu_s"])
+    assert pic["extraction_speedup"] == pytest.approx(5.0)
+    assert pic["extraction_with_startup_speedup"] == pytest.approx(1000.0 / 250.0) and not pic["meets_extraction"]

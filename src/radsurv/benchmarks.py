@@ -287,6 +287,15 @@ def scan_jobs_overhead(summary: pd.DataFrame, stages: pd.DataFrame | None) -> fl
 ENGINE_TARGETS = {"extraction_speedup": 5.0, "pipeline_vs_bare_speedup": 3.0, "peak_rss_mb": 2048.0}
 
 
+def _extraction_with_startup(run: Mapping[str, Any]) -> tuple[float, float, float]:
+    """``(extraction_s, scan_jobs_overhead_s, extraction_with_startup_s)`` of one :func:`overhead` row: the
+    extraction stage summed over scans, the per-scan jobs' time outside their stages, and their sum (the
+    stage alone where the outside time is unknown, NaN)."""
+    ext = float(run.get("extraction_stage_s", float("nan")))
+    ovh = float(run.get("scan_jobs_overhead_s", float("nan")))
+    return ext, ovh, ext + (ovh if ovh == ovh else 0.0)
+
+
 def engine_comparison(runs: Mapping[str, Mapping[str, Any]], bare_s: float,
                       reference: str = "pyradiomics") -> dict[str, Any]:
     """The same cohort through the pipeline once per engine (``runs``: engine -> :func:`overhead` row),
@@ -302,9 +311,7 @@ def engine_comparison(runs: Mapping[str, Mapping[str, Any]], bare_s: float,
     out: dict[str, Any] = {"reference": reference, "bare_extraction_s": bare_s, "targets": dict(ENGINE_TARGETS),
                            "engines": {}}
     for name, r in runs.items():
-        ext = float(r.get("extraction_stage_s", float("nan")))
-        ovh = float(r.get("scan_jobs_overhead_s", float("nan")))
-        ext_all = ext + (ovh if ovh == ovh else 0.0)
+        ext, ovh, ext_all = _extraction_with_startup(r)
         wall, rss = float(r["pipeline_wall_s"]), float(r.get("peak_rss_mb", float("nan")))
         e: dict[str, Any] = {
             "pipeline_wall_s": wall, "extraction_s": ext,
@@ -315,9 +322,7 @@ def engine_comparison(runs: Mapping[str, Mapping[str, Any]], bare_s: float,
         }
         e["meets_pipeline_vs_bare"] = e["pipeline_speedup_vs_bare"] >= ENGINE_TARGETS["pipeline_vs_bare_speedup"]
         if ref is not None and name != reference:
-            ref_ext = float(ref.get("extraction_stage_s", float("nan")))
-            ref_ovh = float(ref.get("scan_jobs_overhead_s", float("nan")))
-            ref_all = ref_ext + (ref_ovh if ref_ovh == ref_ovh else 0.0)
+            ref_ext, _, ref_all = _extraction_with_startup(ref)
             e["extraction_speedup"] = ref_ext / ext if ext else float("nan")
             e["extraction_with_startup_speedup"] = ref_all / ext_all if ext_all else float("nan")
             e["pipeline_speedup_vs_reference"] = float(ref["pipeline_wall_s"]) / wall if wall else float("nan")
