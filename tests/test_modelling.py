@@ -33,6 +33,7 @@ from radsurv.modelling.transformers import (
     QualityFilter,
     Standardiser,
     UnivariateCoxSelector,
+    feature_clusters,
     univariate_cox_score,
 )
 from radsurv.report.km import plot_km
@@ -214,6 +215,24 @@ def test_correlation_reducer_keeps_one_per_cluster():
     assert list(cr.transform(X).columns) == ["a", "e"]
     # input column order does not matter
     assert CorrelationReducer(0.9).fit(X[X.columns[::-1]], y).features_out_ == ["a", "e"]
+
+
+def test_feature_clusters_shared_by_the_survival_and_class_reducers():
+    """Both reducers cluster through ``feature_clusters``: the same clusters on the same columns; a
+    column whose ranks do not vary is "not correlated" (its own cluster) instead of stopping the fit;
+    one column is one cluster."""
+    from radsurv.modelling.classification.models import ClassCorrelationReducer
+
+    rng = np.random.default_rng(3)
+    n = 40
+    a = rng.normal(size=n)
+    X = pd.DataFrame({"a": a, "a2": 2 * a + rng.normal(0, 0.01, n), "c": 1.0, "e": rng.normal(size=n)})
+    got = feature_clusters(X.to_numpy(float), list(X.columns), 0.9)
+    assert got[0] == got[1] and len({got[0], got[2], got[3]}) == 3
+    surv = CorrelationReducer(0.9).fit(X, _survival(n))
+    cls = ClassCorrelationReducer(0.9).fit(X, (a > 0).astype(int))
+    assert surv.clusters_ == cls.clusters_ == dict(zip(X.columns, got.tolist(), strict=True))
+    assert feature_clusters(X[["e"]].to_numpy(float), ["e"], 0.9).tolist() == [1]
 
 
 def test_univariate_cox_selector_keeps_the_k_largest_abs_z():

@@ -28,7 +28,7 @@ import hashlib
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "univariate_cox_score",
     "spearman_abs",
     "correlation_clusters",
+    "feature_clusters",
     "STEP_SECONDS",
     "reset_step_times",
 ]
@@ -224,6 +225,27 @@ def _zscores(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
 _CLUSTER_CACHE: dict[str, np.ndarray] = {}
 
 
+def feature_clusters(arr: np.ndarray, cols: Sequence[Any], corr_threshold: float) -> np.ndarray:
+    """Cluster labels of the columns ``cols`` of ``arr`` (training rows): :func:`correlation_clusters`
+    of :func:`spearman_abs`, remembered for the last 64 (data, names, threshold) seen. A correlation
+    numpy cannot compute (a column whose ranks do not vary in these rows) counts as "not correlated"."""
+    arr = np.ascontiguousarray(arr, dtype=float)
+    key = hashlib.sha1(arr.tobytes() + "\x00".join(map(str, cols)).encode()
+                       + repr(float(corr_threshold)).encode()).hexdigest()
+    clusters = _CLUSTER_CACHE.get(key)
+    if clusters is None:
+        if len(cols) > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                absrho = np.nan_to_num(spearman_abs(arr), nan=0.0)
+            clusters = correlation_clusters(absrho, float(corr_threshold))
+        else:
+            clusters = np.ones(len(cols), dtype=int)
+        if len(_CLUSTER_CACHE) >= 64:
+            _CLUSTER_CACHE.pop(next(iter(_CLUSTER_CACHE)))
+        _CLUSTER_CACHE[key] = clusters
+    return clusters
+
+
 class CorrelationReducer(_NamesMixin, TransformerMixin, BaseEstimator):
     """One representative per cluster of correlated features (training data only)."""
 
@@ -235,15 +257,7 @@ class CorrelationReducer(_NamesMixin, TransformerMixin, BaseEstimator):
         cols = sorted(X.columns)  # input-order invariant
         X = X[cols]
         z = _zscores(X, y)
-        arr = np.ascontiguousarray(X.to_numpy(float))
-        key = hashlib.sha1(arr.tobytes() + "\x00".join(map(str, cols)).encode()
-                           + repr(float(self.corr_threshold)).encode()).hexdigest()
-        clusters = _CLUSTER_CACHE.get(key)
-        if clusters is None:
-            clusters = correlation_clusters(spearman_abs(arr), self.corr_threshold)
-            if len(_CLUSTER_CACHE) >= 64:
-                _CLUSTER_CACHE.pop(next(iter(_CLUSTER_CACHE)))
-            _CLUSTER_CACHE[key] = clusters
+        clusters = feature_clusters(X.to_numpy(float), cols, self.corr_threshold)
         uni = pd.DataFrame({"feature": cols, "absz": np.abs(z), "cluster": clusters})
         ranked = uni.sort_values(["absz", "feature"], ascending=[False, True], kind="mergesort")
         reps = ranked.drop_duplicates("cluster", keep="first")

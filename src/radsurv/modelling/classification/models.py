@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -40,8 +39,7 @@ from radsurv.modelling.transformers import (
     LogTransform,
     QualityFilter,
     Standardiser,
-    correlation_clusters,
-    spearman_abs,
+    feature_clusters,
 )
 
 __all__ = [
@@ -106,9 +104,6 @@ class UnivariateScreen(TransformerMixin, BaseEstimator):
         return np.asarray(self.features_out_, dtype=object)
 
 
-_CLUSTERS: dict[str, np.ndarray] = {}
-
-
 class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
     """One feature per cluster of correlated features (average linkage on 1 - |Spearman rho|,
     the clustering of :class:`radsurv.modelling.transformers.CorrelationReducer`), keeping in each
@@ -122,22 +117,7 @@ class ClassCorrelationReducer(TransformerMixin, BaseEstimator):
         t0 = time.perf_counter()
         cols = sorted(X.columns, key=str)
         arr = np.ascontiguousarray(X[cols].to_numpy(float))
-        key = hashlib.sha1(arr.tobytes() + repr((cols, float(self.corr_threshold))).encode()).hexdigest()
-        clusters = _CLUSTERS.get(key)
-        if clusters is None:
-            if len(cols) > 1:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    absrho = spearman_abs(arr)
-                # a correlation numpy cannot compute (a column whose ranks do not vary in
-                # these patients) counts as "not correlated" instead of stopping the fit
-                absrho = np.nan_to_num(absrho, nan=0.0)
-                np.fill_diagonal(absrho, 1.0)
-                clusters = correlation_clusters(absrho, float(self.corr_threshold))
-            else:
-                clusters = np.ones(len(cols), dtype=int)
-            if len(_CLUSTERS) >= 64:
-                _CLUSTERS.pop(next(iter(_CLUSTERS)))
-            _CLUSTERS[key] = clusters
+        clusters = feature_clusters(arr, cols, float(self.corr_threshold))
         s = _class_scores(arr, np.asarray(y), self.method)
         uni = pd.DataFrame({"feature": cols, "score": s, "cluster": clusters})
         reps = uni.sort_values(["score", "feature"], ascending=[False, True], kind="mergesort") \
