@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,8 +36,21 @@ def snakemake_run(cwd: Path, *args: str, timeout: int = 1200,
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def tiny_config(workdir: Path) -> Path:
-    """``config/config.yaml`` of a tiny, fast demo run (no filters) under ``workdir``."""
+def run_workflow(workdir: Path, *args: str, timeout: int = 1200, profile: Path | str = "none") -> Path:
+    """Run the workflow in ``workdir`` (:func:`snakemake_run`; ``args``: targets and options such as
+    ``--configfile``), keep what it wrote to the terminal in ``workdir/console.txt`` (stdout, then
+    stderr) and fail with its last lines unless it succeeded; ``workdir/results``."""
+    res = snakemake_run(workdir, *args, timeout=timeout, profile=profile)
+    (workdir / "console.txt").write_text(res.stdout + res.stderr)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return workdir / "results"
+
+
+def tiny_config(workdir: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+    """``config/config.yaml`` of a tiny, fast demo run (no filters) under ``workdir``, with
+    ``overrides`` laid onto it (:func:`radsurv.config.deep_merge`: nested blocks merged key by key)."""
+    from radsurv.config import deep_merge
+
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["demo"] = {"patients": N_PATIENTS, "retest": N_RETEST}
     cfg["extraction"]["filters"] = {"log_sigma_mm": [], "wavelet": False}
@@ -48,9 +63,14 @@ def tiny_config(workdir: Path) -> Path:
     # the planted HPV-like endpoint on 10 patients: the smallest honest design (2 per class, no tuning)
     cfg["modelling"]["classification"] = {"learners": ["logistic_l2"], "n_screen": [4], "logistic_C": [0.5],
                                           "ensemble_sizes": [1], "min_per_class": 2}
-    path = workdir / "config" / "config.yaml"
+    return write_config(workdir, deep_merge(cfg, overrides or {}))
+
+
+def write_config(workdir: Path, cfg: Mapping[str, Any], name: str = "config.yaml") -> Path:
+    """``cfg`` written as ``workdir/config/<name>`` (YAML, keys in their order); its path."""
+    path = workdir / "config" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
     return path
 
 
@@ -64,10 +84,7 @@ def tiny_run(tmp_path_factory) -> Path:
     """
     workdir = tmp_path_factory.mktemp("tiny_run")
     tiny_config(workdir)
-    res = snakemake_run(workdir, "--cores", "2", profile=DEFAULT_PROFILE)
-    (workdir / "console.txt").write_text(res.stdout + res.stderr)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return workdir / "results"
+    return run_workflow(workdir, "--cores", "2", profile=DEFAULT_PROFILE)
 
 
 #: write_report's survival inputs, as the tiny run's files (relative to its results/).

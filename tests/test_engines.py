@@ -141,17 +141,11 @@ def test_pictologics_batches_keep_one_row_log_section_and_cost_file_per_scan(tmp
     """`snakemake features` with the pictologics engine: scans extracted in batches of 2, and still
     one feature row, one stage-cost file and one log section per scan."""
     pytest.importorskip("pictologics")
-    import yaml
-    from conftest import snakemake_run, tiny_config
+    from conftest import run_workflow, tiny_config
 
-    cfg_path = tiny_config(tmp_path)
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["demo"] = {"patients": 4, "retest": 1}
-    cfg["extraction"].update(engine="pictologics", batch_size=2)
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    res = snakemake_run(tmp_path, "features", "--cores", "2")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    results = tmp_path / "results"
+    tiny_config(tmp_path, {"demo": {"patients": 4, "retest": 1},
+                           "extraction": {"engine": "pictologics", "batch_size": 2}})
+    results = run_workflow(tmp_path, "features", "--cores", "2")
     scans = sorted(p.stem for p in (results / "features" / "scans").glob("*.json"))
     assert len(scans) == 5
     batches = sorted((results / "batches").iterdir())

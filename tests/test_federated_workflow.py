@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import snakemake_run
+from conftest import run_workflow, snakemake_run
 
 from radsurv.federated.study import FederatedSettings
 from radsurv.schema import load_schema, problems
@@ -83,8 +83,7 @@ def survival_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("federated_run")
     sites = _write_sites(work)
     (work / "study.yaml").write_text(yaml.safe_dump(_config(sites)))
-    res = snakemake_run(work, "federated", "--configfile", "study.yaml", "--cores", "1", timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    run_workflow(work, "federated", "--configfile", "study.yaml", "--cores", "1", timeout=600)
     return work
 
 

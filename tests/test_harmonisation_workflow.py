@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, snakemake_run
+from conftest import REPO, run_workflow, write_config
 
 CONTROLS = ["randomized", "moved_roi"]
 
@@ -29,20 +29,14 @@ def multicentre_config(workdir: Path) -> Path:
     cfg["modelling"].update(cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2], penalizer=[10.0],
                             horizons=[12.0], bootstrap=20)
     cfg["harmonisation"].update(min_batch_size=2, negative_controls=CONTROLS)
-    path = workdir / "config" / "multicentre.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return write_config(workdir, cfg, "multicentre.yaml")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("multicentre_run")
     cfg = multicentre_config(work)
-    res = snakemake_run(work, "--configfile", str(cfg), "--cores", "2")
-    (work / "console.txt").write_text(res.stdout + res.stderr)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return work / "results"
+    return run_workflow(work, "--configfile", str(cfg), "--cores", "2")
 
 
 @pytest.mark.e2e

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import snakemake_run, tiny_config
+from conftest import run_workflow, tiny_config
 
 from radsurv.privacy import file_pseudonym as F  # QC reasons name files by pseudonym
 from radsurv.synthetic.faulty import FAULTS, GOOD, generate_faulty_cohort
@@ -45,16 +44,10 @@ EXPECTED = [
 def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("faulty_run")
     generate_faulty_cohort(work / "cohort", seed=7)
-    tiny_config(work)
-    cfg_path = work / "config" / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["cohort"]["dicom_dir"] = str(work / "cohort" / "dicom")
-    cfg["cohort"]["clinical_table"] = str(work / "cohort" / "clinical.csv")
-    cfg["extraction"]["feature_classes"] = ["shape", "firstorder"]
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    res = snakemake_run(work, "--cores", "2", "results/qc/qc.tsv", "results/features/features.tsv")
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return work / "results"
+    tiny_config(work, {"cohort": {"dicom_dir": str(work / "cohort" / "dicom"),
+                                  "clinical_table": str(work / "cohort" / "clinical.csv")},
+                       "extraction": {"feature_classes": ["shape", "firstorder"]}})
+    return run_workflow(work, "--cores", "2", "results/qc/qc.tsv", "results/features/features.tsv")
 
 
 @pytest.mark.e2e

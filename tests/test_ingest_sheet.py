@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-from conftest import snakemake_run, tiny_config
+from conftest import run_workflow, snakemake_run, tiny_config
 
 from radsurv.errors import CaseError
 from radsurv.features import scan as stages
@@ -173,8 +173,7 @@ def test_sheet_cohort_runs_the_same_later_stages(tiny_run: Path, tmp_path: Path)
     cfg["cohort"]["image_sheet"] = "images.tsv"
     cfg["cohort"]["clinical_table"] = str(tiny_run / "demo" / "clinical.csv")
     cfg_path.write_text(yaml.safe_dump(cfg))
-    res = snakemake_run(tmp_path, "--cores", "2", "results/features/features.tsv", "results/clinical/clinical.tsv")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    run_workflow(tmp_path, "--cores", "2", "results/features/features.tsv", "results/clinical/clinical.tsv")
     got = pd.read_csv(tmp_path / "results" / "ingest" / "scans.tsv", sep="\t", dtype={"patient_id": str})
     cols = ["scan_id", "patient_id", "session", "days_from_first", "label"]
     pd.testing.assert_frame_equal(got[cols].reset_index(drop=True), keep[cols].reset_index(drop=True))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, snakemake_run
+from conftest import REPO, run_workflow, snakemake_run
 
 from radsurv.cli import main as radsurv_main
 from radsurv.init.clinical import propose_clinical, stage_key
@@ -269,9 +269,7 @@ def test_demo_config_runs_end_to_end(demo, tmp_path, capsys):
     cfg["robustness"]["min_pairs"] = 3
     small = tmp_path / "my_cohort.yaml"
     small.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    res = snakemake_run(tmp_path, "--cores", "2", "--configfile", str(small))
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    results = tmp_path / "results"
+    results = run_workflow(tmp_path, "--cores", "2", "--configfile", str(small))
     assert (results / "report" / "report.html").is_file()
     features = pd.read_csv(results / "features" / "features.tsv", sep="\t")
     assert len(features) == 15  # 10 patients + 5 retest scans
