@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import snakemake_run
+from conftest import run_workflow, snakemake_run
 
 from radsurv.report.html import _blocks_html
 from radsurv.report.longitudinal import REPORT_INPUTS, longitudinal_blocks, propagation_quality
@@ -40,13 +40,11 @@ def _config(workdir: Path) -> Path:
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("longitudinal")
     cfg = _config(work)
-    res = snakemake_run(work, "--configfile", str(cfg), "--cores", "2", "longitudinal")
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_workflow(work, "--configfile", str(cfg), "--cores", "2", "longitudinal")
     first = work / "first"
     shutil.copytree(work / OUT, first)
-    again = snakemake_run(work, "--configfile", str(cfg), "--cores", "2", "--forcerun", "longitudinal_timepoints",
-                          "longitudinal")
-    assert again.returncode == 0, again.stderr[-3000:]
+    run_workflow(work, "--configfile", str(cfg), "--cores", "2", "--forcerun", "longitudinal_timepoints",
+                 "longitudinal")
     return work, first
 
 
