@@ -108,6 +108,24 @@ def test_every_data_dependent_step_sees_training_patients_only():
     assert not r.choices.iloc[1:].equals(rp.choices.iloc[1:])  # folds that trained on them do change
 
 
+def test_outer_folds_in_worker_processes_give_the_same_result():
+    """n_jobs=2 fits the outer folds (split design: the models) in worker processes; each fit has its
+    own seed, so predictions, choices and metrics equal the one-process run exactly."""
+    X, y = cohort(n=60)
+    s = ClassificationSettings(**{**FAST, "cv_repeats": 2})
+    one = run_classification_cv(X, y, s, volume_feature="volume", positive="HPV+", n_jobs=1)
+    two = run_classification_cv(X, y, s, volume_feature="volume", positive="HPV+", n_jobs=2)
+    assert len(one.predictions) == 2 * 60 * 3  # 2 repeats x 60 patients x 3 models
+    pd.testing.assert_frame_equal(one.predictions, two.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(one.choices, two.choices, check_exact=True)
+    pd.testing.assert_frame_equal(one.metrics, two.metrics, check_exact=True)
+    dev, val = X.index[:40], X.index[40:]
+    a, b = (run_classification_split(X.loc[dev], y.loc[dev], X.loc[val], y.loc[val], s, volume_feature="volume",
+                                     positive="HPV+", n_jobs=j) for j in (1, 2))
+    pd.testing.assert_frame_equal(a.predictions, b.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics, check_exact=True)
+
+
 def test_nested_cv_finds_signal_beats_volume_and_is_deterministic():
     X, y = cohort()
     s = ClassificationSettings(**FAST)

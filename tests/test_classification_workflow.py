@@ -210,6 +210,38 @@ def test_same_inputs_same_outputs(tmp_path):
         assert a[k].read_bytes() == b[k].read_bytes(), k  # byte-identical: no wall time in any output
 
 
+def test_threads_give_the_same_outputs_as_one_thread(tmp_path):
+    """The rule's threads parallelise the outer folds and the final fits (worker processes); every
+    fit carries its own seed, so 1 and 2 threads write byte-identical files and equal final models."""
+    _cohort(tmp_path)
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    efp, ecp, _ = _cohort(ext, n=30, seed=3)
+    mod = {**MODELLING, "cv_repeats": 2, "clinical_covariates": {"age": {"type": "numeric"}},
+           "classification": {"learners": ["rf", "logistic_l2"], "rf_trees": 20, "rf_min_leaf": [1, 5],
+                              "n_screen": [4], "n_screen_trees": [0], "logistic_C": [0.5], "ensemble_sizes": [1, 2]},
+           "external_cohorts": [{"name": "centreB", "features_table": str(efp), "clinical_table": str(ecp)}]}
+    spec = {"endpoint": "binary", "column": "hpv", "positive_class": "positive"}
+    out = {}
+    for threads in (1, 2):
+        files = classifier_files(tmp_path / f"t{threads}")
+        fit_classifier(features=str(tmp_path / "features.csv"), clinical=str(tmp_path / "clinical.csv"),
+                       modelling=mod, seed=7, columns=COLUMNS, endpoint="hpv", spec=spec, threads=threads,
+                       **{k: str(v) for k, v in files.items()})
+        out[threads] = files
+    pred = pd.read_csv(out[1]["predictions"], sep="\t")
+    assert {"radiomics", "clinical+radiomics", "volume", "clinical"} <= set(pred["model"])
+    assert set(pred["set"]) == {"test", "centreB"} and set(pred["repeat"].dropna()) == {0, 1}
+    assert "rf(" in pd.read_csv(out[1]["choices"], sep="\t")["chosen"].str.cat()
+    for k in ("predictions", "performance", "choices", "metrics", "qc"):
+        assert out[1][k].read_bytes() == out[2][k].read_bytes(), k
+    m1, m2 = (joblib.load(out[t]["final_models"])["models"] for t in (1, 2))
+    X = pd.read_csv(efp).set_index("patient_id")
+    X["age"] = pd.read_csv(ecp).set_index("patient_id")["age"].astype(str)
+    for name in ("radiomics", "clinical+radiomics"):
+        np.testing.assert_array_equal(m1[name].predict_proba(X), m2[name].predict_proba(X))
+
+
 def test_clinical_table_without_survival_columns_carries_the_endpoint(tmp_path):
     _, cp, _ = _cohort(tmp_path)
     table, qc = load_clinical(cp, {"id": "patient_id"}, labels=["hpv", "grade"])

@@ -257,3 +257,19 @@ def test_site_presets_validate_and_merge():
     assert legacy["preprocessing"]["resegment_range"] == [-500, 400] and "resegment_range" not in legacy["extraction"]
     with pytest.raises(ValueError, match="shipped sites"):
         apply_site({"site": "lung_mri"})
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.float32])
+def test_array_bbox_equals_the_nonzero_voxels_extent(dtype):
+    from radsurv.features.preprocess import array_bbox
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        arr = np.zeros((12, 20, 16), dtype=dtype)
+        for _ in range(rng.integers(1, 4)):  # separate islands, e.g. a ROI on non-adjacent slices
+            z, y, x = rng.integers(0, 12), rng.integers(0, 20), rng.integers(0, 16)
+            arr[z, y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = 1
+        zz, yy, xx = np.nonzero(arr)
+        lo, hi = array_bbox(arr)
+        assert lo.tolist() == [xx.min(), yy.min(), zz.min()] and hi.tolist() == [xx.max(), yy.max(), zz.max()]
+    assert array_bbox(np.zeros((3, 4, 5), dtype=dtype)) is None

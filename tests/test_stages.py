@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pydicom
 import pytest
@@ -118,11 +119,51 @@ def test_cropped_conversion_gives_the_same_features_as_the_whole_scan(tmp_path):
         assert region["margin_mm"] == conversion_margin_mm("CT", pre) == 50.0
         assert list(whole.GetSize()) == region["scan_size"] == prov["size"]
         assert all(c < w for c, w in zip(crop.GetSize()[:2], whole.GetSize()[:2]))  # really smaller
+        # only the stored region is cast to the storage type, decided on the whole scan: the same
+        # voxels, type and geometry as the whole scan's conversion
+        assert crop.GetPixelID() == whole.GetPixelID() == sitk.sitkInt16
+        assert prov["pixel_type"] == whole.GetPixelIDTypeAsString()
+        sub = sitk.RegionOfInterest(whole, region["size"], region["index"])
+        assert crop.GetOrigin() == sub.GetOrigin() and crop.GetDirection() == sub.GetDirection()
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(crop), sitk.GetArrayViewFromImage(sub))
         assert json.loads((tmp_path / "whole" / sid / "converted" / "provenance.json").read_text())[
             "stored_region"] is None
         assert len(feats["whole"]) > 120 and feats["whole"].keys() == feats["cropped"].keys()
         for name, value in feats["whole"].items():
             assert feats["cropped"][name] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+
+
+@pytest.mark.parametrize("outlier,expected", [(None, "int16"), (40000, "float32"), (0.5, "float32")])
+def test_conversion_casts_only_the_stored_region_with_the_whole_scans_type(tmp_path, outlier, expected):
+    """The storage type (int16 CT when every value is integral and fits, else float32) is decided
+    on the whole scan, even when the value that decides it lies outside the stored region; the
+    stored voxels equal those of the whole scan cast first."""
+    import SimpleITK as sitk
+
+    from radsurv.ingest.converted import write_image_and_mask
+    from radsurv.ingest.images import _storage_type, storage_pixel_type
+    from radsurv.ingest.records import ScanRecord
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(-1024, 2000, size=(30, 64, 64))
+    arr = arr.astype(np.float64) if isinstance(outlier, float) else arr.astype(np.int32)
+    if outlier is not None:
+        arr[0, 0, 0] = outlier  # far from the ROI: outside the stored region
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.9, 0.9, 3.0))
+    img.SetOrigin((-20.0, 5.0, 100.0))
+    mask = np.zeros(arr.shape, dtype=bool)
+    mask[14:17, 30:36, 28:33] = True
+    scan = ScanRecord(scan_id="s", patient_id="p", session=1, days_from_first=0, modality="CT", series_uid="u",
+                      study_uid="v", n_images=30, image_files=[], contour_file="", contour_type="RTSTRUCT")
+    pid = storage_pixel_type(scan, img)
+    assert sitk.GetPixelIDValueAsString(pid) == {"int16": "16-bit signed integer", "float32": "32-bit float"}[expected]
+    region = write_image_and_mask(img, mask, tmp_path / "i.nrrd", tmp_path / "m.nrrd", 5.0, pid)
+    stored = sitk.ReadImage(str(tmp_path / "i.nrrd"))
+    whole = sitk.RegionOfInterest(_storage_type(scan, img), region["size"], region["index"])
+    assert stored.GetPixelID() == whole.GetPixelID() == pid
+    assert stored.GetOrigin() == whole.GetOrigin() and stored.GetSize() < img.GetSize()
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(stored), sitk.GetArrayViewFromImage(whole))
 
 
 def test_mr_and_normalised_scans_are_stored_whole():

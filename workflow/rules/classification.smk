@@ -21,7 +21,7 @@ rule fit_classifier:
         endpoint=ENDPOINT_PATTERN,
     conda:
         "../envs/modelling.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=240,

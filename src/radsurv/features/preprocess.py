@@ -198,12 +198,16 @@ def centred_grid(image: sitk.Image, spacing: Sequence[float | None],
 
 def array_bbox(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Index bounding box (inclusive, x/y/z order) of the non-zero voxels of a (z, y, x)
-    array, or ``None`` when there are none. Projections instead of ``np.nonzero``: a
-    512x512x100 mask in 30 ms instead of 110 ms."""
-    nonzero = np.asarray(arr) != 0
-    zs, ys, xs = (np.flatnonzero(nonzero.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+    array, or ``None`` when there are none. Projections instead of ``np.nonzero``, the
+    in-plane ones only over the slices between the first and last non-zero one (a tumour
+    spans a few of a CT's slices); a boolean array is not copied."""
+    arr = np.asarray(arr)
+    nonzero = arr if arr.dtype == bool else arr != 0
+    zs = np.flatnonzero(nonzero.any(axis=(1, 2)))
     if zs.size == 0:
         return None
+    slab = nonzero[zs[0]:zs[-1] + 1]
+    ys, xs = (np.flatnonzero(slab.any(axis=axes)) for axes in ((0, 2), (0, 1)))
     return np.array([xs[0], ys[0], zs[0]]), np.array([xs[-1], ys[-1], zs[-1]])
 
 

@@ -25,7 +25,7 @@ from radsurv.errors import CaseError
 from radsurv.ingest.contours import ROI_POLICIES
 from radsurv.ingest.converted import files_sha256, write_image_and_mask
 from radsurv.ingest.dicomattrs import attr_str
-from radsurv.ingest.images import SeriesGeometry, check_geometry, read_image
+from radsurv.ingest.images import SeriesGeometry, check_geometry, read_image, storage_pixel_type
 from radsurv.ingest.records import STAGE_CONVERSION, ScanRecord
 from radsurv.ingest.rtstruct import mask_from_rtstruct
 from radsurv.ingest.seg import mask_from_seg
@@ -54,13 +54,14 @@ def convert_scan(
     if scan.contour_type == "MASK":
         return convert_sheet_scan(scan, image_out, mask_out, crop_margin_mm)
     geo = check_geometry(scan)
-    image, warnings, units = read_image(scan, geo)
+    image, warnings, units = read_image(scan, geo, cast=False)  # cast below, only what is stored
+    pixel_type = storage_pixel_type(scan, image)
     padding = units.pop("_padding_mask", None)
 
     mask_arr, roi_name, available, mwarn = _roi_mask(image, geo, scan, roi_pattern, roi_policy)
     warnings.extend(mwarn)
     voxels = _check_mask(scan, mask_arr, roi_name, padding)
-    region = write_image_and_mask(image, mask_arr, image_out, mask_out, crop_margin_mm)
+    region = write_image_and_mask(image, mask_arr, image_out, mask_out, crop_margin_mm, pixel_type)
 
     spacing = [float(s) for s in image.GetSpacing()]
     first = geo.first
@@ -81,7 +82,7 @@ def convert_scan(
         "voxel_count": voxels,
         "roi_volume_ml": voxels * float(np.prod(spacing)) / 1000.0,
         "contour_type": scan.contour_type,
-        "pixel_type": image.GetPixelIDTypeAsString(),
+        "pixel_type": sitk.GetPixelIDValueAsString(pixel_type),
         "warnings": warnings,
         "input_sha256": files_sha256([*scan.image_files, scan.contour_file]),
         "stored_region": region,

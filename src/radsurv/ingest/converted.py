@@ -45,7 +45,8 @@ def roi_region(image: sitk.Image, mask_arr: np.ndarray, margin_mm: float) -> tup
 
 
 def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Path | str,
-                         mask_out: Path | str, crop_margin_mm: float | None = None) -> dict[str, Any] | None:
+                         mask_out: Path | str, crop_margin_mm: float | None = None,
+                         pixel_type: int | None = None) -> dict[str, Any] | None:
     """Write the converted image and its uint8 mask (same geometry), compressed.
 
     The format follows the file names (the workflow uses NRRD, see
@@ -57,6 +58,9 @@ def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Pat
     (physical coordinates unchanged: the same voxels, a smaller box; see
     :func:`radsurv.features.preprocess.conversion_margin_mm`) and its region is returned as
     ``{"index", "size", "scan_size"}`` (x, y, z voxels); else the whole scan and ``None``.
+    ``pixel_type``: the SimpleITK pixel type the image is stored as (decided on the whole scan,
+    :func:`radsurv.ingest.images.storage_pixel_type`), cast after cropping, so that only the
+    stored voxels are converted; ``None`` stores the image's own type.
     """
     region = None
     mask_arr = np.asarray(mask_arr)
@@ -67,6 +71,8 @@ def write_image_and_mask(image: sitk.Image, mask_arr: np.ndarray, image_out: Pat
                   "scan_min": float(sitk.GetArrayViewFromImage(image).min())}
         image = sitk.RegionOfInterest(image, size, index)
         mask_arr = mask_arr[index[2]:index[2] + size[2], index[1]:index[1] + size[1], index[0]:index[0] + size[0]]
+    if pixel_type is not None and pixel_type != image.GetPixelID():
+        image = sitk.Cast(image, pixel_type)
     mask = sitk.GetImageFromArray(mask_arr.astype(np.uint8))
     mask.CopyInformation(image)
     for img, out in ((image, Path(image_out)), (mask, Path(mask_out))):

@@ -238,8 +238,13 @@ def _to_units(scan: ScanRecord, geo: SeriesGeometry, img: sitk.Image, warnings: 
     return img, info
 
 
-def _storage_type(scan: ScanRecord, img: sitk.Image) -> sitk.Image:
-    """CT as int16 when every value is integral and fits, else float32; other float images as float32."""
+def storage_pixel_type(scan: ScanRecord, img: sitk.Image) -> int:
+    """The pixel type ``img`` is stored as, decided on the whole image: CT as int16 when every value
+    is integral and fits, else float32; other float images as float32; otherwise unchanged.
+
+    Conversion casts only what it stores (the ROI's neighbourhood for CT and PET,
+    :func:`radsurv.ingest.converted.write_image_and_mask`), with this whole-image decision, so the
+    stored voxels and their type are those of :func:`read_image`'s cast of the whole scan."""
     pid = img.GetPixelID()
     if pid in (sitk.sitkFloat64, sitk.sitkFloat32):
         vals = sitk.GetArrayViewFromImage(img)
@@ -249,26 +254,34 @@ def _storage_type(scan: ScanRecord, img: sitk.Image) -> sitk.Image:
             and vals.min() >= -32768
             and vals.max() <= 32767
         ):
-            img = sitk.Cast(img, sitk.sitkInt16)
-        elif pid == sitk.sitkFloat64:
-            img = sitk.Cast(img, sitk.sitkFloat32)
-    elif scan.modality == "CT" and pid != sitk.sitkInt16:
+            return sitk.sitkInt16
+        return sitk.sitkFloat32
+    if scan.modality == "CT" and pid != sitk.sitkInt16:
         vals = sitk.GetArrayViewFromImage(img)
-        img = sitk.Cast(img, sitk.sitkInt16 if vals.min() >= -32768 and vals.max() <= 32767 else sitk.sitkFloat32)
-    return img
+        return sitk.sitkInt16 if vals.min() >= -32768 and vals.max() <= 32767 else sitk.sitkFloat32
+    return pid
 
 
-def read_image(scan: ScanRecord, geo: SeriesGeometry) -> tuple[sitk.Image, list[str], dict[str, Any]]:
+def _storage_type(scan: ScanRecord, img: sitk.Image) -> sitk.Image:
+    """``img`` cast to its :func:`storage_pixel_type`."""
+    pid = storage_pixel_type(scan, img)
+    return img if pid == img.GetPixelID() else sitk.Cast(img, pid)
+
+
+def read_image(scan: ScanRecord, geo: SeriesGeometry,
+               cast: bool = True) -> tuple[sitk.Image, list[str], dict[str, Any]]:
     """The series as a SimpleITK image in physical units, its warnings and unit provenance.
 
     CT: HU (padding set to air, see :func:`_ct_padding`); PT: SUVbw (see
     :func:`radsurv.ingest.pet.pet_suv_factors`); MR: the scanner's native units, with the
-    sequence parameters recorded (see :func:`mr_sequence`).
+    sequence parameters recorded (see :func:`mr_sequence`). ``cast``: in its storage type
+    (:func:`storage_pixel_type`); ``False`` leaves the cast to the caller (conversion casts only
+    the part it stores).
     """
     warnings: list[str] = []
     img = _read_series(scan, geo, warnings)
     img, info = _to_units(scan, geo, img, warnings)
-    return _storage_type(scan, img), warnings, info
+    return (_storage_type(scan, img) if cast else img), warnings, info
 
 
 def _ct_padding(img: sitk.Image, geo: SeriesGeometry, warnings: list[str]) -> tuple[sitk.Image, dict[str, Any]]:

@@ -54,6 +54,8 @@ def fit_classifier(*, features: str | Path, clinical: str | Path | list[str], mo
     cohorts come from ``modelling`` (the survival study's keys); the learner grids from
     ``modelling.classification``. ``files``: the outputs (keys of :data:`CLASSIFIER_OUTPUTS`)
     and the external cohorts' tables (named so that Snakemake tracks them).
+    ``threads``: the rule's threads, the worker processes of the independent fits (outer folds,
+    final models); the results are the same for any number.
 
     An endpoint that cannot be studied (fewer than two classes, a class too small for the folds,
     no candidate feature) is not an error of the run: it becomes an ``excluded`` QC row naming the
@@ -77,7 +79,7 @@ def fit_classifier(*, features: str | Path, clinical: str | Path | list[str], mo
     try:
         st = run_endpoint(X, clin, spec, settings, name=endpoint, design=sc.design, split=split,
                           volume_feature=vol, volume_note=vol_note, clinical_specs=sc.covariate_specs(),
-                          external=external)
+                          external=external, n_jobs=threads)
     except ValueError as err:  # this endpoint cannot be studied: a QC row, the rest of the run goes on
         reason = f"endpoint {endpoint} (column {spec['column']!r}) not studied: {err}"
         log.error("%s", reason)

@@ -28,7 +28,7 @@ The workflow reaches it through :mod:`radsurv.modelling.classification.study` (r
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ __all__ = [
     "run_classification_cv",
     "run_classification_split",
     "summarise",
+    "parallel_map",
 ]
 
 
@@ -171,34 +172,67 @@ def _model_frame(features: pd.DataFrame, ids: Sequence[Any], clinical: pd.DataFr
 
 
 def _fit_and_score(est: BaseEstimator, name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame,
-                   test_ids: Sequence[Any], y_test: np.ndarray, repeat: int, fold: int, classes: np.ndarray,
-                   rows: list[dict[str, Any]], choices: list[dict[str, Any]]) -> float:
+                   test_ids: Sequence[Any], y_test: np.ndarray, repeat: int, fold: int,
+                   classes: np.ndarray) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
     """Fit ``est`` on the training patients and score the test patients of one repeat and fold.
 
-    Appends one prediction row per test patient to ``rows`` (``patient, repeat, fold, model,
-    label, threshold, p_<class>``) and, for a :class:`RadiomicsClassifier`, its chosen
-    configuration to ``choices``; returns the seconds the fit and prediction took.
+    Returns one prediction row per test patient (``patient, repeat, fold, model, label,
+    threshold, p_<class>``), for a :class:`RadiomicsClassifier` its chosen configuration (one
+    ``choices`` row, else none), and the seconds the fit and prediction took.
     """
     t0 = time.perf_counter()
     est.fit(X_train, y_train)
     P = est.predict_proba(X_test)
     seconds = time.perf_counter() - t0
+    rows = []
     for i, pid in enumerate(test_ids):
         row = {"patient": pid, "repeat": repeat, "fold": fold, "model": name, "label": y_test[i],
                "threshold": est.threshold_}
         row.update({f"p_{c}": float(P[i, j]) for j, c in enumerate(classes)})
         rows.append(row)
+    choices = []
     if isinstance(est, RadiomicsClassifier):
         choices.append({"repeat": repeat, "fold": fold, "model": name, "chosen": est.describe(),
                         "inner_auc": est.inner_auc_, "threshold": est.threshold_})
-    return seconds
+    return rows, choices, seconds
+
+
+def _outer_fold(models: Mapping[str, BaseEstimator], names: Sequence[str], X: pd.DataFrame, y: np.ndarray,
+                ids: np.ndarray, tr: np.ndarray, te: np.ndarray, repeat: int, fold: int, classes: np.ndarray,
+                seed: int) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], float]]:
+    """Every model of one outer fold: ``(name, prediction rows, choices, seconds)`` per model.
+
+    The radiomics models' seed is derived from the study seed, the repeat and the fold, never
+    from global state, so the fold gives the same result in any process and in any order."""
+    out = []
+    for name in names:
+        est = clone(models[name])
+        if isinstance(est, RadiomicsClassifier):
+            est.set_params(seed=derive_seed(seed, 20, repeat, fold))
+        out.append((name, *_fit_and_score(est, name, X.iloc[tr], y[tr], X.iloc[te], ids[te], y[te], repeat, fold,
+                                          classes)))
+    return out
+
+
+def parallel_map(func: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], n_jobs: int = 1) -> list[Any]:
+    """``[func(*t) for t in tasks]``, in worker processes when ``n_jobs`` > 1 (joblib), in task order.
+
+    The tasks must be independent and carry their own seeds: the results are then the same for
+    any ``n_jobs``. Estimators inside keep one thread each.
+    """
+    jobs = max(1, min(int(n_jobs), len(tasks)))
+    if jobs == 1:
+        return [func(*t) for t in tasks]
+    from joblib import Parallel, delayed
+
+    return list(Parallel(n_jobs=jobs)(delayed(func)(*t) for t in tasks))
 
 
 def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: ClassificationSettings | None = None,
                           volume_feature: str | None = None, clinical: pd.DataFrame | None = None,
                           clinical_specs: Sequence[Mapping[str, Any]] = (), models: Sequence[str] | None = None,
                           classes: Sequence[Any] | None = None, positive: Any | None = None,
-                          endpoint_name: str = "endpoint") -> ClassificationResult:
+                          endpoint_name: str = "endpoint", n_jobs: int = 1) -> ClassificationResult:
     """Repeated nested cross-validation of every model of a classification endpoint.
 
     Args:
@@ -212,6 +246,8 @@ def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: C
         clinical_specs: :class:`radsurv.ingest.clinical.CovariateSpec` dicts.
         models: subset of the model names to run (default all that the inputs allow).
         classes, positive: declared classes and, for binary endpoints, the positive one.
+        n_jobs: worker processes; the outer folds (each with its own seed) are fit in parallel,
+            so the result is the same for any ``n_jobs``.
     """
     s = settings or ClassificationSettings()
     y_all, qc = validate_labels(labels, s.endpoint, classes, positive, s.min_per_class, endpoint_name)
@@ -226,17 +262,18 @@ def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: C
     cls = np.unique(y)
     all_models = _models(s, volume_feature, clinical_specs, rad_cols, s.seed)
     names = [m for m in all_models if models is None or m in models]
-    rows, choices, seconds = [], [], dict.fromkeys(names, 0.0)
+    tasks = []
     for r in range(s.cv_repeats):
         outer = StratifiedKFold(n_splits=min(s.cv_folds, int(pd.Series(y).value_counts().min())), shuffle=True,
                                 random_state=derive_seed(s.seed, 10, r))
-        for f, (tr, te) in enumerate(outer.split(np.zeros(len(y)), y)):
-            for name in names:
-                est = clone(all_models[name])
-                if isinstance(est, RadiomicsClassifier):
-                    est.set_params(seed=derive_seed(s.seed, 20, r, f))
-                seconds[name] += _fit_and_score(est, name, X.iloc[tr], y[tr], X.iloc[te], np.asarray(ids)[te],
-                                                y[te], r, f, cls, rows, choices)
+        tasks += [(all_models, names, X, y, np.asarray(ids), tr, te, r, f, cls, s.seed)
+                  for f, (tr, te) in enumerate(outer.split(np.zeros(len(y)), y))]
+    rows, choices, seconds = [], [], dict.fromkeys(names, 0.0)
+    for fold_out in parallel_map(_outer_fold, tasks, n_jobs):  # in (repeat, fold, model) order for any n_jobs
+        for name, fold_rows, fold_choices, sec in fold_out:
+            rows += fold_rows
+            choices += fold_choices
+            seconds[name] += sec
     preds = pd.DataFrame(rows)
     res = ClassificationResult(preds, pd.DataFrame(), pd.DataFrame(choices), qc, cls.tolist(), seconds)
     res.metrics = summarise(res, n_boot=s.n_boot, seed=s.seed)
@@ -248,13 +285,14 @@ def run_classification_split(dev_features: pd.DataFrame, dev_labels: pd.Series, 
                              volume_feature: str | None = None, clinical: pd.DataFrame | None = None,
                              clinical_specs: Sequence[Mapping[str, Any]] = (), models: Sequence[str] | None = None,
                              classes: Sequence[Any] | None = None, positive: Any | None = None,
-                             endpoint_name: str = "endpoint") -> ClassificationResult:
+                             endpoint_name: str = "endpoint", n_jobs: int = 1) -> ClassificationResult:
     """Development / validation design (a held-out split, another centre, a later period).
 
     Every model is tuned and fit on the development patients only (inner CV as in
     :class:`RadiomicsClassifier`) and scored once on the validation patients; the result
     has the layout of :func:`run_classification_cv` (``repeat`` 0, ``fold`` 0) and its
-    metrics are those of the validation cohort. ``clinical`` covers both cohorts.
+    metrics are those of the validation cohort. ``clinical`` covers both cohorts. ``n_jobs``:
+    worker processes over the models (results the same for any ``n_jobs``).
     """
     s = settings or ClassificationSettings()
     y_dev, qc_dev = validate_labels(dev_labels, s.endpoint, classes, positive, s.min_per_class, endpoint_name)
@@ -271,9 +309,12 @@ def run_classification_split(dev_features: pd.DataFrame, dev_labels: pd.Series, 
     all_models = _models(s, volume_feature, clinical_specs, list(dev_features.columns), s.seed)
     names = [m for m in all_models if models is None or m in models]
     rows, choices, seconds = [], [], dict.fromkeys(names, 0.0)
-    for name in names:
-        seconds[name] = _fit_and_score(clone(all_models[name]), name, Xd, yd, Xv, val_ids, yv, 0, 0, cls, rows,
-                                       choices)
+    fits = parallel_map(_fit_and_score, [(clone(all_models[name]), name, Xd, yd, Xv, val_ids, yv, 0, 0, cls)
+                                         for name in names], n_jobs)
+    for name, (model_rows, model_choices, sec) in zip(names, fits, strict=True):  # in model order
+        rows += model_rows
+        choices += model_choices
+        seconds[name] = sec
     qc = pd.concat([qc_dev.assign(cohort="development"), qc_val.assign(cohort="validation")], ignore_index=True)
     res = ClassificationResult(pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame(choices), qc, cls.tolist(), seconds)
     res.metrics = summarise(res, n_boot=s.n_boot, seed=s.seed)

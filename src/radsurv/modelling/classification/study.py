@@ -27,6 +27,7 @@ from radsurv.ingest.clinical import CovariateSpec
 from radsurv.modelling.classification.design import (
     ClassificationResult,
     _models,  # the same model set as the cross-validation builds (final models must equal it)
+    parallel_map,
     run_classification_cv,
     run_classification_split,
     summarise,
@@ -145,19 +146,25 @@ def _label_qc(table: pd.DataFrame, name: str, qc: list[dict[str, str]]) -> None:
 
 def _fit_final(settings: ClassificationSettings, X: pd.DataFrame, y: np.ndarray, rad_cols: list[str],
                volume_feature: str | None, specs: Sequence[CovariateSpec],
-               names: Sequence[str], reseed: bool) -> dict[str, BaseEstimator]:
+               names: Sequence[str], reseed: bool, n_jobs: int = 1) -> dict[str, BaseEstimator]:
     """Every model refit on all development patients (the models external cohorts receive).
 
     ``reseed``: the cross-validation design's final fit gets its own seed; the split design's
-    keeps the library's, so that its final models are exactly the validated ones."""
+    keeps the library's, so that its final models are exactly the validated ones. ``n_jobs``:
+    worker processes over the models (each fit is seeded, so the models are the same for any
+    ``n_jobs``)."""
     built = _models(settings, volume_feature, [s.to_dict() for s in specs], rad_cols, settings.seed)
-    final = {}
+    ests = []
     for n in names:
         est = clone(built[n])
         if reseed and isinstance(est, RadiomicsClassifier):
             est.set_params(seed=derive_seed(settings.seed, SEED_FINAL_FIT))
-        final[n] = est.fit(X, y)
-    return final
+        ests.append(est)
+    return dict(zip(names, parallel_map(_fit, [(est, X, y) for est in ests], n_jobs), strict=True))
+
+
+def _fit(est: BaseEstimator, X: pd.DataFrame, y: np.ndarray) -> BaseEstimator:
+    return est.fit(X, y)
 
 
 def _encode(text: pd.Series, classes: list[str], endpoint: str, name: str, column: str, cohort: str,
@@ -226,7 +233,8 @@ def run_endpoint(features: pd.DataFrame, clinical: pd.DataFrame, spec: Mapping[s
                  settings: ClassificationSettings, *, name: str, design: str = "cv",
                  split: SplitSettings | None = None, volume_feature: str | None = None, volume_note: str = "",
                  clinical_specs: Sequence[CovariateSpec] = (),
-                 external: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None) -> EndpointStudy:
+                 external: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+                 n_jobs: int = 1) -> EndpointStudy:
     """Study one binary or multiclass endpoint.
 
     Args:
@@ -242,6 +250,9 @@ def run_endpoint(features: pd.DataFrame, clinical: pd.DataFrame, spec: Mapping[s
         volume_feature: the volume baseline's column (``None``: not built, ``volume_note`` says why).
         clinical_specs: the clinical covariates (clinical and clinical+radiomics models).
         external: external cohorts, name -> (features, clinical table indexed by patient id).
+        n_jobs: worker processes for the independent fits (outer folds, the models of the split
+            design and the final models); every fit has its own seed, so the study's results are
+            the same for any ``n_jobs``.
 
     Raises:
         ValueError: the endpoint cannot be studied (fewer than two classes, a class with fewer
@@ -257,7 +268,7 @@ def run_endpoint(features: pd.DataFrame, clinical: pd.DataFrame, spec: Mapping[s
     spec_dicts = [s.to_dict() for s in specs]
     common = dict(settings=settings, volume_feature=volume_feature, clinical=clinical if specs else None,
                   clinical_specs=spec_dicts, classes=spec.get("classes"), positive=spec.get("positive_class"),
-                  endpoint_name=column)
+                  endpoint_name=column, n_jobs=n_jobs)
     how = f"{settings.cv_folds}-fold x {settings.cv_repeats} repeated nested cross-validation (stratified)"
     if design == "split":
         y_all, left_out = validate_labels(labels, settings.endpoint, spec.get("classes"),
@@ -277,7 +288,7 @@ def run_endpoint(features: pd.DataFrame, clinical: pd.DataFrame, spec: Mapping[s
     classes = _original_classes(text.loc[y_dev.index], spec, settings.endpoint)
     names = list(dict.fromkeys(res.predictions["model"]))
     final = _fit_final(settings, _frame(features, list(y_dev.index), clinical, specs), y_dev.to_numpy(), rad_cols,
-                       volume_feature, specs, names, reseed=design != "split")
+                       volume_feature, specs, names, reseed=design != "split", n_jobs=n_jobs)
     ext_rows, ext_summary = _score_external(final, rad_cols, specs, external or {}, spec, classes, res.classes,
                                             settings, name, qc)
     pred = pd.concat([res.predictions.assign(set="test"), *ext_rows], ignore_index=True)
