@@ -56,7 +56,7 @@ def _resample(img: sitk.Image, size: tuple[int, int, int], interp: int) -> sitk.
     return sitk.Resample(img, ref, sitk.Transform(), interp, -1000.0 if interp != sitk.sitkNearestNeighbor else 0)
 
 
-def timing(threads: int) -> None:
+def timing(threads: int, rigid_only: bool = True) -> None:
     g = LongGeometry(size=(128, 128, 40), spacing=(1.25, 1.25, 2.5))
     p = simulate_longitudinal(1, 0, seed=7)[0]
     b_img, b_m = render_scan(p, p.scans[0], g)
@@ -67,7 +67,7 @@ def timing(threads: int) -> None:
     t_mask = _resample(t_m["GTV"], big, sitk.sitkNearestNeighbor)
     print(f"CT pair {b_img.GetSize()} voxels, spacing {tuple(round(s, 3) for s in b_img.GetSpacing())} mm, "
           f"GTV {int(sitk.GetArrayViewFromImage(b_mask).sum())} voxels, threads {threads}")
-    for deformable in (False, True):
+    for deformable in (False, True) if rigid_only else (True,):
         s = PropagationSettings(threads=threads, deformable=deformable)
         t0 = time.perf_counter()
         r = propagate_mask(b_img, b_mask, t_img, s, own_mask=t_mask)
@@ -194,13 +194,14 @@ def main() -> None:
     ap.add_argument("--retest", type=int, default=None, help="retest patients (study: 12, dice: 0)")
     ap.add_argument("--seed", type=int, default=7, help="dice: the cohort's seed (the demo config's is 42)")
     ap.add_argument("--timepoints", nargs="*", default=[], help="dice: only these time points")
+    ap.add_argument("--no-rigid-only", action="store_true", help="timing: skip the rigid-only propagation")
     ap.add_argument("--jobs", type=int, default=1, help="dice: patients in parallel processes")
     ap.add_argument("--out", type=Path, default=None, help="dice: write every propagation's row here (TSV)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=500)
     a = ap.parse_args()
     if a.mode == "timing":
-        timing(a.threads)
+        timing(a.threads, not a.no_rigid_only)
     elif a.mode == "dice":
         over = {k: v for k, v in (("margin_mm", a.margin_mm), ("demons_smoothing_voxels", a.demons_smoothing))
                 if v is not None}

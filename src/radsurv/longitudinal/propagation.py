@@ -13,7 +13,8 @@ recovered):
    contour, placed in the same physical space). Over the whole crop the metric is dominated by
    the body outline and the soft-tissue texture, which a smooth deformation shears against the
    ROI: for a low-contrast parotid its optimum can be a rotation of up to ~20 degrees that
-   misplaces the ROI by 10-20 mm, which the demons step cannot recover;
+   misplaces the ROI by 10-20 mm, which the demons step cannot recover. Off by default: the
+   masked metric has wrong optima of its own (a left parotid of the demo moved 23 mm, Dice 0);
 2. deformable: symmetric-forces demons (:class:`SimpleITK.FastSymmetricForcesDemonsRegistrationFilter`)
    between the time point's crop and the rigidly resampled, histogram-matched baseline crop
    (both smoothed by ``image_smoothing_voxels``), the field smoothed by ``demons_smoothing_voxels``;
