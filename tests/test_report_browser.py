@@ -27,8 +27,14 @@ def _browser() -> tuple[str, str]:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=True, env=env,
-                       capture_output=True, timeout=900)
+        for _ in range(2):  # dpkg --configure -a first: a machine left with an interrupted install
+            subprocess.run(["dpkg", "--configure", "-a"], env=env, capture_output=True, timeout=900)
+            apt = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], env=env,
+                                 capture_output=True, text=True, timeout=900)
+            if apt.returncode == 0:
+                break
+        else:
+            pytest.fail(f"apt-get install chromium chromium-driver failed: {apt.stderr[-2000:]}")
         chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if chromium and driver:
         return chromium, driver

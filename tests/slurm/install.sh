@@ -13,4 +13,7 @@ if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+# a machine left with an interrupted install (dpkg "returned an error code") is finished first, and once more on failure
+dpkg --configure -a >/dev/null 2>&1 || true
+apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null \
+    || { dpkg --configure -a >/dev/null 2>&1 || true; apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null; }
