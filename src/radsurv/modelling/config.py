@@ -7,7 +7,7 @@ config (:func:`radsurv.config.preflight`) without loading the modelling stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 from radsurv.ingest.clinical import CovariateSpec
 
 __all__ = ["StudyConfig", "LEARNERS", "MODELS", "RISK_CUTS", "PRIMARY", "SEED_SPLIT", "SEED_OUTER_FOLDS",
-           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP", "derive_seed"]
+           "SEED_FOLD_FIT", "SEED_FINAL_FIT", "SEED_BOOTSTRAP", "derive_seed", "parallel_map"]
 
 #: Survival learners of the radiomics model (estimators in :mod:`radsurv.modelling.transformers`).
 LEARNERS = ("cox", "coxnet", "rsf", "gbsa")
@@ -42,6 +42,20 @@ def derive_seed(seed: int, *keys: int) -> int:
     if any(v < 0 for v in vals):
         raise ValueError(f"the config's seed must be a whole number >= 0, got {seed}")
     return int(np.random.SeedSequence(vals).generate_state(1, dtype=np.uint32)[0])
+
+
+def parallel_map(func: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], n_jobs: int = 1) -> list[Any]:
+    """``[func(*t) for t in tasks]``, in worker processes when ``n_jobs`` > 1 (joblib), in task order.
+
+    The tasks must be independent and carry their own seeds: the results are then the same for
+    any ``n_jobs``. Estimators inside keep one thread each.
+    """
+    jobs = max(1, min(int(n_jobs), len(tasks)))
+    if jobs == 1:
+        return [func(*t) for t in tasks]
+    from joblib import Parallel, delayed
+
+    return list(Parallel(n_jobs=jobs)(delayed(func)(*t) for t in tasks))
 
 
 def validation_rows(column: Any, split_by: str, validation_values: Sequence[str],

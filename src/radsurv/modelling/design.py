@@ -28,6 +28,7 @@ from radsurv.modelling.config import (
     SEED_SPLIT,
     StudyConfig,
     derive_seed,
+    parallel_map,
     validation_rows,
 )
 from radsurv.modelling.data import StudyData
@@ -228,13 +229,8 @@ def run_outer_folds(models: Models, cfg: StudyConfig, data: StudyData, plan: Stu
     fold_jobs = max(1, min(int(n_jobs), len(plan.folds)))
     inner_jobs = 1 if fold_jobs > 1 else n_jobs
     tasks = [(r, f, tr, te, derive_seed(cfg.seed, SEED_FOLD_FIT, r, f)) for r, f, tr, te in plan.folds]
-    if fold_jobs > 1:
-        from joblib import Parallel, delayed
-
-        outs = Parallel(n_jobs=fold_jobs)(delayed(outer_fold)(models, cfg, data, tr, te, sd, inner_jobs, grid_h)
-                                          for _, _, tr, te, sd in tasks)
-    else:
-        outs = [outer_fold(models, cfg, data, tr, te, sd, inner_jobs, grid_h) for _, _, tr, te, sd in tasks]
+    outs = parallel_map(outer_fold, [(models, cfg, data, tr, te, sd, inner_jobs, grid_h)
+                                     for _, _, tr, te, sd in tasks], fold_jobs)
     for (r, f, tr, te, _), out in zip(tasks, outs, strict=True):
         res.add(r, f, tr, te, [pos[int(i)] for i in te], out, data.y)
         log.info("outer fold repeat %d fold %d: %d training / %d held-out patients", r + 1, f + 1, len(tr), len(te))

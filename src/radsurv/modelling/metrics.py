@@ -56,6 +56,8 @@ from sksurv.metrics import (
 from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv
 
+from radsurv.modelling.config import parallel_map
+
 __all__ = [
     "surv_array",
     "harrell_c",
@@ -211,11 +213,7 @@ def bootstrap_replicates[T](evaluate: Callable[[np.ndarray, int], T], n: int, n_
     ``evaluate`` chooses what a replicate is (e.g. the CV repeat ``b mod R`` it scores)."""
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, n, n) for _ in range(int(n_boot))]
-    if n_jobs > 1 and n_boot >= 50:
-        from joblib import Parallel, delayed
-
-        return list(Parallel(n_jobs=n_jobs)(delayed(evaluate)(rows, b) for b, rows in enumerate(draws)))
-    return [evaluate(rows, b) for b, rows in enumerate(draws)]
+    return parallel_map(evaluate, [(rows, b) for b, rows in enumerate(draws)], n_jobs if n_boot >= 50 else 1)
 
 
 def bootstrap_metrics(

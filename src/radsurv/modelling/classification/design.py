@@ -28,7 +28,7 @@ The workflow reaches it through :mod:`radsurv.modelling.classification.study` (r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from radsurv.modelling.classification.models import (
     VolumeClassifier,
 )
 from radsurv.modelling.classification.settings import ENDPOINTS, ClassificationSettings
-from radsurv.modelling.config import derive_seed
+from radsurv.modelling.config import derive_seed, parallel_map
 
 __all__ = [
     "validate_labels",
@@ -54,7 +54,6 @@ __all__ = [
     "run_classification_cv",
     "run_classification_split",
     "summarise",
-    "parallel_map",
 ]
 
 
@@ -212,20 +211,6 @@ def _outer_fold(models: Mapping[str, BaseEstimator], names: Sequence[str], X: pd
         out.append((name, *_fit_and_score(est, name, X.iloc[tr], y[tr], X.iloc[te], ids[te], y[te], repeat, fold,
                                           classes)))
     return out
-
-
-def parallel_map(func: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], n_jobs: int = 1) -> list[Any]:
-    """``[func(*t) for t in tasks]``, in worker processes when ``n_jobs`` > 1 (joblib), in task order.
-
-    The tasks must be independent and carry their own seeds: the results are then the same for
-    any ``n_jobs``. Estimators inside keep one thread each.
-    """
-    jobs = max(1, min(int(n_jobs), len(tasks)))
-    if jobs == 1:
-        return [func(*t) for t in tasks]
-    from joblib import Parallel, delayed
-
-    return list(Parallel(n_jobs=jobs)(delayed(func)(*t) for t in tasks))
 
 
 def run_classification_cv(features: pd.DataFrame, labels: pd.Series, settings: ClassificationSettings | None = None,

@@ -27,7 +27,6 @@ from radsurv.ingest.clinical import CovariateSpec
 from radsurv.modelling.classification.design import (
     ClassificationResult,
     _models,  # the same model set as the cross-validation builds (final models must equal it)
-    parallel_map,
     run_classification_cv,
     run_classification_split,
     summarise,
@@ -36,7 +35,7 @@ from radsurv.modelling.classification.design import (
 from radsurv.modelling.classification.endpoints import label_text
 from radsurv.modelling.classification.models import RadiomicsClassifier
 from radsurv.modelling.classification.settings import ClassificationSettings
-from radsurv.modelling.config import SEED_FINAL_FIT, SEED_SPLIT, derive_seed, validation_rows
+from radsurv.modelling.config import SEED_FINAL_FIT, SEED_SPLIT, derive_seed, parallel_map, validation_rows
 from radsurv.qc import qc_row
 
 log = logging.getLogger(__name__)
