@@ -79,6 +79,8 @@ def test_features_mark_propagated_masks_and_qc_names_the_absent_roi(run):
     assert set(used["scan_id"]) >= set(no_gtv) and used["dice"].isna().all()
     quality = propagation_quality(prop).set_index("ROI")
     assert (quality["Dice median"] > 0.7).all() and (quality["Jacobian min"] > 0).all()
+    assert prop["rigid_bounded"].isin([True, False]).all() and (prop["rigid_rotation_deg"] >= 0).all()
+    assert (quality["rigid rotation rejected"] == prop.groupby("roi")["rigid_bounded"].sum()).all()
 
 
 def test_study_outputs_compare_four_models_on_the_landmark_patients(run):

@@ -103,6 +103,7 @@ def _dice_patient(args: tuple) -> list[dict]:
                          "dice": r.dice, "needed": roi not in s.own_contours, "jmin": r.jacobian_min,
                          "jmax": r.jacobian_max, "fold": r.jacobian_folding_fraction,
                          "translation_mm": ",".join(f"{v:.2f}" for v in r.rigid_translation_mm),
+                         "rotation_deg": r.rigid_rotation_deg, "bounded": r.rigid_bounded,
                          "true_shift_mm": ",".join(f"{b - a:.2f}" for a, b in zip(p.scans[0].shift_mm, s.shift_mm,
                                                                                     strict=True)),
                          "seconds": r.seconds})
@@ -138,8 +139,10 @@ def dice_check(n: int, threads: int, retest: int = 0, seed: int = 7, timepoints:
         if len(sub):
             print(f"Dice {what}: median {sub['dice'].median():.3f}, worst {sub['dice'].min():.3f}, n {len(sub)}")
     print("worst 8:")
-    print(d.nsmallest(8, "dice")[["patient", "timepoint", "roi", "dice", "jmin", "translation_mm",
-                                   "true_shift_mm"]].round(3).to_string(index=False))
+    print(d.nsmallest(8, "dice")[["patient", "timepoint", "roi", "dice", "jmin", "translation_mm", "rotation_deg",
+                                   "bounded", "true_shift_mm"]].round(3).to_string(index=False))
+    print("rigid fits rotating beyond rigid_max_rotation_deg (translation used), per ROI:",
+          d.groupby("roi")["bounded"].sum().to_dict())
     print(f"Jacobian determinant: min {d['jmin'].min():.2f}, max {d['jmax'].max():.2f}; "
           f"{d['seconds'].mean():.1f} s per propagation")
 

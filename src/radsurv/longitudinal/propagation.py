@@ -58,6 +58,7 @@ class PropagationSettings:
 
     margin_mm: float = _d("margin_mm")
     rigid_mask_mm: float = _d("rigid_mask_mm")
+    rigid_max_rotation_deg: float = _d("rigid_max_rotation_deg")
     registration_spacing_mm: float = _d("registration_spacing_mm")
     deformable: bool = _d("deformable")
     histogram_bins: int = _d("histogram_bins")
@@ -81,6 +82,9 @@ class PropagationSettings:
                              f"got {self.seed}")
         if self.rigid_mask_mm < 0:
             raise ValueError(f"longitudinal.propagation.rigid_mask_mm must be >= 0, got {self.rigid_mask_mm}")
+        if self.rigid_max_rotation_deg < 0:
+            raise ValueError("longitudinal.propagation.rigid_max_rotation_deg must be >= 0, "
+                             f"got {self.rigid_max_rotation_deg}")
         if self.registration_spacing_mm < 0:
             raise ValueError("longitudinal.propagation.registration_spacing_mm must be >= 0, "
                              f"got {self.registration_spacing_mm}")
@@ -101,12 +105,15 @@ class PropagationResult:
     jacobian_folding_fraction: float
     rigid_metric: float
     rigid_translation_mm: tuple[float, float, float]
+    rigid_rotation_deg: float
+    rigid_bounded: bool
     seconds: float
 
     def quality(self) -> dict[str, float | None]:
         """The numbers the feature table and the report carry beside the mask."""
         return {"dice": self.dice, "jacobian_min": self.jacobian_min, "jacobian_max": self.jacobian_max,
                 "jacobian_folding_fraction": self.jacobian_folding_fraction, "rigid_metric": self.rigid_metric,
+                "rigid_rotation_deg": self.rigid_rotation_deg, "rigid_bounded": self.rigid_bounded,
                 "propagation_seconds": self.seconds}
 
 
@@ -149,12 +156,10 @@ def _crop(img: sitk.Image, index: list[int], size: list[int]) -> sitk.Image:
     return sitk.RegionOfInterest(img, size, index)
 
 
-def _rigid(fixed: sitk.Image, moving: sitk.Image, s: PropagationSettings,
-           metric_mask: sitk.Image | None = None) -> tuple[sitk.Transform, float]:
-    """Euler3D rigid registration (fixed -> moving points), Mattes MI, two levels; with
+def _register(fixed: sitk.Image, moving: sitk.Image, s: PropagationSettings, init: sitk.Transform,
+              metric_mask: sitk.Image | None) -> tuple[sitk.Transform, float]:
+    """One Mattes-MI registration (fixed -> moving points) from ``init``, two levels; with
     ``metric_mask`` (on ``fixed``'s grid) the metric samples only the voxels inside it."""
-    init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
-                                             sitk.CenteredTransformInitializerFilter.GEOMETRY)
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=s.histogram_bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
@@ -173,6 +178,44 @@ def _rigid(fixed: sitk.Image, moving: sitk.Image, s: PropagationSettings,
     reg.SetNumberOfThreads(s.threads)
     tx = reg.Execute(fixed, moving)
     return tx, float(reg.GetMetricValue())
+
+
+def _inner(tx: sitk.Transform) -> sitk.Transform:
+    """The transform the registration optimised (``Execute`` may return it wrapped in a composite)."""
+    if tx.GetName() == "CompositeTransform":
+        return sitk.CompositeTransform(tx).GetNthTransform(0)
+    return tx
+
+
+@dataclass(frozen=True)
+class RigidResult:
+    """The rigid step's outcome: the transform used, its metric, the free fit's largest rotation
+    (degrees) and whether that exceeded ``rigid_max_rotation_deg`` (then the translation is used)."""
+
+    transform: sitk.Euler3DTransform
+    metric: float
+    rotation_deg: float
+    bounded: bool
+
+
+def _rigid(fixed: sitk.Image, moving: sitk.Image, s: PropagationSettings,
+           metric_mask: sitk.Image | None = None) -> RigidResult:
+    """Translation first (from the crops' centres), then Euler3D from that translation; the Euler
+    fit is kept only if no rotation angle exceeds ``s.rigid_max_rotation_deg`` (0: translation only)."""
+    centred = sitk.Euler3DTransform(sitk.CenteredTransformInitializer(
+        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY))
+    shift_tx, shift_metric = _register(fixed, moving, s, sitk.TranslationTransform(3, centred.GetTranslation()),
+                                       metric_mask)
+    shifted = sitk.Euler3DTransform(centred)
+    shifted.SetTranslation(sitk.TranslationTransform(_inner(shift_tx)).GetOffset())
+    if s.rigid_max_rotation_deg <= 0:
+        return RigidResult(shifted, shift_metric, 0.0, False)
+    euler_tx, euler_metric = _register(fixed, moving, s, sitk.Euler3DTransform(shifted), metric_mask)
+    euler = sitk.Euler3DTransform(_inner(euler_tx))
+    rotation = float(np.degrees(np.max(np.abs([euler.GetAngleX(), euler.GetAngleY(), euler.GetAngleZ()]))))
+    if rotation > s.rigid_max_rotation_deg:
+        return RigidResult(shifted, shift_metric, rotation, True)
+    return RigidResult(euler, euler_metric, rotation, False)
 
 
 def registration_grid(img: sitk.Image, spacing_mm: float) -> sitk.Image:
@@ -261,7 +304,8 @@ def propagate_mask(baseline_image: sitk.Image, baseline_mask: sitk.Image, target
         moving = registration_grid(_crop(moving_full, m_idx, m_size), settings.registration_spacing_mm)
         mmask = (_metric_mask(baseline_mask, m_idx, m_size, reg_fixed, settings.rigid_mask_mm)
                  if settings.rigid_mask_mm > 0 else None)
-        rigid, metric = _rigid(reg_fixed, moving, settings, mmask)
+        rig = _rigid(reg_fixed, moving, settings, mmask)
+        rigid = rig.transform
         field = None
         tx: sitk.Transform = rigid
         if settings.deformable:
@@ -279,15 +323,6 @@ def propagate_mask(baseline_image: sitk.Image, baseline_mask: sitk.Image, target
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
     d = dice(full, own_mask) if own_mask is not None else None
-    trans = tuple(float(v) for v in sitk.Euler3DTransform(rigid).GetTranslation()) if isinstance(
-        rigid, sitk.Euler3DTransform) else _translation(rigid)
-    return PropagationResult(full, d, jmin, jmax, jfold, metric, trans, time.perf_counter() - t0)
-
-
-def _translation(tx: sitk.Transform) -> tuple[float, float, float]:
-    """Translation of the rigid part (the registration returns a composite wrapping the Euler3D)."""
-    try:
-        inner = sitk.CompositeTransform(tx).GetNthTransform(0)
-        return tuple(float(v) for v in sitk.Euler3DTransform(inner).GetTranslation())  # type: ignore[return-value]
-    except (RuntimeError, TypeError):
-        return (float("nan"),) * 3  # type: ignore[return-value]
+    trans = tuple(float(v) for v in rigid.GetTranslation())
+    return PropagationResult(full, d, jmin, jmax, jfold, rig.metric, trans,  # type: ignore[arg-type]
+                             rig.rotation_deg, rig.bounded, time.perf_counter() - t0)

@@ -104,6 +104,7 @@ def plot_waterfall(delta: pd.DataFrame, tumour: str, landmark: str, path: str | 
 
 def propagation_quality(prop: pd.DataFrame) -> pd.DataFrame:
     """Per ROI: propagations, masks used for features, Dice against own contours (median, worst),
+    rigid fits rejected for rotating beyond ``rigid_max_rotation_deg`` (their translation used),
     Jacobian determinant range and the largest folding fraction."""
     rows = []
     for roi, g in prop.groupby("roi", sort=True):
@@ -112,6 +113,7 @@ def propagation_quality(prop: pd.DataFrame) -> pd.DataFrame:
                      "Dice vs own contour (n)": len(dice),
                      "Dice median": float(dice.median()) if len(dice) else float("nan"),
                      "Dice worst": float(dice.min()) if len(dice) else float("nan"),
+                     "rigid rotation rejected": int(g["rigid_bounded"].astype(bool).sum()),
                      "Jacobian min": float(g["jacobian_min"].min()), "Jacobian max": float(g["jacobian_max"].max()),
                      "folding fraction (max)": float(g["jacobian_folding_fraction"].max())})
     return pd.DataFrame(rows)

@@ -67,7 +67,7 @@ def longitudinal_scan_features(*, images: str, contours: str, assigned: str, fea
 
 #: Columns of the propagation quality table (one row per propagated ROI and scan).
 PROPAGATION_COLUMNS = ["patient_id", "scan_id", "timepoint", "roi", "used", "dice", "jacobian_min", "jacobian_max",
-                       "jacobian_folding_fraction", "rigid_metric"]
+                       "jacobian_folding_fraction", "rigid_metric", "rigid_rotation_deg", "rigid_bounded"]
 
 
 def _concat(paths: Sequence[str], columns: Sequence[str] | None = None) -> Any:
