@@ -142,9 +142,11 @@ def test_registration_grid_keeps_the_extent_and_the_signal_and_leaves_coarse_sca
 def test_a_fine_scan_is_registered_on_the_coarse_grid_and_masked_on_its_own(cohort):
     """The planted GTV case (patient 0, fx15, no own contour) rendered at 1 x 1 x 2.5 mm: the
     registration runs on the 2 mm grid (default ``registration_spacing_mm``) and the mask comes back
-    on the scan's own fine grid, close to the native-grid registration and folding far less (when
-    written: Dice 0.887, Jacobian min -0.04 on the 2 mm grid against 0.937, -0.49 on the native 1 mm
-    grid; the 2 mm truth scores 0.967 against the 1 mm truth) and far better than the unmoved mask."""
+    on the scan's own fine grid, close to the native-grid registration and folding far less (with
+    the GTV's default overrides, margin 30 mm and field smoothing 1.5 voxels: Dice 0.951, Jacobian
+    min -0.04, 0.03 % of voxels folded on the 2 mm grid against 0.968, -0.23, 0.8 % on the native
+    1 mm grid; the 2 mm truth scores 0.967 against the 1 mm truth) and far better than the unmoved
+    mask (0.627)."""
     fine = LongGeometry(size=(160, 160, 40), spacing=(1.0, 1.0, 2.5))
     p = cohort[0]
     b_img, b_m = render_scan(p, p.scans[0], fine)
@@ -155,8 +157,8 @@ def test_a_fine_scan_is_registered_on_the_coarse_grid_and_masked_on_its_own(coho
     assert res.mask.GetSize() == img.GetSize() and res.mask.GetSpacing() == img.GetSpacing()
     assert res.dice >= 0.85 and res.dice >= native.dice - 0.06, (res.dice, native.dice)
     assert dice(b_m["GTV"], truth["GTV"]) < res.dice - 0.2
-    # the GTV's field (1 voxel smoothing) folds a little on the demo's grid too (README: min -0.095)
-    assert res.jacobian_folding_fraction < 1e-3 and res.jacobian_min > native.jacobian_min + 0.2
+    assert res.jacobian_folding_fraction < 1e-3 and res.jacobian_folding_fraction < native.jacobian_folding_fraction / 5
+    assert res.jacobian_min > native.jacobian_min + 0.1
 
 
 def test_roi_propagation_overrides_reach_the_roi_only():

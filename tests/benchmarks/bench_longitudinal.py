@@ -67,8 +67,9 @@ def timing(threads: int, rigid_only: bool = True) -> None:
     t_mask = _resample(t_m["GTV"], big, sitk.sitkNearestNeighbor)
     print(f"CT pair {b_img.GetSize()} voxels, spacing {tuple(round(s, 3) for s in b_img.GetSpacing())} mm, "
           f"GTV {int(sitk.GetArrayViewFromImage(b_mask).sum())} voxels, threads {threads}")
-    for deformable in (False, True) if rigid_only else (True,):
-        s = PropagationSettings(threads=threads, deformable=deformable)
+    gtv = next(r for r in rois_from_config(default("longitudinal", "rois")) if r.tumour)
+    for deformable in (False, True) if rigid_only else (True,):  # the default config's GTV settings
+        s = replace(PropagationSettings(threads=threads, deformable=deformable), **dict(gtv.propagation))
         t0 = time.perf_counter()
         r = propagate_mask(b_img, b_mask, t_img, s, own_mask=t_mask)
         print(f"propagation ({'rigid + demons' if deformable else 'rigid only'}): {time.perf_counter() - t0:.2f} s "
