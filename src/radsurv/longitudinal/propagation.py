@@ -16,8 +16,9 @@ recovered):
    misplaces the ROI by 10-20 mm, which the demons step cannot recover. Off by default: the
    masked metric has wrong optima of its own (a left parotid of the demo moved 23 mm, Dice 0);
 2. deformable: symmetric-forces demons (:class:`SimpleITK.FastSymmetricForcesDemonsRegistrationFilter`)
-   between the time point's crop and the rigidly resampled, histogram-matched baseline crop
-   (both smoothed by ``image_smoothing_voxels``), the field smoothed by ``demons_smoothing_voxels``;
+   between the time point's crop and the rigidly resampled baseline crop (histogram-matched to it
+   first only with ``histogram_matching``: off by default, for calibrated CT intensities; both
+   smoothed by ``image_smoothing_voxels``), the field smoothed by ``demons_smoothing_voxels``;
 3. the baseline mask is resampled through the composite transform (linear interpolation of the
    0/1 mask, then > 0.5) onto the time point's voxel grid.
 
@@ -67,6 +68,7 @@ class PropagationSettings:
     demons_iterations: int = _d("demons_iterations")
     demons_smoothing_voxels: float = _d("demons_smoothing_voxels")
     demons_levels: int = _d("demons_levels")
+    histogram_matching: bool = _d("histogram_matching")
     image_smoothing_voxels: float = _d("image_smoothing_voxels")
     seed: int = _d("seed")
     threads: int = _d("threads")
@@ -251,10 +253,13 @@ def _metric_mask(baseline_mask: sitk.Image, m_idx: list[int], m_size: list[int],
 
 
 def _demons(fixed: sitk.Image, moving_on_fixed: sitk.Image, s: PropagationSettings) -> sitk.Image:
-    """Symmetric-forces demons displacement field (on ``fixed``'s grid) after histogram matching,
-    both images smoothed by ``image_smoothing_voxels`` (boundaries drive it, not noise or texture)."""
-    matched = sitk.HistogramMatching(moving_on_fixed, fixed, numberOfHistogramLevels=256, numberOfMatchPoints=15,
-                                     thresholdAtMeanIntensity=False)
+    """Symmetric-forces demons displacement field (on ``fixed``'s grid), both images smoothed by
+    ``image_smoothing_voxels`` (boundaries drive it, not noise or texture); the moving image
+    histogram-matched to the fixed one first only with ``histogram_matching`` (for intensities
+    that drift between sessions, e.g. MR: on calibrated CT it shifts the grey levels of an ROI
+    whose share of the crop changed, e.g. a shrinking parotid, and demons then follows the shift)."""
+    matched = (sitk.HistogramMatching(moving_on_fixed, fixed, numberOfHistogramLevels=256, numberOfMatchPoints=15,
+                                      thresholdAtMeanIntensity=False) if s.histogram_matching else moving_on_fixed)
     demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
     demons.SetNumberOfIterations(s.demons_iterations)
     demons.SetStandardDeviations(s.demons_smoothing_voxels)
