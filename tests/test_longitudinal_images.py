@@ -92,8 +92,11 @@ def test_a_rigid_fit_rotating_beyond_the_bound_falls_back_to_its_translation():
     whole crop prefers a rotation of 15-22 degrees (none is planted) that misplaces the ROI by
     10-20 mm. The default bound (``rigid_max_rotation_deg``: 5) rejects that fit and keeps the
     translation fitted before it, flagged ``rigid_bounded``. When written: rigid only 0.23 / 0.38
-    (right / left) unbounded, 0.67 / 0.59 bounded; with demons 0.61 / 0.78 unbounded, 0.90 / 0.91
-    bounded. The opt-in metric mask (``rigid_mask_mm: 10``) on top: left 0.93."""
+    (right / left) unbounded, 0.67 / 0.59 bounded; with demons (field smoothing 2.0 voxels, session
+    12) 0.61 / 0.78 unbounded, 0.90 / 0.91 bounded; with the session-13 default (1.5 voxels) 0.76 /
+    0.89 unbounded, 0.93 / 0.93 bounded, the right parotid's field folding in 0.12 % of its crop's
+    voxels (Jacobian min -0.035; 2.0 voxels: none, Dice 0.90), which the propagation table records.
+    The opt-in metric mask (``rigid_mask_mm: 10``) on top: left 0.93."""
     p = simulate_longitudinal(40, 8, seed=42)[19]
     assert p.patient_id == "LONG-020"
     b_img, b_m = render_scan(p, p.scans[0], GEOM)
@@ -107,8 +110,8 @@ def test_a_rigid_fit_rotating_beyond_the_bound_falls_back_to_its_translation():
         assert rigid.rigid_bounded and rigid.rigid_rotation_deg == free_rigid.rigid_rotation_deg
         assert rigid.dice > free_rigid.dice + 0.15, (roi, rigid.dice, free_rigid.dice)
         free, res = run(rigid_max_rotation_deg=180.0), run()
-        assert res.dice >= 0.88 and res.dice > free.dice + 0.1, (roi, res.dice, free.dice)
-        assert res.jacobian_min > 0 and res.jacobian_folding_fraction == 0.0
+        assert res.dice >= 0.90 and res.dice > free.dice + 0.03, (roi, res.dice, free.dice)
+        assert res.jacobian_folding_fraction < 0.005, (roi, res.jacobian_min, res.jacobian_folding_fraction)
         shift = run(rigid_max_rotation_deg=0.0)
         assert shift.rigid_rotation_deg == 0.0 and not shift.rigid_bounded  # translation only: no Euler fit
         assert shift.rigid_translation_mm == res.rigid_translation_mm and shift.dice == res.dice
@@ -136,6 +139,23 @@ def test_without_histogram_matching_demons_follows_a_shrinking_parotid_on_ct():
     assert not PropagationSettings().histogram_matching
     assert matched.dice < rigid.dice - 0.03, (matched.dice, rigid.dice)
     assert res.dice >= 0.92 and res.dice > rigid.dice + 0.02, (res.dice, rigid.dice)
+    assert res.jacobian_min > 0 and res.jacobian_folding_fraction == 0.0
+
+
+def test_a_parotid_that_lost_a_third_of_its_volume_by_post_is_followed_with_dice_090():
+    """LONG-021 of the demo cohort (seed 42) after treatment: the left parotid shrank from 2,582 to
+    1,825 voxels (-29 %) and the rigid step lands 5 mm off in z (Dice 0.80). With the field smoothed
+    by 2.0 voxels (the parotids' default before session 13) demons reached 0.890, the worst of the
+    240 late propagations of ``bench_longitudinal.py dice``; the default 1.5 voxels follows the
+    shrinkage (0.93 when written) without folding."""
+    p = simulate_longitudinal(40, 8, seed=42)[20]
+    assert p.patient_id == "LONG-021"
+    b_img, b_m = render_scan(p, p.scans[0], GEOM)
+    img, truth = render_scan(p, _scan(p, "post"), GEOM)
+    roi = "Parotid_L"
+    res = propagate_mask(b_img, b_m[roi], img, _settings(roi), own_mask=truth[roi])
+    stiff = propagate_mask(b_img, b_m[roi], img, _settings(roi, demons_smoothing_voxels=2.0), own_mask=truth[roi])
+    assert res.dice >= 0.92 and res.dice > stiff.dice + 0.02, (res.dice, stiff.dice)
     assert res.jacobian_min > 0 and res.jacobian_folding_fraction == 0.0
 
 
