@@ -5,9 +5,11 @@ onto it with SimpleITK, inside a margin around the ROI only (both images are cro
 baseline ROI's bounding box grown by ``margin_mm``, which also bounds the motion that can be
 recovered):
 
-1. rigid: :class:`SimpleITK.Euler3DTransform` initialised on the image centres, Mattes mutual
-   information (``histogram_bins``) on a seeded random ``sampling_fraction`` of the voxels,
-   regular-step gradient descent, two resolution levels (shrink 2, 1; smoothing 1, 0 voxels).
+1. rigid: a translation from the crops' centres, then :class:`SimpleITK.Euler3DTransform` started
+   from it, each by Mattes mutual information (``histogram_bins``) on a seeded random
+   ``sampling_fraction`` of the voxels, regular-step gradient descent, two resolution levels
+   (shrink 2, 1; smoothing 1, 0 voxels); an Euler fit rotating more than
+   ``rigid_max_rotation_deg`` is rejected and the translation kept (``rigid_bounded``).
    With ``rigid_mask_mm`` > 0 the metric samples only the time point's voxels within that
    distance of the baseline ROI (a fixed-image metric mask; known at run time: the baseline
    contour, placed in the same physical space). Over the whole crop the metric is dominated by
