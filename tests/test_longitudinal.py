@@ -215,6 +215,27 @@ def test_landmark_named_case_hand_computed():
     assert "censoring" in reasons["P-E"]
 
 
+def test_waterfall_bars_sorted_and_coloured_by_the_outcome_after_the_landmark(tmp_path):
+    """P1 shrinks 40 % and has an event after fx10, P2 shrinks 20 % and is censored, P3 changes
+    inside the RC (no change, whatever its outcome), P4 shrinks but had an event before fx10 (not in
+    the landmark table: not at risk); the planning time point and another ROI are ignored."""
+    from radsurv.report.longitudinal import plot_waterfall, waterfall_bars
+
+    vol = "gtv__original_shape_MeshVolume"
+    delta = pd.DataFrame({"patient_id": ["P1", "P2", "P3", "P4", "P1", "P1"],
+                          "feature": [vol, vol, vol, vol, vol, "parotid_l__original_shape_MeshVolume"],
+                          "timepoint": ["fx10", "fx10", "fx10", "fx10", "fx5", "fx10"],
+                          "rel_change": [-0.4, -0.2, -0.01, -0.3, -0.1, -0.5],
+                          "changed": [True, True, False, True, True, True]})
+    outcome = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "event": [1, 0, 1]})
+    bars = waterfall_bars(delta, "gtv", "fx10", outcome)
+    assert list(bars["patient_id"]) == ["P3", "P2", "P4", "P1"]
+    assert bars["change_pct"].to_numpy() == pytest.approx([-1.0, -20.0, -30.0, -40.0])
+    assert list(bars["category"]) == ["no change (within RC)", "censored", "not at risk", "event"]
+    plot_waterfall(delta, "gtv", "fx10", outcome, tmp_path / "w.png")
+    assert (tmp_path / "w.png").stat().st_size > 5000
+
+
 # --------------------------------------------------------------------------- study
 def test_delta_model_beats_baseline_when_the_change_carries_the_outcome_and_is_deterministic():
     from radsurv.longitudinal.study import StudySettings, compare_delta_models, model_blocks

@@ -140,6 +140,7 @@ rule longitudinal_figures:
         features=rules.longitudinal_delta_table.output.features,
         delta=rules.longitudinal_delta_table.output.delta,
         predictions=rules.longitudinal_study.output.predictions,
+        landmark=rules.longitudinal_study.output.landmark,
     output:
         trajectories_png=report(
             f"{LONG}/trajectories.png",

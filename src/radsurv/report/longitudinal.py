@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["REPORT_INPUTS", "SECTION", "longitudinal_blocks", "plot_trajectories", "plot_waterfall",
-           "propagation_quality", "risk_groups"]
+__all__ = ["REPORT_INPUTS", "SECTION", "WATERFALL_COLOURS", "longitudinal_blocks", "plot_trajectories",
+           "plot_waterfall", "propagation_quality", "risk_groups", "waterfall_bars"]
 
 #: Anchor and title of the section.
 SECTION = ("longitudinal", "Delta radiomics")
@@ -80,23 +80,45 @@ def plot_trajectories(features: pd.DataFrame, predictions: pd.DataFrame, rois: S
     plt.close(fig)
 
 
-def plot_waterfall(delta: pd.DataFrame, tumour: str, landmark: str, path: str | Path) -> None:
-    """Relative tumour volume change at the landmark, one bar per patient, sorted (a change within the
-    repeatability coefficient is drawn grey: no change)."""
+WATERFALL_COLOURS = {"event": "#D55E00", "censored": "#0072B2", "not at risk": "#CC79A7",
+                     "no change (within RC)": "#BBBBBB"}
+
+
+def waterfall_bars(delta: pd.DataFrame, tumour: str, landmark: str, outcome: pd.DataFrame) -> pd.DataFrame:
+    """The waterfall's bars: per patient, the tumour's relative volume change at the landmark (%),
+    sorted from growth to shrinkage, and its category: ``no change (within RC)`` when the change is
+    inside the repeatability coefficient, else the outcome counted from the landmark (``event`` /
+    ``censored``, from the landmark table's ``event``) or ``not at risk`` (excluded at the landmark)."""
+    d = delta[(delta["feature"] == f"{tumour}__{VOLUME}") & (delta["timepoint"] == landmark)]
+    d = d.dropna(subset=["rel_change"]).sort_values(["rel_change", "patient_id"], ascending=[False, True])
+    event = outcome.set_index("patient_id")["event"].astype(int)
+    at_risk = d["patient_id"].map(event)
+    category = np.where(~d["changed"].astype(bool), "no change (within RC)",
+                        np.where(at_risk.isna(), "not at risk", np.where(at_risk == 1, "event", "censored")))
+    return pd.DataFrame({"patient_id": d["patient_id"].to_numpy(),
+                         "change_pct": 100.0 * d["rel_change"].to_numpy(float), "category": category})
+
+
+def plot_waterfall(delta: pd.DataFrame, tumour: str, landmark: str, outcome: pd.DataFrame,
+                   path: str | Path) -> None:
+    """Relative tumour volume change at the landmark, one bar per patient, sorted, coloured by the
+    outcome after the landmark (:func:`waterfall_bars`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = delta[(delta["feature"] == f"{tumour}__{VOLUME}") & (delta["timepoint"] == landmark)]
-    d = d.dropna(subset=["rel_change"]).sort_values("rel_change", ascending=False)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.18 * len(d)), 3.8))
-    colours = np.where(d["changed"].astype(bool), "#D55E00", "#999999")
-    ax.bar(range(len(d)), 100.0 * d["rel_change"].to_numpy(float), color=colours)
+    bars = waterfall_bars(delta, tumour, landmark, outcome)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.18 * len(bars)), 3.8))
+    ax.bar(range(len(bars)), bars["change_pct"], color=bars["category"].map(WATERFALL_COLOURS).tolist())
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xlabel("patients (sorted)")
     ax.set_ylabel(f"{tumour} volume change to {landmark} (%)")
     ax.set_xticks([])
+    present = [c for c in WATERFALL_COLOURS if (bars["category"] == c).any()]
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=WATERFALL_COLOURS[c]) for c in present],
+              labels=[f"{c} (n={int((bars['category'] == c).sum())})" for c in present], fontsize=8,
+              title=f"after {landmark}", title_fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -168,7 +190,8 @@ def longitudinal_blocks(inputs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         ("table", used[["patient_id", "scan_id", "timepoint", "roi"]].reset_index(drop=True)),
         ("h3", "Trajectories and volume change"),
         ("img", inputs["longitudinal_trajectories_png"], "ROI volume relative to planning by risk group"),
-        ("img", inputs["longitudinal_waterfall_png"], "Waterfall of tumour volume change at the landmark"),
+        ("img", inputs["longitudinal_waterfall_png"], "Waterfall of tumour volume change at the landmark, "
+                                                        "coloured by the outcome after it"),
         ("h3", f"Model comparison (landmark {landmark}, {len(lm)} patients at risk)"),
         ("p", "", f"{int(sel['kept'].sum())} of {len(sel)} delta features change beyond the repeatability "
                   "coefficient in enough patients and enter the models. Survival counted from the landmark; "

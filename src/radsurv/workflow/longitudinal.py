@@ -127,9 +127,10 @@ def longitudinal_study(*, features: str, delta: str, rc: str, selection: str, as
     log.info("landmark %s: %d patients at risk, %d excluded", s.landmark, len(lm), len(qc_lm))
 
 
-def longitudinal_figures(*, features: str, delta: str, predictions: str, trajectories_png: str, waterfall_png: str,
-                         longitudinal: Mapping[str, Any], seed: int) -> None:
-    """Per-ROI trajectories by risk group and the waterfall of tumour volume change at the landmark."""
+def longitudinal_figures(*, features: str, delta: str, predictions: str, landmark: str, trajectories_png: str,
+                         waterfall_png: str, longitudinal: Mapping[str, Any], seed: int) -> None:
+    """Per-ROI trajectories by risk group and the waterfall of tumour volume change at the landmark,
+    coloured by the outcome after it (``landmark``: the landmark table)."""
     import pandas as pd
 
     from radsurv.longitudinal.settings import longitudinal_settings
@@ -140,4 +141,5 @@ def longitudinal_figures(*, features: str, delta: str, predictions: str, traject
     f = pd.read_csv(features, sep="\t", dtype=ids)
     preds = pd.read_csv(predictions, sep="\t", dtype=ids)
     plot_trajectories(f, preds, [r.name for r in s.rois], s.timepoints.names, trajectories_png)
-    plot_waterfall(pd.read_csv(delta, sep="\t", dtype=ids), s.tumour, s.landmark, waterfall_png)
+    plot_waterfall(pd.read_csv(delta, sep="\t", dtype=ids), s.tumour, s.landmark,
+                   pd.read_csv(landmark, sep="\t", dtype=ids), waterfall_png)
