@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -264,3 +265,60 @@ def test_delta_model_beats_baseline_when_the_change_carries_the_outcome_and_is_d
     _, preds2 = compare_delta_models(blocks, outcome, StudySettings(cv_folds=3, cv_repeats=1, n_screen=2,
                                                                     bootstrap=0, seed=3))
     pd.testing.assert_frame_equal(preds, preds2)  # same seed, same folds and risks
+
+
+def test_binary_endpoint_label_table_named_case():
+    """Landmark fx10, label xerostomia. P-A 1 and P-B "0": kept; P-C missing, P-E 2: left out
+    (QC, never coerced); P-D has no fx10 scan (missed fraction): left out."""
+    from radsurv.longitudinal.landmark import label_dataset
+
+    clinical = pd.DataFrame({"patient_id": ["P-A", "P-B", "P-C", "P-D", "P-E"],
+                             "xerostomia": [1, "0", None, 1, 2]})
+    assigned = pd.DataFrame({"patient_id": ["P-A", "P-B", "P-C", "P-D", "P-E"],
+                             "scan_id": ["a", "b", "c", "d", "e"],
+                             "timepoint": ["fx10", "fx10", "fx10", "fx5", "fx10"],
+                             "role": "timepoint", "days_from_first": [14, 15.21875, 14, 7, 14]})
+    table, qc = label_dataset(clinical, assigned, "fx10", "xerostomia")
+    assert list(table["patient_id"]) == ["P-A", "P-B"] and list(table["label"]) == [1, 0]
+    assert table["landmark_time"].to_numpy() == pytest.approx([14 / 30.4375, 0.5])
+    reasons = qc.set_index("patient_id")["reason"]
+    assert sorted(reasons.index) == ["P-C", "P-D", "P-E"]
+    assert "xerostomia is missing" in reasons["P-C"] and "xerostomia is 2, not 0 or 1" in reasons["P-E"]
+    assert "no scan at the landmark" in reasons["P-D"]
+    with pytest.raises(ValueError, match="no column 'grade'"):
+        label_dataset(clinical, assigned, "fx10", "grade")
+
+
+def test_binary_endpoint_delta_model_beats_baseline_in_auc_and_is_deterministic():
+    """Planted: the label follows the change of one parotid feature (xerostomia from the parotid's
+    shrinkage); the baseline features are noise. The delta model's held-out AUC is high, the
+    baseline's near 0.5, the paired bootstrap CI of the difference excludes 0; a class smaller than
+    the number of folds is refused."""
+    from radsurv.longitudinal.study import StudySettings, compare_delta_models, model_blocks
+
+    rng = np.random.default_rng(2)
+    n = 80
+    ids = [f"P{i:03d}" for i in range(n)]
+    shrink = rng.normal(size=n)
+    label = (rng.uniform(size=n) < 1 / (1 + np.exp(-2.5 * shrink))).astype(int)
+    baseline = pd.DataFrame(rng.normal(size=(n, 4)), index=ids, columns=[f"parotid_l__b{j}" for j in range(4)])
+    delta = pd.DataFrame({"parotid_l__vol__delta_fx10": shrink + rng.normal(0, 0.3, n),
+                          "parotid_l__d1__delta_fx10": rng.normal(size=n)}, index=ids)
+    rtvc = pd.Series(rng.normal(size=n), index=ids)
+    outcome = pd.DataFrame({"patient_id": ids, "label": label})
+    settings = StudySettings(cv_folds=3, cv_repeats=2, n_screen=2, bootstrap=50, seed=3)
+    blocks = model_blocks(baseline, delta, rtvc)
+    perf, preds = compare_delta_models(blocks, outcome, settings)
+    est = perf.set_index(["model", "metric"])
+    assert set(perf["metric"]) == {"roc_auc", "delta_roc_auc_vs_baseline"}
+    assert est.loc[("delta", "roc_auc"), "estimate"] > 0.75
+    assert abs(est.loc[("baseline", "roc_auc"), "estimate"] - 0.5) < 0.15
+    assert est.loc[("delta", "delta_roc_auc_vs_baseline"), "ci_low"] > 0
+    assert ("baseline", "delta_roc_auc_vs_baseline") not in est.index
+    assert preds["risk"].between(0, 1).all() and len(preds) == 4 * 2 * n
+    perf2, preds2 = compare_delta_models(blocks, outcome, replace(settings, bootstrap=0))
+    pd.testing.assert_frame_equal(preds, preds2)  # same seed, same folds and probabilities
+    assert perf2["estimate"].to_numpy() == pytest.approx(perf["estimate"].to_numpy()) and perf2["ci_low"].isna().all()
+    few = outcome.assign(label=[1, 1] + [0] * (n - 2))
+    with pytest.raises(ValueError, match="at least longitudinal.study.cv_folds"):
+        compare_delta_models(blocks, few, settings)

@@ -42,7 +42,7 @@ checkpoint longitudinal_timepoints:
         mem_mb=1000,
         runtime=5,
     params:
-        longitudinal=config["longitudinal"],
+        longitudinal=wf.longitudinal_upstream(config),
         seed=config["seed"],
     script:
         "../scripts/longitudinal_timepoints.py"
@@ -68,7 +68,7 @@ rule longitudinal_scan_features:
         mem_mb=3000,
         runtime=30,
     params:
-        longitudinal=config["longitudinal"],
+        longitudinal=wf.longitudinal_upstream(config),
         seed=config["seed"],
     script:
         "../scripts/longitudinal_scan_features.py"
@@ -98,7 +98,7 @@ rule longitudinal_delta_table:
         mem_mb=2000,
         runtime=10,
     params:
-        longitudinal=config["longitudinal"],
+        longitudinal=wf.longitudinal_upstream(config),
         seed=config["seed"],
     script:
         "../scripts/longitudinal_delta_table.py"

@@ -28,7 +28,7 @@ from radsurv.longitudinal.delta import (
     select_delta_features,
 )
 from radsurv.longitudinal.features import scan_features
-from radsurv.longitudinal.landmark import landmark_dataset
+from radsurv.longitudinal.landmark import label_dataset, landmark_dataset
 from radsurv.longitudinal.propagation import PropagationSettings
 from radsurv.longitudinal.rois import RoiSpec, match_rois
 from radsurv.longitudinal.study import StudySettings, compare_delta_models, model_blocks
@@ -178,9 +178,11 @@ def delta_tables(features: pd.DataFrame, settings: DeltaSettings) -> DeltaTables
 
 def delta_models(features: pd.DataFrame, tables: DeltaTables, assigned: pd.DataFrame, clinical: pd.DataFrame,
                  landmark: str, study: StudySettings, tumour: str = "gtv", time_column: str = "os_months",
-                 event_column: str = "os_event") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                 event_column: str = "os_event", endpoint: str = "survival", label_column: str = "xerostomia",
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Landmark outcome and the four-model comparison (baseline / delta / baseline + delta / relative
-    tumour volume change). Returns ``(landmark table, performance, predictions, qc)``."""
+    tumour volume change): survival from the landmark (``endpoint`` ``survival``) or the 0 / 1
+    ``label_column`` (``binary``). Returns ``(landmark table, performance, predictions, qc)``."""
     feats = feature_columns(features)
     base = features[(features["role"] == "timepoint") & (features["timepoint_index"] == 0)].set_index("patient_id")
     kept = tables.selection.loc[tables.selection["kept"], "feature"].tolist()
@@ -188,16 +190,20 @@ def delta_models(features: pd.DataFrame, tables: DeltaTables, assigned: pd.DataF
     vol = f"{tumour}__original_shape_MeshVolume"
     d = tables.delta
     rtvc = d[(d["timepoint"] == landmark) & (d["feature"] == vol)].set_index("patient_id")["rel_change"]
-    lm, qc_lm = landmark_dataset(clinical, assigned, landmark, time_column, event_column)
+    if endpoint == "binary":
+        lm, qc_lm = label_dataset(clinical, assigned, landmark, label_column)
+    else:
+        lm, qc_lm = landmark_dataset(clinical, assigned, landmark, time_column, event_column)
     perf, preds = compare_delta_models(model_blocks(base[feats], dm, rtvc), lm, study)
     return lm, perf, preds, qc_lm
 
 
 def delta_study(cf: CohortFeatures, clinical: pd.DataFrame, landmark: str, delta_settings: DeltaSettings,
                 study: StudySettings, tumour: str = "gtv", time_column: str = "os_months",
-                event_column: str = "os_event") -> DeltaStudy:
+                event_column: str = "os_event", endpoint: str = "survival", label_column: str = "xerostomia",
+                ) -> DeltaStudy:
     """:func:`delta_tables` then :func:`delta_models` on a :class:`CohortFeatures`."""
     t = delta_tables(cf.features, delta_settings)
     lm, perf, preds, qc_lm = delta_models(cf.features, t, cf.assigned, clinical, landmark, study, tumour,
-                                          time_column, event_column)
+                                          time_column, event_column, endpoint, label_column)
     return DeltaStudy(t.rc, t.delta, t.selection, lm, perf, preds, pd.concat([t.qc, qc_lm], ignore_index=True))

@@ -11,6 +11,10 @@ starts the clock at each patient's landmark scan and keeps only patients still a
   does not exist, and imputing it would be a guess;
 * for the others, ``time`` = outcome time - landmark time, ``event`` unchanged.
 
+A binary endpoint (for example xerostomia after treatment) has no clock: :func:`label_dataset`
+keeps the patients with a landmark scan and a label of 0 or 1; a missing or other label is a QC
+row, never coerced.
+
 Outcome times are in ``time_unit_days`` days (30.4375: months) from the baseline scan, as the
 clinical table of the cohort gives them; the landmark time is the landmark scan's
 ``days_from_first`` in the same unit.
@@ -22,10 +26,11 @@ import pandas as pd
 
 from radsurv.qc import qc_frame, qc_row
 
-__all__ = ["STAGE_LANDMARK", "landmark_dataset"]
+__all__ = ["STAGE_LANDMARK", "label_dataset", "landmark_dataset"]
 
 STAGE_LANDMARK = "longitudinal_landmark"
 LANDMARK_COLUMNS = ["patient_id", "landmark", "landmark_time", "time", "event"]
+LABEL_COLUMNS = ["patient_id", "landmark", "landmark_time", "label"]
 
 
 def landmark_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: str, time_column: str = "os_months",
@@ -63,3 +68,46 @@ def landmark_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: s
             continue
         rows.append({"patient_id": pid, "landmark": landmark, "landmark_time": t_lm, "time": t - t_lm, "event": e})
     return pd.DataFrame(rows, columns=LANDMARK_COLUMNS), qc_frame(qc)
+
+
+def _binary_label(value: object) -> int | None:
+    """0 or 1 for 0 / 1 / "0" / "1" / 0.0 / 1.0; None for anything else (missing included)."""
+    try:
+        x = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(x) if x in (0.0, 1.0) else None
+
+
+def label_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: str, label_column: str,
+                  time_unit_days: float = 30.4375) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The binary-endpoint table: patients with a scan at ``landmark`` and a label of 0 or 1.
+
+    Returns:
+        ``(table, qc)``: ``table`` has ``patient_id, landmark, landmark_time, label``, sorted by
+        patient; ``qc`` one row per patient left out (no landmark scan; label missing or not 0 / 1).
+
+    Raises:
+        ValueError: the clinical table has no ``label_column``.
+    """
+    if label_column not in clinical.columns:
+        raise ValueError(f"longitudinal.label_column: the clinical table has no column {label_column!r} "
+                         f"(its columns: {', '.join(map(str, clinical.columns))})")
+    lm = assigned[(assigned["role"] == "timepoint") & (assigned["timepoint"] == landmark)]
+    lm_days = lm.set_index("patient_id")["days_from_first"].astype(float)
+    rows, qc = [], []
+    for rec in clinical.sort_values("patient_id").to_dict("records"):
+        pid = str(rec["patient_id"])
+        if pid not in lm_days.index:
+            qc.append(qc_row(pid, "", STAGE_LANDMARK, "excluded",
+                             f"no scan at the landmark time point {landmark!r}: not in the delta models"))
+            continue
+        value = rec.get(label_column)
+        label = _binary_label(value)
+        if label is None:
+            what = "missing" if pd.isna(value) else f"{value!r}, not 0 or 1"
+            qc.append(qc_row(pid, "", STAGE_LANDMARK, "excluded", f"{label_column} is {what}: left out, not guessed"))
+            continue
+        rows.append({"patient_id": pid, "landmark": landmark, "landmark_time": float(lm_days[pid]) / time_unit_days,
+                     "label": label})
+    return pd.DataFrame(rows, columns=LABEL_COLUMNS), qc_frame(qc)

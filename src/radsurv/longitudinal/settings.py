@@ -18,6 +18,7 @@ from radsurv.longitudinal.propagation import PropagationSettings
 from radsurv.longitudinal.rois import RoiSpec, rois_from_config
 from radsurv.longitudinal.study import StudySettings
 from radsurv.longitudinal.timepoints import TimePointSettings
+from radsurv.schema import default
 
 __all__ = ["LongitudinalSettings", "longitudinal_problems", "longitudinal_settings"]
 
@@ -36,6 +37,8 @@ class LongitudinalSettings:
     validate_propagation: bool
     time_column: str
     event_column: str
+    endpoint: str
+    label_column: str
 
     @property
     def tumour(self) -> str:
@@ -51,13 +54,15 @@ class LongitudinalSettings:
 
 def longitudinal_settings(block: Mapping[str, Any], seed: int) -> LongitudinalSettings:
     """Settings from the validated ``longitudinal`` block (defaults filled in) and the config's ``seed``.
+    A block without the study's keys (:func:`radsurv.workflow.rules.longitudinal_upstream`) gets
+    their schema defaults, and its landmark is not checked (the rules that get it do not read them).
 
     Raises:
         ValueError: a sentence naming the setting that is wrong and why.
     """
     tp = TimePointSettings.from_config(block)
-    landmark = str(block["landmark"])
-    if landmark not in tp.names[1:]:
+    landmark = str(block.get("landmark", default("longitudinal", "landmark")))
+    if "landmark" in block and landmark not in tp.names[1:]:
         raise ValueError(f"longitudinal.landmark: {landmark!r} is not one of the later time points "
                          f"{tp.names[1:]} (the landmark is the on-treatment scan whose change is modelled)")
     return LongitudinalSettings(
@@ -65,12 +70,14 @@ def longitudinal_settings(block: Mapping[str, Any], seed: int) -> LongitudinalSe
         rois=rois_from_config(block["rois"]),
         propagation=PropagationSettings(**block["propagation"]),
         delta=DeltaSettings(**block["delta"]),
-        study=StudySettings(**block["study"], seed=int(seed)),
+        study=StudySettings(**block.get("study", {}), seed=int(seed)),
         landmark=landmark,
         extraction={"bin_width": block["bin_width"], "feature_classes": list(block["feature_classes"])},
         validate_propagation=bool(block["validate_propagation"]),
-        time_column=str(block["time_column"]),
-        event_column=str(block["event_column"]),
+        time_column=str(block.get("time_column", default("longitudinal", "time_column"))),
+        event_column=str(block.get("event_column", default("longitudinal", "event_column"))),
+        endpoint=str(block.get("endpoint", default("longitudinal", "endpoint"))),
+        label_column=str(block.get("label_column", default("longitudinal", "label_column"))),
     )
 
 

@@ -12,6 +12,16 @@ Uno's C and the paired differences to ``baseline`` come with percentile bootstra
 For a survival endpoint with deltas from a mid-treatment scan, pass the landmark table
 (:func:`radsurv.longitudinal.landmark.landmark_dataset`) as the outcome: every model is then
 fit on the patients at risk at the landmark, with time from the landmark.
+
+A binary endpoint (an outcome with a ``label`` column of 0 / 1 instead of ``time`` / ``event``:
+:func:`radsurv.longitudinal.landmark.label_dataset`, e.g. xerostomia) uses the classification
+block of :mod:`radsurv.modelling.classification` with the same fixed settings: quality filter,
+standardiser, correlation reducer and univariate screen (ANOVA F) fit on the training patients,
+then an L2 logistic regression (``C = 1 / penalizer``, classes weighted by their inverse
+frequency inside the fold); folds stratified on the label; out-of-fold probabilities; ROC AUC
+per model (mean over repeats) and the paired difference to ``baseline``, with percentile
+bootstrap CIs from :func:`radsurv.modelling.classification.metrics.paired_bootstrap_auc`
+(patients resampled within each class, one resample shared by all models).
 """
 
 from __future__ import annotations
@@ -82,6 +92,67 @@ def _oof_risk(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[int, np.ndarray,
     return risks
 
 
+def _oof_probability(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[int, np.ndarray, np.ndarray]],
+                     settings: StudySettings) -> list[np.ndarray]:
+    """Out-of-fold probability of label 1 per repeat (every step fit on the fold's training patients only)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from radsurv.modelling.classification.models import ClassCorrelationReducer, UnivariateScreen
+    from radsurv.modelling.transformers import QualityFilter, Standardiser
+
+    probs = [np.full(len(y), np.nan) for _ in range(settings.cv_repeats)]
+    for r, tr, te in folds:
+        pipe = Pipeline([("filter", QualityFilter()), ("scale", Standardiser()),
+                         ("reduce", ClassCorrelationReducer(settings.corr_threshold)),
+                         ("screen", UnivariateScreen(settings.n_screen)),
+                         ("model", LogisticRegression(C=1.0 / settings.penalizer, class_weight="balanced",
+                                                      max_iter=5000))])
+        pipe.fit(X.iloc[tr], y[tr])
+        probs[r][te] = pipe.predict_proba(X.iloc[te])[:, 1]
+    return probs
+
+
+def _compare_binary(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame,
+                    settings: StudySettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`compare_delta_models` for a 0 / 1 ``label``: ROC AUC and its paired difference to baseline."""
+    from radsurv.modelling.classification.metrics import paired_bootstrap_auc, roc_auc
+
+    out = outcome.set_index("patient_id").sort_index()
+    ids = sorted(set(out.index).intersection(*(set(b.index) for b in blocks.values())))
+    y = out.loc[ids, "label"].to_numpy(int)
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < settings.cv_folds:
+        raise ValueError(f"the binary endpoint has {counts[1]} patients with 1 and {counts[0]} with 0 among the "
+                         f"{len(ids)} with a landmark scan; each class needs at least longitudinal.study.cv_folds "
+                         f"({settings.cv_folds}) patients")
+    folds = _folds(y, settings)
+    probs, preds = {}, []
+    for name, X in blocks.items():
+        p = _oof_probability(X.loc[ids], y, folds, settings)
+        probs[name] = np.vstack(p)
+        for rep, r in enumerate(p):
+            preds.append(pd.DataFrame({"patient_id": ids, "model": name, "repeat": rep, "risk": r}))
+    if settings.bootstrap > 0:
+        auc = paired_bootstrap_auc(y, probs, reference="baseline", n_boot=settings.bootstrap,
+                                   seed=derive_seed(settings.seed, SEED_BOOT))
+    else:  # point estimates only, no intervals
+        point = {k: float(np.mean([roc_auc(y, row) for row in v])) for k, v in probs.items()}
+        auc = pd.DataFrame([{"model": k, "auc": a, "ci_low": np.nan, "ci_high": np.nan,
+                             "diff_vs_baseline": a - point["baseline"], "diff_ci_low": np.nan,
+                             "diff_ci_high": np.nan} for k, a in point.items()])
+    interval = "95% CI: paired percentile bootstrap over patients, resampled within each class"
+    rows = []
+    for rec in auc.to_dict("records"):
+        rows.append({"model": rec["model"], "metric": "roc_auc", "estimate": rec["auc"], "ci_low": rec["ci_low"],
+                     "ci_high": rec["ci_high"], "interval": interval, "n_boot_valid": settings.bootstrap})
+        if rec["model"] != "baseline":
+            rows.append({"model": rec["model"], "metric": "delta_roc_auc_vs_baseline",
+                         "estimate": rec["diff_vs_baseline"], "ci_low": rec["diff_ci_low"],
+                         "ci_high": rec["diff_ci_high"], "interval": interval, "n_boot_valid": settings.bootstrap})
+    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+
+
 def compare_delta_models(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame,
                          settings: StudySettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validated C-index of each model and its paired difference to ``baseline``.
@@ -94,8 +165,15 @@ def compare_delta_models(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFra
         ``(performance, predictions)``: the long performance table of
         :func:`~radsurv.modelling.metrics.bootstrap_metrics` (``harrell_c``, ``uno_c`` and
         ``delta_harrell_c_vs_baseline`` ... per model, with CIs), and the out-of-fold risks
-        (``patient_id, model, repeat, risk``).
+        (``patient_id, model, repeat, risk``). With a ``label`` column instead of ``time`` /
+        ``event``: ``roc_auc`` and ``delta_roc_auc_vs_baseline``, and out-of-fold probabilities
+        of label 1 as ``risk``.
+
+    Raises:
+        ValueError: a binary endpoint with fewer than ``cv_folds`` patients in a class.
     """
+    if "label" in outcome.columns:
+        return _compare_binary(blocks, outcome, settings)
     from radsurv.modelling.metrics import bootstrap_metrics, surv_array
 
     out = outcome.set_index("patient_id").sort_index()

@@ -81,6 +81,7 @@ def plot_trajectories(features: pd.DataFrame, predictions: pd.DataFrame, rois: S
 
 
 WATERFALL_COLOURS = {"event": "#D55E00", "censored": "#0072B2", "not at risk": "#CC79A7",
+                     "outcome 1": "#D55E00", "outcome 0": "#0072B2", "not modelled": "#CC79A7",
                      "no change (within RC)": "#BBBBBB"}
 
 
@@ -88,13 +89,16 @@ def waterfall_bars(delta: pd.DataFrame, tumour: str, landmark: str, outcome: pd.
     """The waterfall's bars: per patient, the tumour's relative volume change at the landmark (%),
     sorted from growth to shrinkage, and its category: ``no change (within RC)`` when the change is
     inside the repeatability coefficient, else the outcome counted from the landmark (``event`` /
-    ``censored``, from the landmark table's ``event``) or ``not at risk`` (excluded at the landmark)."""
+    ``censored``, from the landmark table's ``event``) or ``not at risk`` (excluded at the landmark);
+    for a binary endpoint (a ``label`` column) ``outcome 1`` / ``outcome 0`` / ``not modelled``."""
     d = delta[(delta["feature"] == f"{tumour}__{VOLUME}") & (delta["timepoint"] == landmark)]
     d = d.dropna(subset=["rel_change"]).sort_values(["rel_change", "patient_id"], ascending=[False, True])
-    event = outcome.set_index("patient_id")["event"].astype(int)
+    binary = "label" in outcome.columns
+    event = outcome.set_index("patient_id")["label" if binary else "event"].astype(int)
     at_risk = d["patient_id"].map(event)
+    yes, no, absent = ("outcome 1", "outcome 0", "not modelled") if binary else ("event", "censored", "not at risk")
     category = np.where(~d["changed"].astype(bool), "no change (within RC)",
-                        np.where(at_risk.isna(), "not at risk", np.where(at_risk == 1, "event", "censored")))
+                        np.where(at_risk.isna(), absent, np.where(at_risk == 1, yes, no)))
     return pd.DataFrame({"patient_id": d["patient_id"].to_numpy(),
                          "change_pct": 100.0 * d["rel_change"].to_numpy(float), "category": category})
 
@@ -142,17 +146,19 @@ def propagation_quality(prop: pd.DataFrame) -> pd.DataFrame:
 
 
 def _comparison(perf: pd.DataFrame) -> pd.DataFrame:
-    """Harrell's C per model and the paired difference to baseline-only, each with its bootstrap CI."""
+    """Harrell's C (survival) or ROC AUC (binary endpoint) per model and the paired difference to
+    baseline-only, each with its bootstrap CI."""
     def ci(r: pd.Series) -> str:
         return f"{r['estimate']:.3f} ({r['ci_low']:.3f} to {r['ci_high']:.3f})"
 
+    metric, name = ("roc_auc", "ROC AUC") if (perf["metric"] == "roc_auc").any() else ("harrell_c", "Harrell's C")
     rows = []
     for model, label in MODEL_LABELS.items():
         p = perf[perf["model"] == model].set_index("metric")
-        if "harrell_c" not in p.index:
+        if metric not in p.index:
             continue
-        diff = p.loc["delta_harrell_c_vs_baseline"] if "delta_harrell_c_vs_baseline" in p.index else None
-        rows.append({"model": label, "Harrell's C (95% bootstrap CI)": ci(p.loc["harrell_c"]),
+        diff = p.loc[f"delta_{metric}_vs_baseline"] if f"delta_{metric}_vs_baseline" in p.index else None
+        rows.append({"model": label, f"{name} (95% bootstrap CI)": ci(p.loc[metric]),
                      "difference to baseline-only (paired 95% bootstrap CI)": "reference" if diff is None
                      else ci(diff)})
     return pd.DataFrame(rows)
@@ -173,6 +179,7 @@ def longitudinal_blocks(inputs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     used = f.melt(id_vars=["patient_id", "scan_id", "timepoint"], value_vars=flags, var_name="roi")
     used = used[used["value"] == 1].assign(roi=lambda d: d["roi"].str.replace("__propagated", ""))
     landmark = str(lm["landmark"].iloc[0]) if len(lm) else ""
+    binary = "label" in lm.columns
     return [
         ("h2", *SECTION),
         ("p", "", f"{f['patient_id'].nunique()} patients, {len(f)} scans assigned to time points "
@@ -192,10 +199,13 @@ def longitudinal_blocks(inputs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         ("img", inputs["longitudinal_trajectories_png"], "ROI volume relative to planning by risk group"),
         ("img", inputs["longitudinal_waterfall_png"], "Waterfall of tumour volume change at the landmark, "
                                                         "coloured by the outcome after it"),
-        ("h3", f"Model comparison (landmark {landmark}, {len(lm)} patients at risk)"),
+        ("h3", f"Model comparison (landmark {landmark}, {len(lm)} patients "
+               f"{'with a label' if binary else 'at risk'})"),
         ("p", "", f"{int(sel['kept'].sum())} of {len(sel)} delta features change beyond the repeatability "
-                  "coefficient in enough patients and enter the models. Survival counted from the landmark; "
-                  "out-of-fold risks of repeated cross-validation, every step fit inside the training folds."),
+                  "coefficient in enough patients and enter the models. "
+                  + (f"Binary endpoint ({int(lm['label'].sum())} of {len(lm)} patients with outcome 1); "
+                     "out-of-fold probabilities" if binary else "Survival counted from the landmark; "
+                     "out-of-fold risks") + " of repeated cross-validation, every step fit inside the training folds."),
         ("table", _comparison(pd.read_csv(inputs["longitudinal_performance"], sep="\t"))),
         ("links", [inputs[k] for k in ("longitudinal_features", "longitudinal_propagation", "longitudinal_selection",
                                        "longitudinal_performance", "longitudinal_qc")]),

@@ -119,12 +119,14 @@ def longitudinal_study(*, features: str, delta: str, rc: str, selection: str, as
                          pd.read_csv(selection, sep="\t"), pd.DataFrame())
     clin = pd.read_csv(clinical, sep="\t", dtype={"patient_id": str})
     lm, perf, preds, qc_lm = delta_models(f, tables, pd.read_csv(assigned, sep="\t", dtype=ids), clin, s.landmark,
-                                          s.study, s.tumour, s.time_column, s.event_column)
+                                          s.study, s.tumour, s.time_column, s.event_column, s.endpoint,
+                                          s.label_column)
     write_tsv(lm, landmark)
     write_tsv(perf, performance)
     write_tsv(preds, predictions)
     write_tsv(pd.concat([pd.read_csv(delta_qc, sep="\t", dtype=str), qc_lm], ignore_index=True), qc)
-    log.info("landmark %s: %d patients at risk, %d excluded", s.landmark, len(lm), len(qc_lm))
+    log.info("landmark %s (%s endpoint): %d patients in the models, %d excluded", s.landmark, s.endpoint, len(lm),
+             len(qc_lm))
 
 
 def longitudinal_figures(*, features: str, delta: str, predictions: str, landmark: str, trajectories_png: str,

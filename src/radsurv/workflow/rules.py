@@ -233,6 +233,19 @@ def longitudinal_enabled(config: Mapping[str, Any]) -> bool:
     return bool((config.get("longitudinal") or {}).get("enabled", False))
 
 
+#: The keys of the ``longitudinal`` block that only the study and its figures read. The rules
+#: before the study (time points, per-scan features, deltas) get the block without them
+#: (:func:`longitudinal_upstream`), so editing the endpoint, the landmark or the study settings
+#: re-runs the study, not the propagation and extraction of every scan.
+LONGITUDINAL_STUDY_KEYS = ("enabled", "clinical", "time_column", "event_column", "endpoint", "label_column",
+                           "landmark", "study")
+
+
+def longitudinal_upstream(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``longitudinal`` block without :data:`LONGITUDINAL_STUDY_KEYS` (parameters of the rules before the study)."""
+    return {k: v for k, v in (config.get("longitudinal") or {}).items() if k not in LONGITUDINAL_STUDY_KEYS}
+
+
 def longitudinal_demo_tables(config: Mapping[str, Any], demo_dir: str) -> list[str]:
     """The longitudinal demo's tables in ``demo_dir`` when ``demo.longitudinal`` makes them (else none)."""
     if not (config.get("demo") or {}).get("longitudinal"):
