@@ -33,6 +33,12 @@ LANDMARK_COLUMNS = ["patient_id", "landmark", "landmark_time", "time", "event"]
 LABEL_COLUMNS = ["patient_id", "landmark", "landmark_time", "label"]
 
 
+def _landmark_days(assigned: pd.DataFrame, landmark: str) -> pd.Series:
+    """Each patient's landmark scan's ``days_from_first`` (patients without one are absent)."""
+    lm = assigned[(assigned["role"] == "timepoint") & (assigned["timepoint"] == landmark)]
+    return lm.set_index("patient_id")["days_from_first"].astype(float)
+
+
 def landmark_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: str, time_column: str = "os_months",
                      event_column: str = "os_event", time_unit_days: float = 30.4375
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,8 +55,7 @@ def landmark_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: s
         ``(table, qc)``: ``table`` has ``patient_id, landmark, landmark_time, time, event`` (time
         from the landmark, > 0), sorted by patient; ``qc`` one row per excluded patient.
     """
-    lm = assigned[(assigned["role"] == "timepoint") & (assigned["timepoint"] == landmark)]
-    lm_days = lm.set_index("patient_id")["days_from_first"].astype(float)
+    lm_days = _landmark_days(assigned, landmark)
     rows, qc = [], []
     for rec in clinical.sort_values("patient_id").to_dict("records"):
         pid = str(rec["patient_id"])
@@ -93,8 +98,7 @@ def label_dataset(clinical: pd.DataFrame, assigned: pd.DataFrame, landmark: str,
     if label_column not in clinical.columns:
         raise ValueError(f"longitudinal.label_column: the clinical table has no column {label_column!r} "
                          f"(its columns: {', '.join(map(str, clinical.columns))})")
-    lm = assigned[(assigned["role"] == "timepoint") & (assigned["timepoint"] == landmark)]
-    lm_days = lm.set_index("patient_id")["days_from_first"].astype(float)
+    lm_days = _landmark_days(assigned, landmark)
     rows, qc = [], []
     for rec in clinical.sort_values("patient_id").to_dict("records"):
         pid = str(rec["patient_id"])

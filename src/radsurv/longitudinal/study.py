@@ -26,8 +26,9 @@ bootstrap CIs from :func:`radsurv.modelling.classification.metrics.paired_bootst
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,34 +114,40 @@ def _oof_probability(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[int, np.n
     return probs
 
 
+def _common(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
+    """The outcome indexed by patient and the sorted patients present in it and in every block."""
+    out = outcome.set_index("patient_id").sort_index()
+    return out, sorted(set(out.index).intersection(*(set(b.index) for b in blocks.values())))
+
+
+def _out_of_fold(blocks: Mapping[str, pd.DataFrame], ids: list[Any], y: np.ndarray,
+                 folds: list[tuple[int, np.ndarray, np.ndarray]], settings: StudySettings,
+                 fit: Callable[..., list[np.ndarray]]) -> tuple[dict[str, list[np.ndarray]], pd.DataFrame]:
+    """``fit`` (:func:`_oof_risk` or :func:`_oof_probability`) for every model on the same folds: the
+    out-of-fold scores per model and repeat, and them as the long predictions table."""
+    scores, preds = {}, []
+    for name, X in blocks.items():
+        scores[name] = fit(X.loc[ids], y, folds, settings)
+        for rep, r in enumerate(scores[name]):
+            preds.append(pd.DataFrame({"patient_id": ids, "model": name, "repeat": rep, "risk": r}))
+    return scores, pd.concat(preds, ignore_index=True)
+
+
 def _compare_binary(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame,
                     settings: StudySettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`compare_delta_models` for a 0 / 1 ``label``: ROC AUC and its paired difference to baseline."""
-    from radsurv.modelling.classification.metrics import paired_bootstrap_auc, roc_auc
+    from radsurv.modelling.classification.metrics import paired_bootstrap_auc
 
-    out = outcome.set_index("patient_id").sort_index()
-    ids = sorted(set(out.index).intersection(*(set(b.index) for b in blocks.values())))
+    out, ids = _common(blocks, outcome)
     y = out.loc[ids, "label"].to_numpy(int)
     counts = np.bincount(y, minlength=2)
     if counts.min() < settings.cv_folds:
         raise ValueError(f"the binary endpoint has {counts[1]} patients with 1 and {counts[0]} with 0 among the "
                          f"{len(ids)} with a landmark scan; each class needs at least longitudinal.study.cv_folds "
                          f"({settings.cv_folds}) patients")
-    folds = _folds(y, settings)
-    probs, preds = {}, []
-    for name, X in blocks.items():
-        p = _oof_probability(X.loc[ids], y, folds, settings)
-        probs[name] = np.vstack(p)
-        for rep, r in enumerate(p):
-            preds.append(pd.DataFrame({"patient_id": ids, "model": name, "repeat": rep, "risk": r}))
-    if settings.bootstrap > 0:
-        auc = paired_bootstrap_auc(y, probs, reference="baseline", n_boot=settings.bootstrap,
-                                   seed=derive_seed(settings.seed, SEED_BOOT))
-    else:  # point estimates only, no intervals
-        point = {k: float(np.mean([roc_auc(y, row) for row in v])) for k, v in probs.items()}
-        auc = pd.DataFrame([{"model": k, "auc": a, "ci_low": np.nan, "ci_high": np.nan,
-                             "diff_vs_baseline": a - point["baseline"], "diff_ci_low": np.nan,
-                             "diff_ci_high": np.nan} for k, a in point.items()])
+    probs, preds = _out_of_fold(blocks, ids, y, _folds(y, settings), settings, _oof_probability)
+    auc = paired_bootstrap_auc(y, {k: np.vstack(v) for k, v in probs.items()}, reference="baseline",
+                               n_boot=settings.bootstrap, seed=derive_seed(settings.seed, SEED_BOOT))
     interval = "95% CI: paired percentile bootstrap over patients, resampled within each class"
     rows = []
     for rec in auc.to_dict("records"):
@@ -150,7 +157,7 @@ def _compare_binary(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame,
             rows.append({"model": rec["model"], "metric": "delta_roc_auc_vs_baseline",
                          "estimate": rec["diff_vs_baseline"], "ci_low": rec["diff_ci_low"],
                          "ci_high": rec["diff_ci_high"], "interval": interval, "n_boot_valid": settings.bootstrap})
-    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+    return pd.DataFrame(rows), preds
 
 
 def compare_delta_models(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFrame,
@@ -176,17 +183,11 @@ def compare_delta_models(blocks: Mapping[str, pd.DataFrame], outcome: pd.DataFra
         return _compare_binary(blocks, outcome, settings)
     from radsurv.modelling.metrics import bootstrap_metrics, surv_array
 
-    out = outcome.set_index("patient_id").sort_index()
-    ids = sorted(set(out.index).intersection(*(set(b.index) for b in blocks.values())))
+    out, ids = _common(blocks, outcome)
     y = surv_array(out.loc[ids, "time"].to_numpy(float), out.loc[ids, "event"].to_numpy(int))
-    folds = _folds(y["event"].astype(int), settings)
-    sets, preds = {}, []
-    for name, X in blocks.items():
-        risks = _oof_risk(X.loc[ids], y, folds, settings)
-        sets[name] = [(r, None) for r in risks]
-        for rep, r in enumerate(risks):
-            preds.append(pd.DataFrame({"patient_id": ids, "model": name, "repeat": rep, "risk": r}))
+    risks, preds = _out_of_fold(blocks, ids, y, _folds(y["event"].astype(int), settings), settings, _oof_risk)
+    sets = {name: [(r, None) for r in rs] for name, rs in risks.items()}
     perf = bootstrap_metrics(y, y, sets, np.array([]), [], None, settings.bootstrap,
                              derive_seed(settings.seed, SEED_BOOT), reference="baseline")
     perf = perf[perf["metric"].isin(["harrell_c", "uno_c", "delta_harrell_c_vs_baseline", "delta_uno_c_vs_baseline"])]
-    return perf.reset_index(drop=True), pd.concat(preds, ignore_index=True)
+    return perf.reset_index(drop=True), preds

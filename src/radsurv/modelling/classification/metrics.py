@@ -168,7 +168,8 @@ def paired_bootstrap_auc(y: Sequence[int] | np.ndarray, predictions: Mapping[str
 
     Returns:
         one row per model: ``auc``, ``ci_low``, ``ci_high`` and, if ``reference`` is one
-        of the models, ``diff_vs_<reference>``, ``diff_ci_low``, ``diff_ci_high``.
+        of the models, ``diff_vs_<reference>``, ``diff_ci_low``, ``diff_ci_high``; with
+        ``n_boot`` 0 the point estimates only (intervals NaN).
     """
     yb = _binary(y)
     preds = {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in predictions.items()}
@@ -189,17 +190,20 @@ def paired_bootstrap_auc(y: Sequence[int] | np.ndarray, predictions: Mapping[str
     for _ in range(int(n_boot)):
         idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
         boots.append(_auc(idx))
-    B = pd.DataFrame(boots)
+    B = pd.DataFrame(boots, columns=list(preds), dtype=float)
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+
+    def pct(x: pd.Series, q: float) -> float:
+        return float(np.percentile(x, q)) if len(x) else float("nan")  # no replicates: no interval
+
     rows = []
     for k in preds:
-        r = {"model": k, "auc": point[k], "ci_low": float(np.percentile(B[k], lo)),
-             "ci_high": float(np.percentile(B[k], hi))}
+        r = {"model": k, "auc": point[k], "ci_low": pct(B[k], lo), "ci_high": pct(B[k], hi)}
         if reference is not None and reference in preds:
             d = B[k] - B[reference]
             r[f"diff_vs_{reference}"] = point[k] - point[reference]
-            r["diff_ci_low"] = float(np.percentile(d, lo))
-            r["diff_ci_high"] = float(np.percentile(d, hi))
+            r["diff_ci_low"] = pct(d, lo)
+            r["diff_ci_high"] = pct(d, hi)
         rows.append(r)
     return pd.DataFrame(rows)
 
