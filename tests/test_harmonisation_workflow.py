@@ -71,10 +71,11 @@ def test_report_confound_controls_table_lists_each_control_with_c_and_ci(run):
     section = page.split('<h2 id="negative-controls">', 1)[1].split("<h2", 1)[0]
     part = section.split("<h3>Negative controls</h3>", 1)[1]
     head = re.findall(r"<th>(.*?)</th>", part)
-    assert head == ["model", "held-out Harrell&#x27;s C", "95% CI"], head
+    assert head == ["model", "held-out Harrell&#x27;s C", "95% CI", "minus volume-only C (paired 95% CI)"], head
     table = pd.DataFrame([[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
                           for row in re.findall(r"<tr>(<td>.*?)</tr>", part)],
-                         columns=["model", "held-out Harrell's C", "95% CI"])
+                         columns=["model", "held-out Harrell's C", "95% CI", "minus volume"])
+    volume_c = float(table.loc[table["model"] == "tumour volume alone", "held-out Harrell's C"].iloc[0])
     models = table["model"].tolist()
     for control in CONTROLS:
         row = table[table["model"].str.startswith(f"control {control}:")]
@@ -83,6 +84,11 @@ def test_report_confound_controls_table_lists_each_control_with_c_and_ci(run):
         lo, hi = (float(x) for x in re.fullmatch(r"(\d\.\d{3})-(\d\.\d{3})", row["95% CI"].iloc[0]).groups())
         m = json.loads((run / "controls" / control / "metrics.json").read_text())
         assert c == pytest.approx(m["c_index_test"], abs=5e-4) and lo <= c <= hi
+        # the paired difference to the volume-only model of the same patients and folds
+        d, d_lo, d_hi = (float(x) for x in re.fullmatch(r"([+-]\d\.\d{3}) \((-?\d\.\d{3}) to (-?\d\.\d{3})\)",
+                                                       row["minus volume"].iloc[0]).groups())
+        assert d == pytest.approx(c - volume_c, abs=2e-3) and d_lo <= d <= d_hi
+        assert d == pytest.approx(m["delta_c_vs_volume"], abs=5e-4)
     # beside the real model and the volume-only model, each with its C and CI
     for name in ("radiomics model (real images)", "tumour volume alone"):
         row = table[table["model"] == name]

@@ -9,13 +9,14 @@ Not a pytest test; run it from the run's working directory after the workflow::
 
 Read: ``results/model/metrics.json`` (the workflow's real study: held-out Harrell's C with 95%
 patient-bootstrap CI of the radiomics and volume models) and ``results/controls/<control>/metrics.json``
-(each control's study). Computed: the study re-run by :func:`radsurv.modelling.study.run_study` on the
-run's features with and without in-fold ComBat (same folds and seeds; ``--skip-refit`` leaves this out)
-and with ``modelling.volume_adjust``. Printed as JSON: every C (CI), each control's difference from the
-volume-only model (and whether it is within 0.05), on the demo the candidate feature of each control that
-best tracks the planted tumour heterogeneity (``demo/truth.csv``), the C change with vs without ComBat and its paired
-patient-bootstrap 95% CI (:func:`radsurv.modelling.metrics.paired_c_difference`, 1000 replicates
-at least), wall times.
+(each control's study, with its paired difference to the volume-only model). Computed: the study
+re-run by :func:`radsurv.modelling.study.run_study` on the run's features with and without in-fold
+ComBat (same folds and seeds; ``--skip-refit`` leaves this out) and with ``modelling.volume_adjust``.
+Printed as JSON: every C (CI), each control's difference from the volume-only model (and whether it
+is within 0.05; and paired, with its CI), on the demo the candidate feature of each control that best
+tracks the planted tumour heterogeneity (``demo/truth.csv``), the C change with vs without ComBat and
+its paired patient-bootstrap 95% CI (:func:`radsurv.modelling.metrics.paired_c_difference`, 1000
+replicates at least), wall times.
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def main() -> None:
         c = [round(float(m[k]), 3) for k in ("c_index_test", "c_index_test_ci_low", "c_index_test_ci_high")]
         out[f"control {name}"] = c
         out[f"control {name} - volume"] = round(c[0] - vol, 3)
+        if m.get("delta_c_vs_volume") is not None:  # paired: same patients and folds, patient bootstrap
+            out[f"control {name} - volume, paired 95% CI"] = [
+                round(float(m[k]), 3) for k in ("delta_c_vs_volume", "delta_c_vs_volume_ci_low",
+                                                "delta_c_vs_volume_ci_high")]
         out[f"control {name} within 0.05 of volume"] = bool(abs(c[0] - vol) <= 0.05)
         planted = _planted_heterogeneity(r, name)
         if planted:
