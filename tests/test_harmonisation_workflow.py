@@ -88,7 +88,7 @@ def test_report_confound_controls_table_lists_each_control_with_c_and_ci(run):
         d, d_lo, d_hi = (float(x) for x in re.fullmatch(r"([+-]\d\.\d{3}) \((-?\d\.\d{3}) to (-?\d\.\d{3})\)",
                                                        row["minus volume"].iloc[0]).groups())
         assert d == pytest.approx(c - volume_c, abs=2e-3) and d_lo <= d <= d_hi
-        assert d == pytest.approx(m["delta_c_vs_volume"], abs=5e-4)
+        assert d == pytest.approx(m["delta_harrell_c_vs_volume"]["estimate"], abs=5e-4)
     # beside the real model and the volume-only model, each with its C and CI
     for name in ("radiomics model (real images)", "tumour volume alone"):
         row = table[table["model"] == name]

@@ -82,7 +82,7 @@ def test_negative_controls_config_and_report_section(tmp_path):
 
     from radsurv.report.harmonisation import multicentre_sections
     from radsurv.workflow import rules as wf
-    from radsurv.workflow.controls import _difference_to_volume, control_seed
+    from radsurv.workflow.controls import control_seed
 
     assert wf.negative_controls({}) == []
     assert wf.negative_controls({"harmonisation": {"negative_controls": ["shuffled"]}}) == ["shuffled"]
@@ -91,25 +91,25 @@ def test_negative_controls_config_and_report_section(tmp_path):
                                  "modelling": {"features_table": "f.csv"}}) == []
     assert control_seed(42, "shuffled", "RSD-001_S1") == control_seed(42, "shuffled", "RSD-001_S1")
     assert control_seed(42, "shuffled", "RSD-001_S1") != control_seed(42, "shuffled", "RSD-002_S1")
-    # the control study's paired difference to the volume-only model (its performance table's row)
-    perf = pd.DataFrame({"model": ["radiomics", "radiomics", "volume"], "set": ["cross-validated"] * 3,
-                         "metric": ["harrell_c", "delta_harrell_c_vs_volume", "harrell_c"],
-                         "estimate": [0.612, 0.002, 0.61], "ci_low": [0.55, -0.05, 0.54],
-                         "ci_high": [0.68, 0.06, 0.67]})
-    delta = _difference_to_volume(perf)
-    assert delta == {"delta_c_vs_volume": 0.002, "delta_c_vs_volume_ci_low": -0.05, "delta_c_vs_volume_ci_high": 0.06}
-    assert set(_difference_to_volume(perf.iloc[[0, 2]]).values()) == {None}  # no volume model: no difference
+    # each control's metrics.json carries its paired difference to the volume-only model (by_model's shape)
+    delta = {"estimate": 0.002, "ci_low": -0.05, "ci_high": 0.06}
     (tmp_path / "m.json").write_text(json.dumps({"c_index_test": 0.612, "c_index_test_ci_low": 0.55,
-                                                 "c_index_test_ci_high": 0.68, **delta}))
+                                                 "c_index_test_ci_high": 0.68, "delta_harrell_c_vs_volume": delta}))
+    # a control study without a volume model has no difference: an empty cell
+    (tmp_path / "nv.json").write_text(json.dumps({"c_index_test": 0.598, "c_index_test_ci_low": 0.51,
+                                                  "c_index_test_ci_high": 0.66, "delta_harrell_c_vs_volume": None}))
     metrics = {"by_model": {"radiomics": {"harrell_c": {"estimate": 0.70, "ci_low": 0.64, "ci_high": 0.76},
                                           "delta_harrell_c_vs_volume": {"estimate": 0.09, "ci_low": 0.01,
                                                                         "ci_high": 0.17}},
                             "volume": {"harrell_c": {"estimate": 0.61, "ci_low": 0.54, "ci_high": 0.67}}}}
-    html = "".join(multicentre_sections({"control_metrics_shuffled": str(tmp_path / "m.json")}, metrics))
+    html = "".join(multicentre_sections({"control_metrics_shuffled": str(tmp_path / "m.json"),
+                                         "control_metrics_sampled": str(tmp_path / "nv.json")}, metrics))
     assert "Negative controls" in html and "Multi-centre harmonisation" not in html
     for text in ("0.700", "0.640-0.760", "0.610", "0.612", "0.550-0.680", "permuted inside the ROI",
                  "minus volume-only C (paired 95% CI)", "+0.090 (0.010 to 0.170)", "+0.002 (-0.050 to 0.060)"):
         assert text in html, text
+    sampled_row = html.split("control sampled:", 1)[1].split("</tr>", 1)[0]
+    assert "0.598" in sampled_row and sampled_row.endswith("<td></td>"), sampled_row
     assert multicentre_sections({}, metrics) == []
     # the volume association table (Spearman, BH q) and the volume adjustment join the section
     pd.DataFrame({"feature": ["original_shape_MeshVolume", "original_glszm_ZoneEntropy", "original_firstorder_Mean"],

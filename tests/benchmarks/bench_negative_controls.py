@@ -135,10 +135,8 @@ def main() -> None:
         c = [round(float(m[k]), 3) for k in ("c_index_test", "c_index_test_ci_low", "c_index_test_ci_high")]
         out[f"control {name}"] = c
         out[f"control {name} - volume"] = round(c[0] - vol, 3)
-        if m.get("delta_c_vs_volume") is not None:  # paired: same patients and folds, patient bootstrap
-            out[f"control {name} - volume, paired 95% CI"] = [
-                round(float(m[k]), 3) for k in ("delta_c_vs_volume", "delta_c_vs_volume_ci_low",
-                                                "delta_c_vs_volume_ci_high")]
+        if m.get("delta_harrell_c_vs_volume"):  # paired: same patients and folds, patient bootstrap
+            out[f"control {name} - volume, paired 95% CI"] = _ci(m["delta_harrell_c_vs_volume"])
         out[f"control {name} within 0.05 of volume"] = bool(abs(c[0] - vol) <= 0.05)
         planted = _planted_heterogeneity(r, name)
         if planted:

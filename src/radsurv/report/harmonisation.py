@@ -138,13 +138,15 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
         d = d or {}
         return _f(d.get("estimate")), f"{_f(d.get('ci_low'))}-{_f(d.get('ci_high'))}"
 
-    def diff(est: Any, lo: Any, hi: Any) -> str:
-        return f"{float(est):+.3f} ({_f(lo)} to {_f(hi)})" if _f(est) else ""
+    def diff(d: Mapping[str, Any] | None) -> str:
+        d = d or {}
+        if not _f(d.get("estimate")):
+            return ""
+        return f"{float(d['estimate']):+.3f} ({_f(d.get('ci_low'))} to {_f(d.get('ci_high'))})"
 
     real = "radiomics model (real images" + (", volume-adjusted features)" if adjusted else ")")
-    d_real = by_model.get("radiomics", {}).get("delta_harrell_c_vs_volume") or {}
-    rows = [(real, *ci(by_model.get("radiomics", {}).get("harrell_c")),
-             diff(d_real.get("estimate"), d_real.get("ci_low"), d_real.get("ci_high")))]
+    radiomics = by_model.get("radiomics", {})
+    rows = [(real, *ci(radiomics.get("harrell_c")), diff(radiomics.get("delta_harrell_c_vs_volume")))]
     if "volume" in by_model:
         rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c")), ""))
     for k in keys:
@@ -152,8 +154,7 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
         name = k.removeprefix("control_metrics_")
         rows.append((f"control {name}: {CONTROLS.get(name, name)}", _f(m.get("c_index_test")),
                      f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}",
-                     diff(m.get("delta_c_vs_volume"), m.get("delta_c_vs_volume_ci_low"),
-                          m.get("delta_c_vs_volume_ci_high"))))
+                     diff(m.get("delta_harrell_c_vs_volume"))))
     parts = ['<h2 id="negative-controls">Confound controls</h2>', *volume_part]
     if adjusted:
         parts.append("<p><strong>Volume-adjusted radiomics</strong> (<code>modelling.volume_adjust</code>): every "

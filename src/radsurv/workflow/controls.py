@@ -15,13 +15,10 @@ import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from radsurv.qc import write_qc
 from radsurv.workflow._io import write_json
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +44,6 @@ def control_scan_features(*, converted: str | Path, manifest: str | Path, contro
     control_scan(converted, control, control_seed(seed, control, scan), control_converted, control_preprocessed,
                  features, dict(preprocessing), dict(extraction), manifest=manifest, roi_pattern=roi_pattern,
                  roi_policy=roi_policy)
-
-
-def _difference_to_volume(performance: pd.DataFrame) -> dict[str, float | None]:
-    """The control model's held-out Harrell's C minus the volume-only model's on the same patients and
-    folds, with its paired patient-bootstrap 95% CI (the study's ``delta_harrell_c_vs_volume`` row)."""
-    row = performance[(performance["model"] == "radiomics") & (performance["set"] == "cross-validated")
-                      & (performance["metric"] == "delta_harrell_c_vs_volume")]
-    if row.empty:
-        return {"delta_c_vs_volume": None, "delta_c_vs_volume_ci_low": None, "delta_c_vs_volume_ci_high": None}
-    r = row.iloc[0]
-    return {"delta_c_vs_volume": float(r["estimate"]), "delta_c_vs_volume_ci_low": float(r["ci_low"]),
-            "delta_c_vs_volume_ci_high": float(r["ci_high"])}
 
 
 def control_study(*, scans: Sequence[str | Path], robust: str | Path, clinical: str | Path,
@@ -88,7 +73,9 @@ def control_study(*, scans: Sequence[str | Path], robust: str | Path, clinical: 
     m = res.metrics
     write_json({"control": control, **{k: m.get(k) for k in (
         "c_index_test", "c_index_test_ci_low", "c_index_test_ci_high", "c_index_volume_test", "n_test",
-        "events_test", "n_candidate_features")}, **_difference_to_volume(res.performance)},
+        "events_test", "n_candidate_features")},
+        # C minus the volume-only C on the same patients and folds, paired bootstrap CI (as in by_model)
+        "delta_harrell_c_vs_volume": m.get("by_model", {}).get("radiomics", {}).get("delta_harrell_c_vs_volume")},
         metrics, indent=2, sort_keys=True)
     write_qc(rows, qc)
     log.info("negative control %s: held-out C %s (volume %s)", control, m.get("c_index_test"),
