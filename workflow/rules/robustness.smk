@@ -5,8 +5,22 @@ ROBUSTNESS = config["robustness"]
 ROB_ANALYSES = wf.robustness_analyses(ROBUSTNESS)
 
 
+def robustness_batch_inputs(wildcards):
+    """With harmonisation on and robustness.within_batch: the files that give each patient's
+    batch (the clinical table; the first scans' folders when the batch uses acquisition facts)."""
+    if not wf.robustness_within_batch(config):
+        return {}
+    files = {"clinical": rules.standardise_clinical.output.clinical}
+    if config["harmonisation"]["batch"].get("acquisition"):
+        files["converted"] = expand(
+            rules.extract_scan_features.output.converted, scan=first_scans()
+        )
+    return files
+
+
 rule test_retest_icc:
     input:
+        unpack(robustness_batch_inputs),
         features=rules.assemble_features.output.features,
         scans=rules.discover_scans.output.scans,
     output:
@@ -27,6 +41,7 @@ rule test_retest_icc:
         runtime=30,
     params:
         settings=ROBUSTNESS,
+        harmonisation=config["harmonisation"],
     script:
         "../scripts/test_retest_icc.py"
 
@@ -57,6 +72,7 @@ rule perturb_scan:
 
 rule perturbation_icc:
     input:
+        unpack(robustness_batch_inputs),
         scans=lambda wc: expand(rules.perturb_scan.output.features, scan=first_scans()),
     output:
         table="results/robustness/perturbation.tsv",
@@ -77,6 +93,7 @@ rule perturbation_icc:
         runtime=30,
     params:
         settings=ROBUSTNESS,
+        harmonisation=config["harmonisation"],
     script:
         "../scripts/perturbation_icc.py"
 

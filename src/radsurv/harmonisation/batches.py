@@ -29,8 +29,11 @@ import pandas as pd
 
 from radsurv.qc import qc_row
 
-__all__ = ["ACQUISITION_FIELDS", "read_acquisition_facts", "patient_acquisition_facts", "batch_labels",
-           "batch_counts", "batch_qc_rows"]
+__all__ = ["ACQUISITION_FIELDS", "UNKNOWN", "read_acquisition_facts", "patient_acquisition_facts", "batch_labels",
+           "batch_counts", "batch_qc_rows", "robustness_groups"]
+
+#: The batch of a patient whose batch is not known, where every patient needs one (robustness ICC).
+UNKNOWN = "(unknown)"
 
 #: Acquisition facts a batch can be built from (keys of provenance.json, plus the slice spacing).
 ACQUISITION_FIELDS = ("manufacturer", "model", "kernel", "slice_thickness_mm", "slice_spacing_mm")
@@ -190,3 +193,16 @@ def batch_qc_rows(labels: pd.Series, min_batch_size: int = 3) -> list[dict[str, 
                    f"batch '{b}' has only {int(small[b])} patient(s) (< {int(min_batch_size)}): too small for ComBat "
                    f"to estimate, these features stay uncorrected or the patient is refused (unseen-batch policy)")
             for pid, b in labels.dropna().items() if b in small.index]
+
+
+def robustness_groups(patients: Sequence[str], clinical: pd.DataFrame | None, settings: Any,
+                      facts: pd.DataFrame | None = None) -> pd.Series:
+    """Each patient's batch for the robustness ICCs (subjects nested in batches).
+
+    The label is the one ComBat uses (:func:`batch_labels` with the harmonisation settings'
+    clinical column and acquisition fields; ``facts`` from :func:`patient_acquisition_facts`);
+    a patient without one is put in the batch :data:`UNKNOWN` (the ICC needs every patient in
+    a batch; such patients are QC rows of rule ``harmonisation_batches``).
+    """
+    labels, _ = batch_labels(patients, clinical, settings.batch_column, "patient_id", facts, settings.acquisition)
+    return labels.fillna(UNKNOWN).astype(object).rename("batch")

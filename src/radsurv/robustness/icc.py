@@ -77,6 +77,23 @@ The single-measure bounds are evaluated in the algebraically identical form
 ``1 - k/(F+k-1)`` so that they stay finite (-> 1) when the error mean square is
 0 (perfect agreement); pingouin returns NaN there.
 
+Subjects nested in batches (multi-centre cohorts)
+-------------------------------------------------
+In a cohort scanned at several centres, a centre's HU offset or kernel moves every one of
+its patients' values, test and retest alike: that adds between-centre variance to the
+between-subject mean square and inflates every form above (a feature measuring the
+centre looks reproducible). With ``groups`` (one batch label per subject), subjects are
+nested in their batch: ``MSR`` is taken from the subjects' deviations from their batch's
+mean, ``SS_S(B) = k sum_b sum_{i in b} (mean_i - mean_b)^2`` on ``n - B`` df (``B``
+batches), the between-batch sum of squares is left out, and ``MSC``, ``MSE`` and ``MSW``
+are those of the crossed design above (``MSE`` keeps any batch-by-rater interaction, as
+measurement error). The formulas and intervals are then those above with ``n - B`` as
+the df of ``MSR`` (``df1``); in the ICC(2,1) interval ``n`` and the ``(n-1)`` of the
+residual's df are unchanged. One batch gives exactly the crossed result; adding a
+constant to all values of a batch changes nothing. The mean squares equal the sequential
+(type I) ANOVA of ``value ~ batch + subject + rater`` (``tests/test_icc.py`` checks
+statsmodels' ``anova_lm``).
+
 Degenerate features
 -------------------
 * A feature whose values are all equal (zero total variance) gives NaN for the
@@ -221,13 +238,14 @@ class ICCResult:
 
 @dataclass(frozen=True)
 class _MeanSquares:
-    msr: np.ndarray  # between subjects (rows), df n-1
+    msr: np.ndarray  # between subjects (rows), df n-1 (n - B when nested in B batches)
     msc: np.ndarray  # between raters (columns), df k-1
     mse: np.ndarray  # residual, df (n-1)(k-1)
     msw: np.ndarray  # within subjects (one-way), df n(k-1)
     constant: np.ndarray  # bool: all values of the feature equal
     n: int
     k: int
+    df_subjects: int  # df of msr: n - 1, or n - B for subjects nested in B batches
 
 
 def _validate(data: np.ndarray | Sequence) -> np.ndarray:
@@ -259,30 +277,55 @@ def _validate(data: np.ndarray | Sequence) -> np.ndarray:
     return arr
 
 
-def _mean_squares(arr: np.ndarray) -> _MeanSquares:
+def _group_codes(groups: Sequence | np.ndarray, n: int) -> np.ndarray:
+    """Integer codes of the subjects' batches (length ``n``); at least one subject more than batches."""
+    labels = pd.Series(list(groups), dtype=object)
+    if len(labels) != n:
+        raise ValueError(f"groups has {len(labels)} labels for {n} subjects; give one batch label per subject")
+    if labels.isna().any():
+        raise ValueError(f"{int(labels.isna().sum())} subject(s) have no batch label; label them (e.g. 'unknown')")
+    codes, uniques = pd.factorize(labels.astype(str), sort=True)
+    if n - len(uniques) < 1:
+        raise ValueError(f"{n} subjects in {len(uniques)} batches: the ICC within batches needs at least one "
+                         "batch with two or more subjects")
+    return np.asarray(codes)
+
+
+def _mean_squares(arr: np.ndarray, groups: np.ndarray | None = None) -> _MeanSquares:
     """Two-way ANOVA (subjects x raters, one observation per cell) per feature.
 
     Sums of squares are computed from deviations (two-pass) rather than by
     subtraction of raw sums, for accuracy [Shrout & Fleiss 1979, Table 1].
+    ``groups`` (integer batch codes per subject): subjects nested in batches, the
+    between-subject sum of squares taken within batches (module docstring).
     """
     _, n, k = arr.shape
     grand = arr.mean(axis=(1, 2), keepdims=True)  # (F,1,1)
     row = arr.mean(axis=2, keepdims=True)  # (F,n,1) subject means
     col = arr.mean(axis=1, keepdims=True)  # (F,1,k) rater means
-    ssr = k * np.square(row - grand).sum(axis=(1, 2))
+    if groups is None:
+        ssr = k * np.square(row - grand).sum(axis=(1, 2))
+        df_subjects = n - 1
+    else:
+        n_groups = int(groups.max()) + 1
+        onehot = np.eye(n_groups)[groups]  # (n, B)
+        group_mean = (row[..., 0] @ onehot) / onehot.sum(axis=0)  # (F, B) mean of the batch's subject means
+        ssr = k * np.square(row[..., 0] - group_mean[:, groups]).sum(axis=1)
+        df_subjects = n - n_groups
     ssc = n * np.square(col - grand).sum(axis=(1, 2))
     sse = np.square(arr - row - col + grand).sum(axis=(1, 2))
     ssw = np.square(arr - row).sum(axis=(1, 2))  # = SSC + SSE
     flat = arr.reshape(arr.shape[0], -1)
     constant = flat.max(axis=1) == flat.min(axis=1)
     return _MeanSquares(
-        msr=ssr / (n - 1),
+        msr=ssr / df_subjects,
         msc=ssc / (k - 1),
         mse=sse / ((n - 1) * (k - 1)),
         msw=ssw / (n * (k - 1)),
         constant=constant,
         n=n,
         k=k,
+        df_subjects=df_subjects,
     )
 
 
@@ -295,7 +338,7 @@ def _from_mean_squares(ms: _MeanSquares, form: str, alpha: float) -> ICCResult:
     n, k = ms.n, ms.k
     msr, msc, mse, msw = ms.msr, ms.msc, ms.mse, ms.msw
     q = 1.0 - alpha / 2.0
-    df1 = float(n - 1)
+    df1 = float(ms.df_subjects)  # n - 1 (crossed) or n - B (subjects nested in B batches)
     one_way = form in ("ICC(1,1)", "ICC(1,k)")
     df2 = float(n * (k - 1)) if one_way else float((n - 1) * (k - 1))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -306,7 +349,7 @@ def _from_mean_squares(ms: _MeanSquares, form: str, alpha: float) -> ICCResult:
             fj = msc / mse
             a = n * (1 + (k - 1) * r) - k * r
             vn = df2 * (k * r * fj + a) ** 2
-            vd = df1 * k**2 * r**2 * fj**2 + a**2
+            vd = (n - 1) * k**2 * r**2 * fj**2 + a**2  # (n-1): the residual's df / (k-1)
             v = vn / vd
             # Limits of v: Fj -> inf (MSE = 0 < MSC) gives (n-1)(k-1)/(n-1) = k-1;
             # MSE = MSC = 0 makes the bounds below 1 whatever v, so any finite v.
@@ -354,7 +397,8 @@ def _from_mean_squares(ms: _MeanSquares, form: str, alpha: float) -> ICCResult:
     )
 
 
-def icc(data: np.ndarray, form: str = "ICC(3,1)", alpha: float = 0.05) -> ICCResult:
+def icc(data: np.ndarray, form: str = "ICC(3,1)", alpha: float = 0.05,
+        groups: Sequence | np.ndarray | None = None) -> ICCResult:
     """Intraclass correlation of every feature, vectorised.
 
     Parameters
@@ -368,6 +412,10 @@ def icc(data: np.ndarray, form: str = "ICC(3,1)", alpha: float = 0.05) -> ICCRes
         choice for test-retest with the same scanner/protocol).
     alpha
         The CI has level ``1 - alpha`` (default 95 %).
+    groups
+        Optional batch label (e.g. the centre) of each subject: subjects nested in
+        batches, so that differences between batches do not count as between-subject
+        variance (module docstring). ``None``: the crossed design of Shrout & Fleiss.
 
     Returns
     -------
@@ -378,13 +426,14 @@ def icc(data: np.ndarray, form: str = "ICC(3,1)", alpha: float = 0.05) -> ICCRes
     ------
     ValueError
         Wrong shape, fewer than 2 subjects or raters, NaN/inf present, unknown
-        form, alpha outside (0, 1).
+        form, alpha outside (0, 1), a missing batch label or no batch with two subjects.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     arr = _validate(data)
     canon = canonical_form(form, k=arr.shape[2])
-    return _from_mean_squares(_mean_squares(arr), canon, alpha)
+    codes = None if groups is None else _group_codes(groups, arr.shape[1])
+    return _from_mean_squares(_mean_squares(arr, codes), canon, alpha)
 
 
 def _result_frame(features: Sequence, res: ICCResult) -> pd.DataFrame:
@@ -408,18 +457,31 @@ def _numeric_block(frame: pd.DataFrame, name: str) -> np.ndarray:
     return frame.to_numpy(dtype=float)
 
 
+def _subject_groups(groups: pd.Series | dict | None, subjects: Sequence) -> list | None:
+    """The batch label of each subject (``groups`` keyed by subject), in ``subjects``' order."""
+    if groups is None:
+        return None
+    lookup = pd.Series(groups, dtype=object)
+    missing = [s for s in subjects if s not in lookup.index]
+    if missing:
+        raise ValueError(f"{len(missing)} subject(s) have no batch label in groups, e.g. {missing[:3]}")
+    return [lookup[s] for s in subjects]
+
+
 def icc_frame(
     test: pd.DataFrame,
     retest: pd.DataFrame,
     form: str = "ICC(3,1)",
     alpha: float = 0.05,
+    groups: pd.Series | dict | None = None,
 ) -> pd.DataFrame:
     """ICC of each feature between a test and a retest feature table.
 
     Both frames are indexed by subject with one column per feature. They are
     aligned on the subjects and features present in *both* (in ``test``'s
     order); subjects or features present in only one frame are dropped with a
-    :class:`UserWarning` saying how many.
+    :class:`UserWarning` saying how many. ``groups`` (batch label keyed by
+    subject, e.g. the centre): subjects nested in batches (see :func:`icc`).
 
     Returns
     -------
@@ -467,7 +529,8 @@ def icc_frame(
     a = _numeric_block(test.loc[subjects, features], "test")
     b = _numeric_block(retest.loc[subjects, features], "retest")
     arr = np.stack([a.T, b.T], axis=2)  # (features, subjects, 2)
-    return _result_frame(features, icc(arr, form=form, alpha=alpha))
+    return _result_frame(features, icc(arr, form=form, alpha=alpha,
+                                       groups=_subject_groups(groups, list(subjects))))
 
 
 def icc_long(
@@ -477,12 +540,14 @@ def icc_long(
     features: Sequence[str] | None = None,
     form: str = "ICC(3,1)",
     alpha: float = 0.05,
+    groups: pd.Series | dict | None = None,
 ) -> pd.DataFrame:
     """ICC of each feature from a long table (one row per subject x rater).
 
     For k >= 2 raters (scans, perturbations). ``features`` defaults to every
     column other than ``subject`` and ``rater``. Every subject must have
-    exactly one row per rater (complete, balanced design).
+    exactly one row per rater (complete, balanced design). ``groups`` (batch
+    label keyed by subject): subjects nested in batches (see :func:`icc`).
 
     Returns the same frame as :func:`icc_frame` (``n`` subjects, ``k`` raters).
 
@@ -519,7 +584,8 @@ def icc_long(
             f"unbalanced design: {absent_cells} (subject, rater, feature) cells have no row in df "
             f"({n} subjects x {len(raters)} raters); the ICC needs every subject rated by every rater"
         )
-    return _result_frame(features, icc(arr, form=form, alpha=alpha))
+    return _result_frame(features, icc(arr, form=form, alpha=alpha,
+                                       groups=_subject_groups(groups, list(wide.index))))
 
 
 def robust_mask(

@@ -53,25 +53,29 @@ def perturbation_long(records: list[dict]) -> tuple[pd.DataFrame, list[dict[str,
 
 
 def perturbation_table(long: pd.DataFrame, settings: RobustnessSettings,
-                       form: str = "ICC(1,1)") -> tuple[pd.DataFrame, bool]:
+                       form: str = "ICC(1,1)", groups: pd.Series | None = None) -> tuple[pd.DataFrame, bool]:
     """ICC over the perturbed versions of each patient (k = versions per scan).
 
     ``long`` is the table of :func:`perturbation_long`. Default ICC(1,1), as
     Zwanenburg et al. (2019): versions are drawn independently per patient, so
     they are not crossed raters. A feature missing (NaN) in any version is not
     robust. Fewer than ``min_pairs`` patients: not assessed (every feature kept).
+    ``groups``: each patient's batch (indexed by patient id): patients nested in batches.
     """
     cols = [c for c in long.columns if c not in ("scan_id", "patient_id", "perturbation")]
     n = int(long["patient_id"].nunique()) if len(long) else 0
     k = int(long.groupby("patient_id").size().max()) if len(long) else 0
-    if n < max(settings.min_pairs, 2) or k < 2:
+    n_batches = 1 if groups is None or not len(long) else int(
+        groups.reindex(long["patient_id"].astype(str).unique()).fillna("").nunique())
+    if n < max(settings.min_pairs, 2) or k < 2 or n - n_batches < 2:
         log.warning("perturbation robustness not assessed: %d complete patients (< %d)", n,
                     settings.min_pairs)
         return not_assessed_table(cols, form, n, k), False
     values = long[cols].apply(pd.to_numeric, errors="coerce")
     complete = [c for c in cols if values[c].notna().all() and np.isfinite(values[c]).all()]
     frame = pd.concat([long[["patient_id", "perturbation"]], values[complete]], axis=1)
-    table = icc_long(frame, subject="patient_id", rater="perturbation", features=complete, form=form)
+    table = icc_long(frame, subject="patient_id", rater="perturbation", features=complete, form=form,
+                     groups=groups)
     out = finish_table(cols, table, settings, table["form"].iloc[0] if len(table) else form, n, k)
     log.info("perturbation: %d of %d features robust (%s over %d patients x %d versions)",
              int(out["robust"].sum()), len(out), form, n, k)

@@ -51,6 +51,7 @@ class RobustnessSettings:
     icc_form: str = default("robustness", "icc_form")
     threshold: float = default("robustness", "threshold")
     use_lower_bound: bool = default("robustness", "use_lower_bound")
+    within_batch: bool = default("robustness", "within_batch")
     retest_max_days: int = default("robustness", "retest_max_days")
     min_pairs: int = default("robustness", "min_pairs")
     method: str = default("robustness", "method")

@@ -38,11 +38,14 @@ def retest_pairs(scans: pd.DataFrame, max_days: int) -> pd.DataFrame:
 
 
 def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
-                     settings: RobustnessSettings) -> tuple[pd.DataFrame, bool]:
+                     settings: RobustnessSettings, groups: pd.Series | None = None) -> tuple[pd.DataFrame, bool]:
     """ICC of every feature over the retest pairs; returns ``(table, assessed)``.
 
     ``features`` is indexed by ``scan_id`` (the matrix from
     :func:`radsurv.features.matrix.assemble`). Pairs with a failed scan are dropped.
+    ``groups``: each patient's batch (centre or scanner; indexed by patient id): the ICC
+    with patients nested in their batch (:func:`radsurv.robustness.icc.icc`), so that
+    differences between centres do not count as reproducibility.
     When fewer than ``min_pairs`` complete pairs remain, no filtering is
     possible: every feature is kept, ``assessed`` is False and the report says so.
     """
@@ -51,9 +54,11 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     base = pd.DataFrame({"feature": cols})
     base["feature_class"] = [feature_class(c) for c in cols]
     base["image_type"] = [image_type(c) for c in cols]
-    if len(ok) < settings.min_pairs:
-        log.warning("only %d complete test-retest pairs (< %d): robustness not assessed",
-                    len(ok), settings.min_pairs)
+    n_batches = 1 if groups is None else int(groups.reindex(ok["patient_id"]).fillna("").nunique())
+    if len(ok) < settings.min_pairs or len(ok) - n_batches < 2:
+        log.warning("only %d complete test-retest pairs (< %d)%s: robustness not assessed",
+                    len(ok), settings.min_pairs,
+                    "" if groups is None else f" in {n_batches} batches (within batches it needs pairs - batches >= 2)")
         for c in ("icc", "ci_low", "ci_high"):
             base[c] = np.nan
         base["form"] = settings.icc_form
@@ -65,7 +70,8 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     retest = features.loc[ok["retest_scan"], cols].set_axis(ok["patient_id"].to_numpy(), axis=0)
     # A feature missing in any scan of a pair cannot be assessed: not robust.
     complete = [c for c in cols if test[c].notna().all() and retest[c].notna().all()]
-    table = icc_frame(test[complete].astype(float), retest[complete].astype(float), form=settings.icc_form)
+    table = icc_frame(test[complete].astype(float), retest[complete].astype(float), form=settings.icc_form,
+                      groups=groups)
     table["robust"] = np.asarray(robust_mask(table, threshold=settings.threshold,
                                              use_lower_bound=settings.use_lower_bound), dtype=bool)
     out = base.merge(table, on="feature", how="left")
@@ -73,8 +79,9 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     out["form"] = settings.icc_form
     out["n"] = len(ok)
     out["k"] = 2
-    log.info("%d of %d features robust (%s, threshold %.2f on %s) over %d pairs",
+    log.info("%d of %d features robust (%s, threshold %.2f on %s) over %d pairs%s",
              int(out["robust"].sum()), len(out), settings.icc_form, settings.threshold,
-             "lower 95% bound" if settings.use_lower_bound else "estimate", len(ok))
+             "lower 95% bound" if settings.use_lower_bound else "estimate", len(ok),
+             "" if groups is None else f", patients nested in {groups.reindex(ok['patient_id']).nunique()} batches")
     return out[["feature", "feature_class", "image_type", "icc", "ci_low", "ci_high",
                 "form", "n", "k", "robust"]], True

@@ -27,9 +27,48 @@ def _scan_meta(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return status, {k: status[k] for k in ("scan_id", "patient_id", "session")}
 
 
+def _batches(patients: Sequence[str], clinical: str | Path | None, converted: Sequence[str] | str | None,
+             scans: pd.DataFrame, harmonisation: Mapping[str, Any] | None) -> pd.Series | None:
+    """Each patient's harmonisation batch when the robustness ICCs are computed within batches
+    (``clinical`` given: harmonisation on and ``robustness.within_batch``), else ``None``."""
+    if clinical is None or not harmonisation:
+        return None
+    import pandas as pd
+
+    from radsurv.harmonisation.batches import patient_acquisition_facts, read_acquisition_facts, robustness_groups
+    from radsurv.harmonisation.settings import HarmonisationSettings
+
+    st = HarmonisationSettings.from_config(dict(harmonisation))
+    clin = pd.read_csv(clinical, sep="\t", dtype=str, keep_default_na=False)
+    facts = None
+    if st.acquisition:
+        dirs = [converted] if isinstance(converted, str) else list(converted or [])
+        f = read_acquisition_facts(Path(dirs[0]).parent.parent, [Path(d).parent.name for d in dirs])
+        facts = patient_acquisition_facts(f, scans)
+    groups = robustness_groups([str(p) for p in patients], clin, st, facts)
+    log.info("robustness ICC within batches: %s", groups.value_counts().sort_index().to_dict())
+    return groups
+
+
+def _batch_summary(groups: pd.Series | None, patients: Sequence[str]) -> dict[str, Any] | None:
+    """The summary's ``within_batch`` entry: patients per batch among the ICC's patients."""
+    if groups is None:
+        return None
+    counts = groups.reindex([str(p) for p in patients]).value_counts().sort_index()
+    return {"batches": int(len(counts)), "patients_per_batch": {str(k): int(v) for k, v in counts.items()}}
+
+
 def test_retest_icc(*, features: str | Path, scans: str | Path, settings: Mapping[str, Any], table: str | Path,
-                    summary: str | Path, bland_altman: str | Path) -> None:
-    """Test-retest ICC per feature over the retest pairs (outcome never read)."""
+                    summary: str | Path, bland_altman: str | Path, clinical: str | Path | None = None,
+                    converted: Sequence[str] | str | None = None,
+                    harmonisation: Mapping[str, Any] | None = None) -> None:
+    """Test-retest ICC per feature over the retest pairs (outcome never read).
+
+    ``clinical`` (the standardised clinical table; given when harmonisation is on and
+    ``robustness.within_batch``), ``harmonisation`` (its config block) and ``converted``
+    (the first scans' folders, for acquisition-fact batches): the ICC with patients nested
+    in their harmonisation batch.
+    """
     import pandas as pd
 
     from radsurv.features.table import read_features
@@ -41,7 +80,9 @@ def test_retest_icc(*, features: str | Path, scans: str | Path, settings: Mappin
     fdf = read_features(features)
     scan_table = pd.read_csv(scans, sep="\t", dtype={"patient_id": str})
     pairs = retest_pairs(scan_table, rs.retest_max_days)
-    icc, assessed = robustness_table(fdf, pairs, rs)
+    groups = _batches(pairs["patient_id"].astype(str).tolist(), clinical, converted,
+                      fdf.reset_index()[["scan_id", "patient_id", "session"]], harmonisation)
+    icc, assessed = robustness_table(fdf, pairs, rs, groups=groups)
     write_tsv(icc, table)
     ok = pairs[pairs["test_scan"].isin(fdf.index) & pairs["retest_scan"].isin(fdf.index)]
     long = pd.concat([
@@ -53,7 +94,8 @@ def test_retest_icc(*, features: str | Path, scans: str | Path, settings: Mappin
     write_json({
         "analysis": "test-retest", "assessed": assessed, "pairs_found": int(len(pairs)),
         "n": int(len(ok)), "k": 2, "form": rs.icc_form, "n_features": int(len(icc)),
-        "n_robust": int(icc["robust"].sum()) if assessed else None}, summary, indent=2)
+        "n_robust": int(icc["robust"].sum()) if assessed else None,
+        "within_batch": _batch_summary(groups, ok["patient_id"].astype(str).tolist())}, summary, indent=2)
 
 
 def perturb_scan(*, converted: str | Path, features: str | Path, seed: int, perturbation: Mapping[str, Any],
@@ -82,8 +124,12 @@ def perturb_scan(*, converted: str | Path, features: str | Path, seed: int, pert
 
 
 def perturbation_icc(*, scans: Sequence[str | Path], settings: Mapping[str, Any], table: str | Path,
-                     features: str | Path, summary: str | Path, bland_altman: str | Path) -> None:
-    """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019)."""
+                     features: str | Path, summary: str | Path, bland_altman: str | Path,
+                     clinical: str | Path | None = None, converted: Sequence[str] | str | None = None,
+                     harmonisation: Mapping[str, Any] | None = None) -> None:
+    """ICC over the perturbed versions of each patient's first scan (Zwanenburg et al. 2019);
+    ``clinical`` / ``converted`` / ``harmonisation`` as :func:`test_retest_icc` (patients nested
+    in their harmonisation batch)."""
     import pandas as pd
 
     from radsurv.report.plots import plot_bland_altman
@@ -95,7 +141,11 @@ def perturbation_icc(*, scans: Sequence[str | Path], settings: Mapping[str, Any]
     ps = PerturbationSettings.from_config(dict(settings).get("perturbation"))
     records = [json.loads(Path(f).read_text()) for f in scans]
     long, excluded = perturbation_long(records)
-    icc, assessed = perturbation_table(long, rs, form=ps.icc_form)
+    first = pd.DataFrame([{"scan_id": r["scan_id"], "patient_id": str(r["patient_id"]), "session": 0} for r in records],
+                         columns=["scan_id", "patient_id", "session"])
+    patients = sorted(long["patient_id"].astype(str).unique())
+    groups = _batches(patients, clinical, converted, first, harmonisation)
+    icc, assessed = perturbation_table(long, rs, form=ps.icc_form, groups=groups)
     write_tsv(icc, table)
     write_tsv(long, features)
     plot_bland_altman(long, icc if assessed else icc.iloc[0:0], bland_altman,
@@ -108,6 +158,7 @@ def perturbation_icc(*, scans: Sequence[str | Path], settings: Mapping[str, Any]
         "k": ps.n, "form": ps.icc_form, "n_features": int(len(icc)),
         "n_robust": int(icc["robust"].sum()) if assessed else None,
         "excluded": excluded, "settings": {k: getattr(ps, k) for k in ps.__dataclass_fields__},
+        "within_batch": _batch_summary(groups, patients),
         "noise_sd_hu_median": float(pd.Series(noise, dtype=float).median()) if noise else None}, summary, indent=2)
 
 
@@ -180,6 +231,11 @@ def select_robust_features(*, features: str | Path, analyses: Sequence[str], tab
     loaded = {k: (pd.read_csv(v, sep="\t"), bool(sums[k]["assessed"])) for k, v in zip(analyses, tables, strict=True)
               if k in ("test-retest", "perturbation")}
     chosen, description = combine(loaded, rs, cols)
+    nested = {k: v["within_batch"] for k, v in sums.items() if isinstance(v.get("within_batch"), Mapping)}
+    if nested:
+        description += (" ICCs computed with patients nested in their harmonisation batch (" + "; ".join(
+            f"{k}: {v['batches']} batches" for k, v in nested.items())
+            + "), so that differences between centres do not count as reproducibility.")
     write_tsv(chosen, selection)
     icc_long_table = pd.concat([t.assign(analysis=k) for k, (t, _) in loaded.items()], ignore_index=True)
     front = ["feature", "feature_class", "image_type", "analysis"]

@@ -119,6 +119,12 @@ def harmonisation_model_inputs(config: Mapping[str, Any]) -> dict[str, str]:
     return dict(HARMONISATION_FILES) if harmonisation_enabled(config) else {}
 
 
+def robustness_within_batch(config: Mapping[str, Any]) -> bool:
+    """Whether the robustness ICCs nest patients in their harmonisation batch (harmonisation on
+    and ``robustness.within_batch``)."""
+    return harmonisation_enabled(config) and bool((config.get("robustness") or {}).get("within_batch"))
+
+
 def _negative_controls_pattern() -> str:
     from radsurv.robustness.controls import CONTROLS
 
