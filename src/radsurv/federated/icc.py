@@ -65,5 +65,5 @@ def federated_icc(fed: Federation, form: str = "ICC(3,1)", alpha: float = 0.05, 
                           for key in ("ssr", "sse", "ssw", "sst"))
     ssc = n * np.square(col_means - grand[:, None]).sum(axis=1)
     ms = _MeanSquares(msr=ssr / (n - 1), msc=ssc / (k - 1), mse=sse / ((n - 1) * (k - 1)), msw=ssw / (n * (k - 1)),
-                      constant=sst == 0, n=n, k=k)
+                      constant=sst == 0, n=n, k=k, df_subjects=n - 1)
     return _from_mean_squares(ms, canonical_form(form, k=k), alpha)
