@@ -237,6 +237,26 @@ def test_federated_icc_equals_central_icc_on_pooled_subjects(form):
     np.testing.assert_array_equal(central_icc.robust_mask(fedres), central_icc.robust_mask(central))
 
 
+@pytest.mark.parametrize("form", ["ICC(1,1)", "ICC(2,1)", "ICC(3,1)"])
+def test_federated_icc_within_sites_equals_central_icc_nested_in_sites(form):
+    """Sites whose scanners read 5 and -3 units apart: within sites the federated ICC equals the
+    central ICC with subjects nested in their site, and is lower than the pooled (crossed) one."""
+    rng = np.random.default_rng(8)
+    n_feat, k = 6, 2
+    parts = []
+    for n, shift in [(12, 0.0), (20, 5.0), (9, -3.0)]:
+        subj = rng.normal(shift, 1.0, size=(n_feat, n, 1))
+        parts.append(subj + rng.normal(0, 1.0, size=(n_feat, n, k)))
+    fed = LocalFederation([Site(f"s{i}", icc_data=p) for i, p in enumerate(parts)])
+    fedres = federated_icc(fed, form, within_sites=True)
+    sites = np.repeat(["s0", "s1", "s2"], [12, 20, 9])
+    central = central_icc.icc(np.concatenate(parts, axis=1), form, groups=sites)
+    for attr in ("icc", "ci_low", "ci_high", "f_value", "df1", "p_value"):
+        np.testing.assert_allclose(getattr(fedres, attr), getattr(central, attr), rtol=1e-10, atol=1e-12)
+    assert np.all(fedres.df1 == 41 - 3)
+    assert np.all(fedres.icc < federated_icc(fed, form).icc)
+
+
 def test_federated_km_equals_kaplan_meier_when_censoring_falls_on_bin_ends():
     rng = np.random.default_rng(3)
     grid = np.arange(0, 31, 6.0)

@@ -281,8 +281,9 @@ def test_flower_simulation_transport_gives_the_in_process_study(tmp_path):
 
 def test_robust_features_from_the_federated_test_retest_icc(tmp_path):
     """``features: robust`` on the pipeline's own features.tsv per site (retest sessions): the ICC
-    from per-site sums equals the central ICC of the pooled retest pairs, and only the
-    reproducible features enter the model."""
+    from per-site sums equals the central ICC of the pooled retest pairs with the patients nested
+    in their site (``robustness.within_batch``, the default; crossed when it is off), and only
+    the reproducible features enter the model."""
     from radsurv.robustness.icc import icc as central_icc
 
     rng = np.random.default_rng(5)
@@ -312,10 +313,18 @@ def test_robust_features_from_the_federated_test_retest_icc(tmp_path):
                     columns=cfg["cohort"]["columns"], seed=cfg["seed"], **files)
     summary = json.loads(files["summary"].read_text())
     icc_table = pd.DataFrame(summary["robust_icc"]).set_index("feature")
-    central = central_icc(np.concatenate(pairs, axis=1), "ICC(2,1)")
+    site_of = np.repeat(["a", "b", "c"], [12, 9, 10])
+    central = central_icc(np.concatenate(pairs, axis=1), "ICC(2,1)", groups=site_of)
     np.testing.assert_allclose(icc_table.loc[["f1", "f2", "f3", "f4"], "icc"], central.icc, rtol=1e-10)
     np.testing.assert_allclose(icc_table.loc[["f1", "f2", "f3", "f4"], "ci_low"], central.ci_low, rtol=1e-10)
     assert summary["features"] == ["f1", "f2"]
+    cfg["robustness"]["within_batch"] = False
+    crossed_files = federated_files(tmp_path / "crossed")
+    federated_study(federated=cfg["federated"], modelling=cfg["modelling"], robustness=cfg["robustness"],
+                    columns=cfg["cohort"]["columns"], seed=cfg["seed"], **crossed_files)
+    crossed = pd.DataFrame(json.loads(crossed_files["summary"].read_text())["robust_icc"]).set_index("feature")
+    np.testing.assert_allclose(crossed.loc[["f1", "f2", "f3", "f4"], "icc"],
+                               central_icc(np.concatenate(pairs, axis=1), "ICC(2,1)").icc, rtol=1e-10)
     assert pd.read_csv(files["coefficients"], sep="\t")["feature"].tolist() == ["f1", "f2"]
     audit = [json.loads(x) for x in files["audit"].read_text().splitlines()]
     assert {"icc_sums", "icc_squares"} <= {r["fields"]["kind"] for r in audit}

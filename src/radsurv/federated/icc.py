@@ -14,6 +14,12 @@ sites:
 The mean squares then go through :mod:`radsurv.robustness.icc`'s own estimator, so every
 form, F test and confidence interval equals the central computation on the
 pooled subjects.
+
+``within_sites=True``: the subjects are nested in their site (the site is the batch: its
+scanner's offset moves test and retest alike and would otherwise count as between-subject
+variation). Each site also shares ``k sum (row - site mean of rows)^2``, its within-site
+part of SSR; the pooled within-site SSR has ``n - S`` df (``S`` sites), as
+:func:`radsurv.robustness.icc.icc` with ``groups`` = the site of each subject.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ def site_icc_squares(data: np.ndarray, grand: np.ndarray, col_means: np.ndarray)
     return {
         "n": int(arr.shape[1]),
         "ssr": k * np.square(row - g).sum(axis=(1, 2)),
+        "ssr_within_site": k * np.square(row - row.mean(axis=1, keepdims=True)).sum(axis=(1, 2)),
         "sse": np.square(arr - row - col + g).sum(axis=(1, 2)),
         "ssw": np.square(arr - row).sum(axis=(1, 2)),
         "sst": np.square(arr - g).sum(axis=(1, 2)),
@@ -50,8 +57,9 @@ def site_icc_squares(data: np.ndarray, grand: np.ndarray, col_means: np.ndarray)
 
 
 def federated_icc(fed: Federation, form: str = "ICC(3,1)", alpha: float = 0.05, *,
-                  sites: Sequence[str] | None = None) -> ICCResult:
-    """ICC of every robustness feature over the subjects of all sites (two federated rounds)."""
+                  sites: Sequence[str] | None = None, within_sites: bool = False) -> ICCResult:
+    """ICC of every robustness feature over the subjects of all sites (two federated rounds);
+    ``within_sites``: subjects nested in their site (module docstring)."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     first = fed.ask({"kind": "icc_sums"}, sites=sites)
@@ -62,8 +70,11 @@ def federated_icc(fed: Federation, form: str = "ICC(3,1)", alpha: float = 0.05, 
     grand = col_means.mean(axis=1)
     second = fed.ask({"kind": "icc_squares", "grand": grand, "col_means": col_means}, sites=sites)
     ssr, sse, ssw, sst = (sum(np.asarray(a[key], dtype=float) for a in second.values())
-                          for key in ("ssr", "sse", "ssw", "sst"))
+                          for key in ("ssr_within_site" if within_sites else "ssr", "sse", "ssw", "sst"))
     ssc = n * np.square(col_means - grand[:, None]).sum(axis=1)
-    ms = _MeanSquares(msr=ssr / (n - 1), msc=ssc / (k - 1), mse=sse / ((n - 1) * (k - 1)), msw=ssw / (n * (k - 1)),
-                      constant=sst == 0, n=n, k=k, df_subjects=n - 1)
+    df_subjects = n - len(second) if within_sites else n - 1
+    if df_subjects < 1:
+        raise ValueError(f"{n} subjects at {len(second)} sites: the ICC within sites needs a site with two or more")
+    ms = _MeanSquares(msr=ssr / df_subjects, msc=ssc / (k - 1), mse=sse / ((n - 1) * (k - 1)),
+                      msw=ssw / (n * (k - 1)), constant=sst == 0, n=n, k=k, df_subjects=df_subjects)
     return _from_mean_squares(ms, canonical_form(form, k=k), alpha)

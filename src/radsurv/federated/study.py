@@ -53,6 +53,7 @@ class FederatedSettings:
     icc_form: str = "ICC(3,1)"
     icc_threshold: float = 0.75
     icc_use_lower_bound: bool = True
+    icc_within_sites: bool = True
 
     @classmethod
     def from_config(cls, federated: Mapping[str, Any], modelling: Mapping[str, Any] | None = None,
@@ -104,6 +105,7 @@ class FederatedSettings:
             dp_seed=derive_seed(seed, 20), icc_form=str(robustness.get("icc_form", "ICC(3,1)")),
             icc_threshold=float(robustness.get("threshold", 0.75)),
             icc_use_lower_bound=bool(robustness.get("use_lower_bound", True)),
+            icc_within_sites=bool(robustness.get("within_batch", default("robustness", "within_batch"))),
         )
 
     @property
@@ -212,7 +214,7 @@ def _robust_features(settings: FederatedSettings, columns: list[str], cand: list
     if not with_pairs:
         raise ValueError("federated.features robust: no site has enough test-retest patients (at least "
                          "federated.min_patients each); list the features instead")
-    res = federated_icc(fed, settings.icc_form, sites=with_pairs)
+    res = federated_icc(fed, settings.icc_form, sites=with_pairs, within_sites=settings.icc_within_sites)
     judged = res.ci_low if settings.icc_use_lower_bound else res.icc
     table = pd.DataFrame({"feature": columns, "icc": res.icc, "ci_low": res.ci_low, "ci_high": res.ci_high,
                           "robust": np.nan_to_num(judged, nan=-np.inf) >= settings.icc_threshold})
