@@ -148,3 +148,17 @@ def classifier_inputs(wildcards):
             "clinical": clinical_table(),
         },
     )
+
+
+def robustness_batch_inputs(wildcards):
+    """With harmonisation on and robustness.within_batch: the files that give each patient's
+    batch (the clinical table; the first scans' folders when the batch uses acquisition facts).
+    """
+    if not wf.robustness_within_batch(config):
+        return {}
+    files = {"clinical": rules.standardise_clinical.output.clinical}
+    if config["harmonisation"]["batch"].get("acquisition"):
+        files["converted"] = expand(
+            rules.extract_scan_features.output.converted, scan=first_scans()
+        )
+    return files

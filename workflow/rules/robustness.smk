@@ -5,19 +5,6 @@ ROBUSTNESS = config["robustness"]
 ROB_ANALYSES = wf.robustness_analyses(ROBUSTNESS)
 
 
-def robustness_batch_inputs(wildcards):
-    """With harmonisation on and robustness.within_batch: the files that give each patient's
-    batch (the clinical table; the first scans' folders when the batch uses acquisition facts)."""
-    if not wf.robustness_within_batch(config):
-        return {}
-    files = {"clinical": rules.standardise_clinical.output.clinical}
-    if config["harmonisation"]["batch"].get("acquisition"):
-        files["converted"] = expand(
-            rules.extract_scan_features.output.converted, scan=first_scans()
-        )
-    return files
-
-
 rule test_retest_icc:
     input:
         unpack(robustness_batch_inputs),
