@@ -267,3 +267,41 @@ def test_multicentre_demo_scanners():
     assert abs(c.mean() - img.mean() + 35.0) < 2.0 and c.std() < 0.7 * img.std()  # -35 HU, blurred
     assert np.array_equal(b, apply_scanner(img, SCANNERS[1], g, 42, 1, 1))
     assert SCANNERS[2].tags()["ConvolutionKernel"] == "SMOOTH"
+
+
+def test_protect_volume_keeps_the_volume_slope_and_equalises_the_batches_around_it():
+    """``harmonisation.protect_volume``: the log of the tumour volume becomes a protected numeric
+    covariate of ComBat. Planted: two texture features rise with log volume (the same slope at
+    every centre); centre B's scanner doubles their spread around that slope. Without the
+    covariate ComBat estimates B's spread from the total variance (mostly volume, equal at both
+    centres) and leaves the doubled residual spread; with it, B's residual spread is brought to
+    A's and the volume slope is kept."""
+    from radsurv.harmonisation.settings import VOLUME_COVARIATE, protect_column
+
+    rng = np.random.default_rng(3)
+    n = 300
+    centre = np.repeat(["A", "B"], n // 2)
+    logv = rng.normal(2.5, 0.8, n)
+    scale = np.where(centre == "B", 2.0, 1.0)
+    f = np.column_stack([4.0 * logv + scale * rng.normal(0, 0.5, n), -3.0 * logv + scale * rng.normal(0, 0.5, n)])
+    ids = [f"p{i:03d}" for i in range(n)]
+    feats = pd.DataFrame({"t1": f[:, 0], "t2": f[:, 1], "original_shape_VoxelVolume": np.exp(logv) * 1000},
+                         index=pd.Index(ids, name="patient_id"))
+    clin = pd.DataFrame({"patient_id": ids, "time": rng.exponential(5.0, n), "event": 1, "centre": centre})
+    cfg = StudyConfig(**{**FAST, "volume_feature": "original_shape_VoxelVolume"}, seed=1)
+    residual_sd = {}
+    for protect in (False, True):
+        data, _, _ = prepare(feats, clin, ["t1", "t2"], cfg, volume=True, harmonisation=_harm(clin, settings(
+            protect_volume=protect)))
+        h = data.harmoniser
+        if protect:
+            assert h.covariates == (protect_column(VOLUME_COVARIATE),)
+            np.testing.assert_allclose(data.X[protect_column(VOLUME_COVARIATE)], logv + np.log(1000), rtol=1e-12)
+        out = h.fit(data.X).transform(data.X)
+        resid = out["t1"].to_numpy() - np.polyval(np.polyfit(logv, out["t1"].to_numpy(), 1), logv)
+        residual_sd[protect] = {b: float(resid[centre == b].std()) for b in ("A", "B")}
+        assert np.polyfit(logv, out["t1"].to_numpy(), 1)[0] == pytest.approx(4.0, abs=0.3)  # slope kept
+    assert residual_sd[False]["B"] > 1.5 * residual_sd[False]["A"]
+    assert residual_sd[True]["B"] == pytest.approx(residual_sd[True]["A"], rel=0.15)
+    with pytest.raises(ValueError, match="protect_volume needs the tumour volume"):
+        prepare(feats, clin, ["t1", "t2"], cfg, volume=False, harmonisation=_harm(clin, settings(protect_volume=True)))

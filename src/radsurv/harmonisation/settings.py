@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 
     from radsurv.harmonisation.combat import ComBatHarmoniser
 
-__all__ = ["BATCH_COLUMN", "HarmonisationSettings", "HarmonisationInput", "protect_column", "read_harmonisation"]
+__all__ = ["BATCH_COLUMN", "VOLUME_COVARIATE", "HarmonisationSettings", "HarmonisationInput", "protect_column",
+           "read_harmonisation"]
 
 #: Column of the modelling frame holding each patient's batch label (read and dropped by ComBat).
 BATCH_COLUMN = "_harmonisation_batch"
+
+#: Name of the protected covariate ``log(tumour volume)`` (``harmonisation.protect_volume``).
+VOLUME_COVARIATE = "tumour_log_volume"
 
 #: Feature-name fragment of shape features (not harmonised when ``exclude_shape``).
 SHAPE_FRAGMENT = "shape_"
@@ -60,6 +64,13 @@ class HarmonisationSettings:
     min_batch_size: int
     exclude_shape: bool
     diagnostics: bool
+    protect_volume: bool = False
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """Every protected covariate: the clinical ``protect`` columns, then
+        :data:`VOLUME_COVARIATE` with ``protect_volume``."""
+        return self.protect + ((VOLUME_COVARIATE,) if self.protect_volume else ())
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any] | None) -> HarmonisationSettings:
@@ -78,7 +89,7 @@ class HarmonisationSettings:
                 empirical_bayes=bool(get("empirical_bayes")), protect=tuple(str(p) for p in (get("protect") or ())),
                 unseen_batch=str(get("unseen_batch")), min_batch_size=int(get("min_batch_size")),
                 exclude_shape=bool(get("exclude_shape")),
-                diagnostics=bool(get("diagnostics")))
+                diagnostics=bool(get("diagnostics")), protect_volume=bool(get("protect_volume")))
         if s.method != "combat":
             raise ValueError(f"harmonisation.method must be 'combat', got {s.method!r}")
         if s.unseen_batch not in UNSEEN_BATCH_POLICIES:
@@ -121,7 +132,7 @@ class HarmonisationSettings:
         return {"method": "ComBat (neuroCombat), " + ("empirical Bayes" if self.empirical_bayes else
                                                       "no empirical Bayes"),
                 "batch_column": self.batch_column, "acquisition": list(self.acquisition),
-                "protect": list(self.protect), "unseen_batch": self.unseen_batch,
+                "protect": list(self.protected), "unseen_batch": self.unseen_batch,
                 "min_batch_size": self.min_batch_size, "exclude_shape": self.exclude_shape,
                 "policy": self.policy_text()}
 

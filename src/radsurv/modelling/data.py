@@ -221,7 +221,8 @@ def prepare(features: pd.DataFrame, clinical: pd.DataFrame, candidates: Sequence
     co = _joined(feats, clin)
     _apply_covariate_rule(co, cfg, specs)
     vol_col, vol_note = _apply_volume_rule(co, *_volume_column(co.feats, cfg, volume))
-    harmoniser = _apply_harmonisation_rule(co, harmonisation, candidates) if harmonisation is not None else None
+    harmoniser = (_apply_harmonisation_rule(co, harmonisation, candidates, vol_col) if harmonisation is not None
+                  else None)
     X, y = _model_matrix(co, candidates, vol_col, specs)
     if harmonisation is not None:
         X = _with_harmonisation_columns(X, co, harmonisation)
@@ -236,11 +237,13 @@ def _is_numeric(values: pd.Series) -> bool:
     return bool(len(v)) and bool(pd.to_numeric(v, errors="coerce").notna().all())
 
 
-def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Sequence[str]) -> ComBatHarmoniser:
+def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Sequence[str],
+                              vol_col: str | None = None) -> ComBatHarmoniser:
     """Batch labels and protected covariates of the cohort; QC rows for patients without a batch
     (``refuse``: left out of every model; ``passthrough``: kept, features uncorrected), without
     a protected covariate (left out) and for batches too small to estimate; the unfitted
-    harmoniser of the radiomics branch."""
+    harmoniser of the radiomics branch. ``vol_col``: the tumour volume column, whose log is
+    protected with ``harmonisation.protect_volume``."""
     from radsurv.harmonisation.batches import batch_counts, batch_qc_rows
 
     st = h.settings
@@ -262,6 +265,13 @@ def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Se
     prot = h.protect.copy() if h.protect is not None else co.clin.copy()  # default: the clinical table
     prot.index = prot.index.astype(str)
     prot = prot.reindex(co.common)
+    if st.protect_volume:
+        if vol_col is None:
+            raise ValueError("harmonisation.protect_volume needs the tumour volume: set modelling.volume_feature to "
+                             "the column holding it")
+        from radsurv.harmonisation.settings import VOLUME_COVARIATE
+
+        prot[VOLUME_COVARIATE] = np.log(pd.to_numeric(co.feats.loc[co.common, vol_col]).to_numpy(dtype=float))
     missing_cols = [c for c in st.protect if c not in prot.columns]
     if missing_cols:
         raise ValueError(f"harmonisation.protect: column(s) {missing_cols} are not in the clinical table; list "
@@ -283,8 +293,8 @@ def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Se
     co.counts["harmonisation_batches"] = batch_counts(labels, st.min_batch_size).to_dict(orient="records")
     co.harm_labels = labels
     co.harm_protect = prot.reindex(co.common)
-    numeric = [c for c in st.protect if _is_numeric(co.harm_protect[c])]
-    categorical = [c for c in st.protect if c not in numeric]
+    numeric = [c for c in st.protected if _is_numeric(co.harm_protect[c])]
+    categorical = [c for c in st.protected if c not in numeric]
     from radsurv.harmonisation.settings import protect_column
 
     return st.harmoniser(list(dict.fromkeys(candidates)), [protect_column(c) for c in numeric],
@@ -297,7 +307,7 @@ def _with_harmonisation_columns(X: pd.DataFrame, co: _Cohort, h: HarmonisationIn
 
     assert co.harm_labels is not None and co.harm_protect is not None
     extra = {BATCH_COLUMN: co.harm_labels.reindex(X.index).astype(object).to_numpy()}
-    for c in h.settings.protect:
+    for c in h.settings.protected:
         v = co.harm_protect[c].reindex(X.index)
         extra[protect_column(c)] = (pd.to_numeric(v.astype(str).str.strip()).to_numpy(dtype=float)
                                     if _is_numeric(v) else v.astype(str).to_numpy(dtype=object))

@@ -137,10 +137,10 @@ def diagnostics_tables(X: pd.DataFrame, labels: pd.Series, st: HarmonisationSett
     Xk = Xk[cols]
     num, cat = [], []
     cov = None
-    if protect is not None and st.protect:
+    if protect is not None and st.protected:
         p = protect.reindex(Xk.index)
         cov = pd.DataFrame(index=Xk.index)
-        for c in st.protect:
+        for c in st.protected:
             v = pd.to_numeric(p[c], errors="coerce")
             if v.notna().all():
                 cov[protect_column(c)] = v.to_numpy(float)
@@ -182,13 +182,26 @@ def _auc_row(a: Any) -> dict[str, Any]:
             "n_patients": a.n_patients, "n_batches": len(a.batches), "ci_method": a.ci_method}
 
 
+def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> Any:
+    """log(tumour volume) per patient (``modelling.volume_feature``), for ``protect_volume``."""
+    import numpy as np
+    import pandas as pd
+
+    from radsurv.modelling.data import resolve_volume_column
+
+    col, note = resolve_volume_column(list(X.columns), modelling.get("volume_feature"))
+    if col is None:
+        raise ValueError(f"harmonisation.protect_volume needs the tumour volume: {note}")
+    return np.log(pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float))
+
+
 def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | list[str], batches: str | Path,
                               settings: str | Path, modelling: Mapping[str, Any], seed: int,
                               columns: Mapping[str, Any], site_auc: str | Path, kruskal: str | Path,
                               pca: str | Path, summary: str | Path, robust: str | Path | None = None) -> None:
     """The batch diagnostics of the robust candidate features (see the module docstring):
     ``site_auc`` (TSV), ``kruskal`` (TSV, both states), ``pca`` (PNG), ``summary`` (JSON)."""
-    from radsurv.harmonisation.settings import read_harmonisation
+    from radsurv.harmonisation.settings import VOLUME_COVARIATE, read_harmonisation
     from radsurv.modelling.config import derive_seed
 
     h = read_harmonisation(batches, settings)
@@ -196,6 +209,9 @@ def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | li
     X, clin, candidates = _cohort(features, clinical, robust, modelling, seed, columns, qc)
     X.index = X.index.astype(str)
     protect = clin.assign(patient_id=clin["patient_id"].astype(str)).set_index("patient_id")
+    if h.settings.protect_volume:
+        protect = protect.reindex(X.index)
+        protect[VOLUME_COVARIATE] = _log_volume(X, modelling)
     res = diagnostics_tables(X[candidates], h.batches, h.settings, derive_seed(seed, 19), pca, protect=protect)
     write_tsv(res.pop("site_auc"), site_auc)
     write_tsv(res.pop("kruskal"), kruskal)
