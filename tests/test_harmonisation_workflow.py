@@ -20,10 +20,11 @@ CONTROLS = ["randomized", "moved_roi"]
 
 
 def multicentre_config(workdir: Path) -> Path:
-    """config/examples/multicentre_demo.yaml made small: 12 patients at 3 centres, no filters,
-    test-retest robustness, one untuned 2-fold CV, 20 bootstrap resamples, two controls."""
+    """config/examples/multicentre_demo.yaml made small: 12 patients at 3 centres (6 with a retest
+    scan, so the within-centre ICC has 6 - 3 subject df), no filters, test-retest robustness, one
+    untuned 2-fold CV, 20 bootstrap resamples, two controls."""
     cfg = yaml.safe_load((REPO / "config" / "examples" / "multicentre_demo.yaml").read_text())
-    cfg["demo"] = {"patients": 12, "retest": 4, "scanners": 3}
+    cfg["demo"] = {"patients": 12, "retest": 6, "scanners": 3}
     cfg["extraction"] = {"filters": {"log_sigma_mm": [], "wavelet": False}}
     cfg["robustness"]["min_pairs"] = 3
     cfg["modelling"].update(cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2], penalizer=[10.0],
@@ -62,6 +63,18 @@ def test_controls_features_and_studies_exist_with_the_real_shape(run):
         assert (mean_diff > 1.0).all(), (control, mean_diff.tolist())
         m = json.loads((d / "metrics.json").read_text())
         assert 0.0 <= m["c_index_test_ci_low"] <= m["c_index_test"] <= m["c_index_test_ci_high"] <= 1.0
+
+
+@pytest.mark.e2e
+def test_robustness_icc_nested_in_centres_and_combat_protects_volume(run):
+    summary = json.loads((run / "robustness" / "test_retest_summary.json").read_text())
+    assert summary["assessed"] is True and summary["n"] == 6
+    nested = summary["within_batch"]
+    assert nested["batches"] == len(nested["patients_per_batch"]) and sum(nested["patients_per_batch"].values()) == 6
+    assert "nested in their harmonisation batch" in json.loads((run / "robustness" / "summary.json").read_text())[
+        "description"]
+    settings = json.loads((run / "harmonisation" / "settings.json").read_text())
+    assert "tumour_log_volume" in settings["description"]["protect"]
 
 
 @pytest.mark.e2e
