@@ -94,3 +94,27 @@ def test_too_few_pairs_per_batch_is_not_assessed(tmp_path, monkeypatch) -> None:
     table, summary, _ = _run(res, "sparse", clinical=res / "clinical" / "clinical.tsv",
                              harmonisation={"enabled": True, "batch": {"column": "centre"}})
     assert summary["assessed"] is False and table["robust"].all() and table["icc"].isna().all()
+
+
+def test_perturbation_icc_nested_in_centres() -> None:
+    """The perturbation ICC(1,1) over 4 perturbed versions of 12 patients' scans at three centres
+    40 units apart: the crossed ICC calls a feature with little between-patient variation robust,
+    the ICC within centres does not."""
+    from radsurv.robustness.perturbation_icc import perturbation_table
+    from radsurv.robustness.selection import RobustnessSettings
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for i in range(12):
+        centre_offset = CENTRES["ABC"[i % 3]][1]
+        level = rng.normal(0, 1.0)
+        for v in range(4):
+            rows.append({"scan_id": f"P{i:02d}_S1", "patient_id": f"P{i:02d}", "perturbation": v,
+                         "original_firstorder_Mean": centre_offset + level + rng.normal(0, 3.0)})
+    long = pd.DataFrame(rows)
+    rs = RobustnessSettings.from_config(SETTINGS)
+    crossed, _ = perturbation_table(long, rs)
+    groups = pd.Series(["ABC"[i % 3] for i in range(12)], index=[f"P{i:02d}" for i in range(12)])
+    nested, assessed = perturbation_table(long, rs, groups=groups)
+    assert assessed and bool(crossed["robust"].iloc[0]) and not bool(nested["robust"].iloc[0])
+    assert nested["icc"].iloc[0] < 0.5

@@ -90,9 +90,10 @@ are those of the crossed design above (``MSE`` keeps any batch-by-rater interact
 measurement error). The formulas and intervals are then those above with ``n - B`` as
 the df of ``MSR`` (``df1``); in the ICC(2,1) interval ``n`` and the ``(n-1)`` of the
 residual's df are unchanged. One batch gives exactly the crossed result; adding a
-constant to all values of a batch changes nothing. The mean squares equal the sequential
-(type I) ANOVA of ``value ~ batch + subject + rater`` (``tests/test_icc.py`` checks
-statsmodels' ``anova_lm``).
+constant to all values of a batch changes nothing. ``MSR`` is the subjects-within-batch
+mean square of the OLS comparison of ``value ~ batch + rater`` with ``value ~ subject +
+rater`` (``tests/test_icc_batches.py`` checks it against statsmodels' ``anova_lm``, and the
+intervals' coverage by simulation).
 
 Degenerate features
 -------------------

@@ -68,8 +68,9 @@ def perturbation_table(long: pd.DataFrame, settings: RobustnessSettings,
     n_batches = 1 if groups is None or not len(long) else int(
         groups.reindex(long["patient_id"].astype(str).unique()).fillna("").nunique())
     if n < max(settings.min_pairs, 2) or k < 2 or n - n_batches < 2:
-        log.warning("perturbation robustness not assessed: %d complete patients (< %d)", n,
-                    settings.min_pairs)
+        log.warning("perturbation robustness not assessed: %d complete patients (< %d)%s", n, settings.min_pairs,
+                    "" if groups is None else f" in {n_batches} batches (within batches it needs patients - batches "
+                    ">= 2)")
         return not_assessed_table(cols, form, n, k), False
     values = long[cols].apply(pd.to_numeric, errors="coerce")
     complete = [c for c in cols if values[c].notna().all() and np.isfinite(values[c]).all()]
