@@ -305,3 +305,34 @@ def test_protect_volume_keeps_the_volume_slope_and_equalises_the_batches_around_
     assert residual_sd[True]["B"] == pytest.approx(residual_sd[True]["A"], rel=0.15)
     with pytest.raises(ValueError, match="protect_volume needs the tumour volume"):
         prepare(feats, clin, ["t1", "t2"], cfg, volume=False, harmonisation=_harm(clin, settings(protect_volume=True)))
+
+
+def test_diagnostics_entry_point_protects_volume_and_leaves_out_a_zero_volume(tmp_path, caplog):
+    """Rule ``harmonisation_diagnostics`` with ``protect_volume``: the settings it reports protect
+    ``tumour_log_volume``; a patient whose volume is 0 (an empty contour) is left out with a log
+    line, as the study leaves it out of every model."""
+    import logging
+
+    from radsurv.workflow.harmonisation import harmonisation_batches, harmonisation_diagnostics
+
+    feats, clin = planted(n_a=25, n_b=25, n_c=25, p=4)
+    rng = np.random.default_rng(4)
+    feats["original_shape_VoxelVolume"] = np.exp(rng.normal(9.0, 0.8, len(feats)))
+    feats.iloc[3, feats.columns.get_loc("original_shape_VoxelVolume")] = 0.0
+    files = _pipeline_files(tmp_path, feats, clin)
+    block = {"enabled": True, "batch": {"column": "centre"}, "protect_volume": True}
+    hb = {k: tmp_path / v for k, v in (("batches", "b.tsv"), ("counts", "c.tsv"), ("settings", "s.json"),
+                                       ("qc", "qc.tsv"))}
+    harmonisation_batches(features=files["features"], robust=files["robust"], clinical=files["clinical"],
+                          harmonisation=block, modelling={}, seed=1, columns={}, **hb)
+    out = {k: tmp_path / v for k, v in (("site_auc", "site.tsv"), ("kruskal", "kw.tsv"), ("pca", "pca.png"),
+                                        ("summary", "diag.json"))}
+    with caplog.at_level(logging.WARNING, logger="radsurv.workflow.harmonisation"):
+        harmonisation_diagnostics(features=files["features"], robust=files["robust"], clinical=files["clinical"],
+                                  batches=hb["batches"], settings=hb["settings"],
+                                  modelling={"volume_feature": "original_shape_VoxelVolume"}, seed=1, columns={},
+                                  **out)
+    summary = json.loads(out["summary"].read_text())
+    assert "tumour_log_volume" in summary["settings"]["protect"]
+    assert summary["n_patients"] == len(feats) - 1
+    assert "1 patient(s) without a positive tumour volume left out" in caplog.text

@@ -56,14 +56,18 @@ def test_centre_offsets_inflate_the_crossed_icc_not_the_nested_one(form: str) ->
     assert np.median(nested_shifted.icc) < 0.7
 
 
-def test_nested_mean_squares_equal_statsmodels_anova() -> None:
+SINGLETON = np.array(["A"] * 7 + ["B"] * 7 + ["C"])  # a centre with one subject: no within-centre information
+
+
+@pytest.mark.parametrize("groups", [GROUPS, SINGLETON], ids=["6-5-4", "7-7-1"])
+def test_nested_mean_squares_equal_statsmodels_anova(groups: np.ndarray) -> None:
     smf = pytest.importorskip("statsmodels.formula.api")
     sm_stats = pytest.importorskip("statsmodels.stats.anova")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(15, 3)) + rng.normal(size=(15, 1)) * 2 + np.array([0.0, 0.5, -0.2])
-    x = x + np.select([GROUPS == "B", GROUPS == "C"], [4.0, -3.0], 0.0)[:, None]
+    x = x + np.select([groups == "B", groups == "C"], [4.0, -3.0], 0.0)[:, None]
     long = pd.DataFrame({"value": x.ravel(), "subject": np.repeat([f"s{i}" for i in range(15)], 3),
-                         "batch": np.repeat(GROUPS, 3), "rater": np.tile(["r0", "r1", "r2"], 15)})
+                         "batch": np.repeat(groups, 3), "rater": np.tile(["r0", "r1", "r2"], 15)})
     reduced = smf.ols("value ~ C(batch) + C(rater)", data=long).fit()
     full = smf.ols("value ~ C(subject) + C(rater)", data=long).fit()
     table = sm_stats.anova_lm(reduced, full)  # row 1: the subjects within their batch
@@ -73,11 +77,11 @@ def test_nested_mean_squares_equal_statsmodels_anova() -> None:
     ms_raters = sm_stats.anova_lm(full, typ=1).loc["C(rater)", "mean_sq"]
     # ICC(3,1) and ICC(2,1) from the reference mean squares, with n - B df for the F test
     k, n = 3, 15
-    res3 = icc(x, "ICC(3,1)", groups=GROUPS)
+    res3 = icc(x, "ICC(3,1)", groups=groups)
     np.testing.assert_allclose(res3.icc[0], (ms_subjects - ms_error) / (ms_subjects + (k - 1) * ms_error), rtol=1e-10)
     np.testing.assert_allclose(res3.f_value[0], ms_subjects / ms_error, rtol=1e-10)
     np.testing.assert_allclose(res3.p_value[0], table.loc[1, "Pr(>F)"], rtol=1e-8)
-    res2 = icc(x, "ICC(2,1)", groups=GROUPS)
+    res2 = icc(x, "ICC(2,1)", groups=groups)
     expected2 = (ms_subjects - ms_error) / (ms_subjects + (k - 1) * ms_error + k * (ms_raters - ms_error) / n)
     np.testing.assert_allclose(res2.icc[0], expected2, rtol=1e-10)
 

@@ -182,8 +182,9 @@ def _auc_row(a: Any) -> dict[str, Any]:
             "n_patients": a.n_patients, "n_batches": len(a.batches), "ci_method": a.ci_method}
 
 
-def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> Any:
-    """log(tumour volume) per patient (``modelling.volume_feature``), for ``protect_volume``."""
+def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> pd.Series:
+    """log(tumour volume) per patient (``modelling.volume_feature``; NaN where the volume is
+    missing or not positive), for ``protect_volume``."""
     import numpy as np
     import pandas as pd
 
@@ -192,7 +193,9 @@ def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> Any:
     col, note = resolve_volume_column(list(X.columns), modelling.get("volume_feature"))
     if col is None:
         raise ValueError(f"harmonisation.protect_volume needs the tumour volume: {note}")
-    return np.log(pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float))
+    v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.Series(np.where(v > 0, np.log(v), np.nan), index=X.index)
 
 
 def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | list[str], batches: str | Path,
@@ -210,8 +213,13 @@ def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | li
     X.index = X.index.astype(str)
     protect = clin.assign(patient_id=clin["patient_id"].astype(str)).set_index("patient_id")
     if h.settings.protect_volume:
+        log_volume = _log_volume(X, modelling)
+        if log_volume.isna().any():  # as in the study: such patients are left out of every model
+            log.warning("harmonisation diagnostics: %d patient(s) without a positive tumour volume left out "
+                        "(harmonisation.protect_volume)", int(log_volume.isna().sum()))
+            X = X.loc[log_volume.notna()]
         protect = protect.reindex(X.index)
-        protect[VOLUME_COVARIATE] = _log_volume(X, modelling)
+        protect[VOLUME_COVARIATE] = log_volume.reindex(X.index).to_numpy()
     res = diagnostics_tables(X[candidates], h.batches, h.settings, derive_seed(seed, 19), pca, protect=protect)
     write_tsv(res.pop("site_auc"), site_auc)
     write_tsv(res.pop("kruskal"), kruskal)
