@@ -110,6 +110,9 @@ def test_negative_controls_config_and_report_section(tmp_path):
         assert text in html, text
     sampled_row = html.split("control sampled:", 1)[1].split("</tr>", 1)[0]
     assert "0.598" in sampled_row and sampled_row.endswith("<td></td>"), sampled_row
+    assert "Fell to the volume-only level (the paired CI of the difference to volume reaches 0): shuffled " \
+           "(+0.002, -0.050 to +0.060)." in html
+    assert "Kept an advantage" not in html and "At or above the real model" not in html
     assert multicentre_sections({}, metrics) == []
     # the volume association table (Spearman, BH q) and the volume adjustment join the section
     pd.DataFrame({"feature": ["original_shape_MeshVolume", "original_glszm_ZoneEntropy", "original_firstorder_Mean"],
@@ -121,6 +124,29 @@ def test_negative_controls_config_and_report_section(tmp_path):
     for text in ("Confound controls", "1 of 2 features are associated with tumour volume", "ZoneEntropy", "0.810",
                  "2e-09", "volume-adjusted features", "No negative control was run", "0.610"):
         assert text in html, text
+
+
+def test_control_verdicts_name_what_fell_what_kept_an_advantage_and_what_matched_the_real_model():
+    """The multi-centre demo's seed-42 numbers (README): the real model +0.013 over volume with a CI
+    reaching below 0; `randomized` +0.053 (CI above 0) and above the real model's C."""
+    from radsurv.report.harmonisation import control_verdicts
+
+    def d(e: float, lo: float, hi: float) -> dict:
+        return {"estimate": e, "ci_low": lo, "ci_high": hi}
+
+    out = control_verdicts(0.672, d(0.013, -0.024, 0.046), {
+        "randomized": (0.712, d(0.053, 0.012, 0.097)), "shuffled": (0.671, d(0.012, -0.008, 0.031)),
+        "moved_roi": (0.650, d(-0.008, -0.023, 0.004)), "no_volume_model": (0.6, None)})
+    assert out[0].startswith("The real radiomics model itself cannot be told from tumour volume (+0.013, -0.024")
+    assert out[1] == ("Fell to the volume-only level (the paired CI of the difference to volume reaches 0): "
+                      "moved_roi (-0.008, -0.023 to +0.004), shuffled (+0.012, -0.008 to +0.031).")
+    assert out[2].startswith("Kept an advantage over volume (CI above 0): randomized (+0.053, +0.012 to +0.097).")
+    assert out[3].startswith("At or above the real model's C: randomized (0.712 against 0.672).")
+    assert len(out) == 4
+    # a real model clearly above volume, every control fallen: one sentence, no caveat
+    assert control_verdicts(0.70, d(0.09, 0.01, 0.17), {"shuffled": (0.61, d(0.0, -0.05, 0.06))}) == [
+        "Fell to the volume-only level (the paired CI of the difference to volume reaches 0): "
+        "shuffled (+0.000, -0.050 to +0.060)."]
 
 
 @pytest.mark.parametrize("control", ["randomized", "sampled", "shuffled_image", "randomized_image",

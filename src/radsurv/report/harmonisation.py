@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["INPUTS", "harmonisation_section", "negative_controls_section", "multicentre_sections"]
+__all__ = ["INPUTS", "control_verdicts", "harmonisation_section", "negative_controls_section", "multicentre_sections"]
 
 #: The report's optional inputs of this section (rule ``write_report`` names them so).
 INPUTS = ("harmonisation_counts", "harmonisation_site_auc", "harmonisation_kruskal", "harmonisation_pca",
@@ -119,6 +119,53 @@ def _volume_association_part(path: str | None) -> list[str]:
             _table(pd.DataFrame(rows, columns=["feature", "Spearman rho", "BH q"]))]
 
 
+def _delta(d: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+    """``(estimate, ci_low, ci_high)`` of a paired difference, or ``None`` when absent."""
+    try:
+        vals = tuple(float((d or {})[k]) for k in ("estimate", "ci_low", "ci_high"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return vals if all(math.isfinite(v) for v in vals) else None
+
+
+def control_verdicts(real_c: float | None, real_delta: Mapping[str, Any] | None,
+                     controls: Mapping[str, tuple[float | None, Mapping[str, Any] | None]]) -> list[str]:
+    """What the negative controls say, in plain sentences for the report.
+
+    ``real_c`` / ``real_delta``: the real radiomics model's held-out C and its paired difference
+    to the volume-only model (``estimate``, ``ci_low``, ``ci_high``); ``controls``: per control,
+    its C and its paired difference to volume. A control *fell to the volume-only level* when the
+    lower end of its difference's 95% CI is at or below 0; it *kept an advantage over volume*
+    when that interval lies above 0; it *matches the real model* when its C is at least the real
+    model's.
+    """
+    out: list[str] = []
+    rd = _delta(real_delta)
+    if rd is not None and rd[1] <= 0:
+        out.append(f"The real radiomics model itself cannot be told from tumour volume ({rd[0]:+.3f}, "
+                   f"{rd[1]:+.3f} to {rd[2]:+.3f}), so the controls cannot show much: falling to volume is "
+                   "expected whatever the model learned.")
+    fell, kept, matched = [], [], []
+    for name, (c, d) in sorted(controls.items()):
+        dd = _delta(d)
+        if dd is None:
+            continue
+        (fell if dd[1] <= 0 else kept).append(f"{name} ({dd[0]:+.3f}, {dd[1]:+.3f} to {dd[2]:+.3f})")
+        if real_c is not None and c is not None and math.isfinite(float(c)) and float(c) >= float(real_c):
+            matched.append(f"{name} ({float(c):.3f} against {float(real_c):.3f})")
+    if fell:
+        out.append("Fell to the volume-only level (the paired CI of the difference to volume reaches 0): "
+                   + ", ".join(fell) + ".")
+    if kept:
+        out.append("Kept an advantage over volume (CI above 0): " + ", ".join(kept) + ". What such a control "
+                   "keeps of the image (see its definition) carries outcome information.")
+    if matched:
+        out.append("At or above the real model's C: " + ", ".join(matched) + ". What the real model learned "
+                   "is also in these control images, so its advantage cannot be credited to the tumour's "
+                   "texture beyond what the control keeps.")
+    return out
+
+
 def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, Any],
                               config: Mapping[str, Any] | None = None) -> list[str]:
     """The confound controls: per-feature association with volume, whether the radiomic features
@@ -149,9 +196,11 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
     rows = [(real, *ci(radiomics.get("harrell_c")), diff(radiomics.get("delta_harrell_c_vs_volume")))]
     if "volume" in by_model:
         rows.append(("tumour volume alone", *ci(by_model["volume"].get("harrell_c")), ""))
+    results: dict[str, tuple[float | None, Mapping[str, Any] | None]] = {}
     for k in keys:
         m = json.loads(Path(inputs[k]).read_text())
         name = k.removeprefix("control_metrics_")
+        results[name] = (m.get("c_index_test"), m.get("delta_harrell_c_vs_volume"))
         rows.append((f"control {name}: {CONTROLS.get(name, name)}", _f(m.get("c_index_test")),
                      f"{_f(m.get('c_index_test_ci_low'))}-{_f(m.get('c_index_test_ci_high'))}",
                      diff(m.get("delta_harrell_c_vs_volume"))))
@@ -176,6 +225,10 @@ def negative_controls_section(inputs: Mapping[str, Any], metrics: Mapping[str, A
         parts.append("<p>No negative control was run (<code>harmonisation.negative_controls</code>).</p>")
     parts.append(_table(pd.DataFrame(rows, columns=["model", "held-out Harrell's C", "95% CI",
                                                     "minus volume-only C (paired 95% CI)"])))
+    real_c = (radiomics.get("harrell_c") or {}).get("estimate")
+    verdicts = control_verdicts(real_c, radiomics.get("delta_harrell_c_vs_volume"), results) if keys else []
+    if verdicts:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts) + "</ul>")
     return parts
 
 
