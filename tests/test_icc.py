@@ -30,7 +30,8 @@ import pytest
 from scipy import stats
 
 from radsurv.robustness.concordance import lins_ccc
-from radsurv.robustness.icc import FORMS, ICCResult, canonical_form, icc, icc_frame, icc_long, robust_mask
+from radsurv.robustness.icc import FORMS, ICCResult, canonical_form, icc, robust_mask
+from radsurv.robustness.icc_tables import icc_frame, icc_long
 
 DATA = Path(__file__).resolve().parent / "data"
 

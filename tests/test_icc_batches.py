@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radsurv.robustness.icc import FORMS, icc, icc_frame, icc_long
+from radsurv.robustness.icc import FORMS, icc
+from radsurv.robustness.icc_tables import icc_frame, icc_long
 
 GROUPS = np.array(["A"] * 6 + ["B"] * 5 + ["C"] * 4)  # 15 subjects in three centres
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from radsurv.robustness.discretisation import discretisation_table
-from radsurv.robustness.icc import icc_long
+from radsurv.robustness.icc_tables import icc_long
 from radsurv.robustness.perturbation_icc import perturbation_long, perturbation_table
 from radsurv.robustness.selection import RobustnessSettings, agreement, combine, counts_by_class, first_scans
 from radsurv.robustness.testretest import retest_pairs, robustness_table

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from radsurv.robustness.icc import icc_long
+from radsurv.robustness.icc_tables import icc_long
 from radsurv.robustness.selection import RobustnessSettings
 from radsurv.robustness.table import finish_table, not_assessed_table
 

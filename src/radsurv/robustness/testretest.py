@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from radsurv.features.names import feature_class, feature_columns, image_type
-from radsurv.robustness.icc import icc_frame, robust_mask
+from radsurv.robustness.icc import robust_mask
+from radsurv.robustness.icc_tables import icc_frame
 from radsurv.robustness.selection import RobustnessSettings
 
 log = logging.getLogger(__name__)
