@@ -17,7 +17,7 @@ import pandas as pd
 
 from radsurv.robustness.icc import ICCResult, icc
 
-__all__ = ["icc_frame", "icc_long"]
+__all__ = ["batch_count", "icc_frame", "icc_long"]
 
 
 def _result_frame(features: Sequence, res: ICCResult) -> pd.DataFrame:
@@ -39,6 +39,15 @@ def _numeric_block(frame: pd.DataFrame, name: str) -> np.ndarray:
     if non_numeric:
         raise ValueError(f"{name} has non-numeric feature columns: {non_numeric[:10]}")
     return frame.to_numpy(dtype=float)
+
+
+def batch_count(groups: pd.Series | None, subjects: Sequence) -> int:
+    """How many batches ``subjects`` come from (``groups``: batch label keyed by subject; a
+    subject without a label counts as one more batch); 1 without ``groups``. The ICC within
+    batches has ``len(subjects) - batch_count(...)`` subject degrees of freedom."""
+    if groups is None or not len(subjects):
+        return 1
+    return int(pd.Series(groups, dtype=object).reindex(list(subjects)).fillna("").nunique())
 
 
 def _subject_groups(groups: pd.Series | dict | None, subjects: Sequence) -> list | None:

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from radsurv.robustness.icc_tables import icc_long
+from radsurv.robustness.icc_tables import batch_count, icc_long
 from radsurv.robustness.selection import RobustnessSettings
 from radsurv.robustness.table import finish_table, not_assessed_table
 
@@ -65,8 +65,7 @@ def perturbation_table(long: pd.DataFrame, settings: RobustnessSettings,
     cols = [c for c in long.columns if c not in ("scan_id", "patient_id", "perturbation")]
     n = int(long["patient_id"].nunique()) if len(long) else 0
     k = int(long.groupby("patient_id").size().max()) if len(long) else 0
-    n_batches = 1 if groups is None or not len(long) else int(
-        groups.reindex(long["patient_id"].astype(str).unique()).fillna("").nunique())
+    n_batches = batch_count(groups, long["patient_id"].astype(str).unique())
     if n < max(settings.min_pairs, 2) or k < 2 or n - n_batches < 2:
         log.warning("perturbation robustness not assessed: %d complete patients (< %d)%s", n, settings.min_pairs,
                     "" if groups is None else f" in {n_batches} batches (within batches it needs patients - batches "

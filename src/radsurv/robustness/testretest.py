@@ -15,7 +15,7 @@ import pandas as pd
 
 from radsurv.features.names import feature_class, feature_columns, image_type
 from radsurv.robustness.icc import robust_mask
-from radsurv.robustness.icc_tables import icc_frame
+from radsurv.robustness.icc_tables import batch_count, icc_frame
 from radsurv.robustness.selection import RobustnessSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     base = pd.DataFrame({"feature": cols})
     base["feature_class"] = [feature_class(c) for c in cols]
     base["image_type"] = [image_type(c) for c in cols]
-    n_batches = 1 if groups is None else int(groups.reindex(ok["patient_id"]).fillna("").nunique())
+    n_batches = batch_count(groups, ok["patient_id"])
     if len(ok) < settings.min_pairs or len(ok) - n_batches < 2:
         log.warning("only %d complete test-retest pairs (< %d)%s: robustness not assessed",
                     len(ok), settings.min_pairs,
@@ -83,6 +83,6 @@ def robustness_table(features: pd.DataFrame, pairs: pd.DataFrame,
     log.info("%d of %d features robust (%s, threshold %.2f on %s) over %d pairs%s",
              int(out["robust"].sum()), len(out), settings.icc_form, settings.threshold,
              "lower 95% bound" if settings.use_lower_bound else "estimate", len(ok),
-             "" if groups is None else f", patients nested in {groups.reindex(ok['patient_id']).nunique()} batches")
+             "" if groups is None else f", patients nested in {n_batches} batches")
     return out[["feature", "feature_class", "image_type", "icc", "ci_low", "ci_high",
                 "form", "n", "k", "robust"]], True
