@@ -30,10 +30,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from radsurv.harmonisation.fdr import with_bh_qvalues
 
-__all__ = ["volume_association", "VolumeResidualiser"]
+__all__ = ["log_volume", "volume_association", "VolumeResidualiser"]
 
 
-def _log_volume(volume: Any) -> np.ndarray:
+def log_volume(volume: Any) -> np.ndarray:
+    """Natural log of the tumour volume of every patient; ``ValueError`` if any is missing or not positive."""
     v = pd.to_numeric(pd.Series(np.asarray(volume).ravel()), errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(v).all() or (v <= 0).any():
         raise ValueError(f"tumour volume must be a positive number for every patient "
@@ -55,7 +56,7 @@ def volume_association(X: pd.DataFrame, volume: Any, features: Sequence[str] | N
         ``feature, rho, abs_rho, p, q_bh, significant, n``, strongest association first.
         Features with fewer than 3 finite values or constant get ``nan``.
     """
-    logv = _log_volume(volume)
+    logv = log_volume(volume)
     cols = list(features) if features is not None else [c for c in X.columns
                                                          if pd.api.types.is_numeric_dtype(X[c])]
     rows = []
@@ -97,7 +98,7 @@ class VolumeResidualiser(TransformerMixin, BaseEstimator):
     def _split(self, X: Any) -> tuple[np.ndarray, pd.DataFrame]:
         if not isinstance(X, pd.DataFrame) or self.volume_column not in X.columns:
             raise ValueError(f"VolumeResidualiser needs a DataFrame with the volume column {self.volume_column!r}")
-        logv = _log_volume(X[self.volume_column])
+        logv = log_volume(X[self.volume_column])
         feats = X.drop(columns=[self.volume_column]).apply(pd.to_numeric, errors="coerce").astype(float)
         return logv, feats
 

@@ -269,9 +269,10 @@ def _apply_harmonisation_rule(co: _Cohort, h: HarmonisationInput, candidates: Se
         if vol_col is None:
             raise ValueError("harmonisation.protect_volume needs the tumour volume: set modelling.volume_feature to "
                              "the column holding it")
+        from radsurv.harmonisation.confounds import log_volume
         from radsurv.harmonisation.settings import VOLUME_COVARIATE
 
-        prot[VOLUME_COVARIATE] = np.log(pd.to_numeric(co.feats.loc[co.common, vol_col]).to_numpy(dtype=float))
+        prot[VOLUME_COVARIATE] = log_volume(co.feats.loc[co.common, vol_col])
     missing_cols = [c for c in st.protect if c not in prot.columns]
     if missing_cols:
         raise ValueError(f"harmonisation.protect: column(s) {missing_cols} are not in the clinical table; list "
