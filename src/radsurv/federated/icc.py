@@ -17,8 +17,8 @@ pooled subjects.
 
 ``within_sites=True``: the subjects are nested in their site (the site is the batch: its
 scanner's offset moves test and retest alike and would otherwise count as between-subject
-variation). Each site also shares ``k sum (row - site mean of rows)^2``, its within-site
-part of SSR; the pooled within-site SSR has ``n - S`` df (``S`` sites), as
+variation). Each site then sends as its SSR ``k sum (row - site mean of rows)^2``, its
+within-site part; the pooled within-site SSR has ``n - S`` df (``S`` sites), as
 :func:`radsurv.robustness.icc.icc` with ``groups`` = the site of each subject.
 """
 
@@ -39,17 +39,19 @@ def site_icc_sums(data: np.ndarray) -> dict[str, Any]:
     return {"n": int(arr.shape[1]), "col_sums": arr.sum(axis=1)}
 
 
-def site_icc_squares(data: np.ndarray, grand: np.ndarray, col_means: np.ndarray) -> dict[str, Any]:
-    """Site pass 2: the site's parts of SSR, SSE, SSW and SST with the pooled means."""
+def site_icc_squares(data: np.ndarray, grand: np.ndarray, col_means: np.ndarray,
+                     within_site: bool = False) -> dict[str, Any]:
+    """Site pass 2: the site's parts of SSR, SSE, SSW and SST with the pooled means; with
+    ``within_site`` its SSR is taken around the site's own mean of the subject means."""
     arr = _validate(data)
     k = arr.shape[2]
     g = np.asarray(grand, dtype=float)[:, None, None]
     col = np.asarray(col_means, dtype=float)[:, None, :]
     row = arr.mean(axis=2, keepdims=True)
+    centre = row.mean(axis=1, keepdims=True) if within_site else g
     return {
         "n": int(arr.shape[1]),
-        "ssr": k * np.square(row - g).sum(axis=(1, 2)),
-        "ssr_within_site": k * np.square(row - row.mean(axis=1, keepdims=True)).sum(axis=(1, 2)),
+        "ssr": k * np.square(row - centre).sum(axis=(1, 2)),
         "sse": np.square(arr - row - col + g).sum(axis=(1, 2)),
         "ssw": np.square(arr - row).sum(axis=(1, 2)),
         "sst": np.square(arr - g).sum(axis=(1, 2)),
@@ -68,9 +70,10 @@ def federated_icc(fed: Federation, form: str = "ICC(3,1)", alpha: float = 0.05, 
     k = col_sums.shape[1]
     col_means = col_sums / n
     grand = col_means.mean(axis=1)
-    second = fed.ask({"kind": "icc_squares", "grand": grand, "col_means": col_means}, sites=sites)
+    second = fed.ask({"kind": "icc_squares", "grand": grand, "col_means": col_means, "within_site": within_sites},
+                     sites=sites)
     ssr, sse, ssw, sst = (sum(np.asarray(a[key], dtype=float) for a in second.values())
-                          for key in ("ssr_within_site" if within_sites else "ssr", "sse", "ssw", "sst"))
+                          for key in ("ssr", "sse", "ssw", "sst"))
     ssc = n * np.square(col_means - grand[:, None]).sum(axis=1)
     df_subjects = n - len(second) if within_sites else n - 1
     if df_subjects < 1:

@@ -194,7 +194,8 @@ class Site:
         if kind == "icc_sums":
             return self.guard.release({"kind": kind, **site_icc_sums(self.icc_data)})
         return self.guard.release({"kind": kind, **site_icc_squares(self.icc_data, np.asarray(request["grand"], float),
-                                                                    np.asarray(request["col_means"], float))})
+                                                                    np.asarray(request["col_means"], float),
+                                                                    bool(request.get("within_site", False)))})
 
     # --- the dispatcher ------------------------------------------------------------------------
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
