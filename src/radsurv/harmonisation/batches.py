@@ -29,8 +29,8 @@ import pandas as pd
 
 from radsurv.qc import qc_row
 
-__all__ = ["ACQUISITION_FIELDS", "UNKNOWN", "read_acquisition_facts", "patient_acquisition_facts", "batch_labels",
-           "batch_counts", "batch_qc_rows", "robustness_groups"]
+__all__ = ["ACQUISITION_FIELDS", "UNKNOWN", "read_acquisition_facts", "patient_acquisition_facts",
+           "converted_acquisition_facts", "batch_labels", "batch_counts", "batch_qc_rows", "robustness_groups"]
 
 #: The batch of a patient whose batch is not known, where every patient needs one (robustness ICC).
 UNKNOWN = "(unknown)"
@@ -99,6 +99,16 @@ def patient_acquisition_facts(facts: pd.DataFrame, scans: pd.DataFrame) -> pd.Da
     m = s.merge(facts.drop(columns=["patient_id"]), on="scan_id", how="inner")
     first = m.sort_values(["patient_id", "session", "scan_id"], kind="mergesort").groupby("patient_id").head(1)
     return first.set_index("patient_id").drop(columns=["session"]).sort_index()
+
+
+def converted_acquisition_facts(converted: Sequence[str | Path] | str | None, scans: pd.DataFrame) -> pd.DataFrame:
+    """Each patient's acquisition facts from the rule's ``converted`` scan folders
+    (``results/scans/<scan>/converted``; none given: every scan under ``results/scans``), taken
+    from the scan modelling uses (:func:`patient_acquisition_facts` with ``scans``)."""
+    dirs = [converted] if isinstance(converted, (str, Path)) else list(converted or [])
+    facts = read_acquisition_facts(Path(dirs[0]).parent.parent if dirs else "results/scans",
+                                   [Path(d).parent.name for d in dirs] if dirs else None)
+    return patient_acquisition_facts(facts, scans)
 
 
 def _spacing_text(v: Any, decimals: int) -> str:

@@ -60,8 +60,7 @@ def harmonisation_batches(*, features: str | Path, clinical: str | Path | list[s
     import pandas as pd
 
     from radsurv.features.table import read_features
-    from radsurv.harmonisation.batches import batch_counts, batch_labels, patient_acquisition_facts
-    from radsurv.harmonisation.batches import read_acquisition_facts as read_facts
+    from radsurv.harmonisation.batches import batch_counts, batch_labels, converted_acquisition_facts
     from radsurv.harmonisation.settings import HarmonisationSettings
 
     st = HarmonisationSettings.from_config(harmonisation)
@@ -72,11 +71,8 @@ def harmonisation_batches(*, features: str | Path, clinical: str | Path | list[s
         if robust is None:
             raise ValueError("harmonisation.batch.acquisition needs the pipeline's own scans; with "
                              "modelling.features_table use harmonisation.batch.column (e.g. the centre)")
-        dirs = [converted] if isinstance(converted, str) else list(converted or [])
         scans = read_features(features).reset_index()[["scan_id", "patient_id", "session"]]
-        f = read_facts(Path(dirs[0]).parent.parent if dirs else "results/scans",
-                       [Path(d).parent.name for d in dirs] if dirs else None)
-        facts = patient_acquisition_facts(f, scans)
+        facts = converted_acquisition_facts(converted, scans)
     patients = sorted(set(X.index.astype(str)) & set(clin["patient_id"].astype(str)))
     labels, lqc = batch_labels(patients, clin, st.batch_column, "patient_id", facts, st.acquisition)
     rows += lqc

@@ -35,16 +35,12 @@ def _batches(patients: Sequence[str], clinical: str | Path | None, converted: Se
         return None
     import pandas as pd
 
-    from radsurv.harmonisation.batches import patient_acquisition_facts, read_acquisition_facts, robustness_groups
+    from radsurv.harmonisation.batches import converted_acquisition_facts, robustness_groups
     from radsurv.harmonisation.settings import HarmonisationSettings
 
     st = HarmonisationSettings.from_config(dict(harmonisation))
     clin = pd.read_csv(clinical, sep="\t", dtype=str, keep_default_na=False)
-    facts = None
-    if st.acquisition:
-        dirs = [converted] if isinstance(converted, str) else list(converted or [])
-        f = read_acquisition_facts(Path(dirs[0]).parent.parent, [Path(d).parent.name for d in dirs])
-        facts = patient_acquisition_facts(f, scans)
+    facts = converted_acquisition_facts(converted, scans) if st.acquisition else None
     groups = robustness_groups([str(p) for p in patients], clin, st, facts)
     log.info("robustness ICC within batches: %s", groups.value_counts().sort_index().to_dict())
     return groups
