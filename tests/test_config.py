@@ -78,7 +78,8 @@ def test_schema_fills_every_block_with_its_defaults():
     for block in ("robustness", "modelling", "demo"):
         cfg.pop(block, None)
     validate(cfg, schema=str(SCHEMA))
-    assert cfg["demo"] == {"patients": 40, "retest": 15, "scanners": 0, "longitudinal": False,
+    assert cfg["demo"] == {"patients": 40, "retest": 15, "scanners": 0, "texture": "spread",
+                           "longitudinal": False,
                            "longitudinal_patients": 40, "longitudinal_retest": 8, "longitudinal_size": [80, 80, 40]}
     assert cfg["longitudinal"]["enabled"] is False and cfg["longitudinal"]["propagation"]["margin_mm"] == 20.0
     assert cfg["robustness"]["retest_max_days"] == 30 and cfg["robustness"]["method"] == "test-retest"

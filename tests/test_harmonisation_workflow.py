@@ -24,7 +24,7 @@ def multicentre_config(workdir: Path) -> Path:
     scan, so the within-centre ICC has 6 - 3 subject df), no filters, test-retest robustness, one
     untuned 2-fold CV, 20 bootstrap resamples, two controls."""
     cfg = yaml.safe_load((REPO / "config" / "examples" / "multicentre_demo.yaml").read_text())
-    cfg["demo"] = {"patients": 12, "retest": 6, "scanners": 3}
+    cfg["demo"].update(patients=12, retest=6)  # three scanners, grain texture as the example
     cfg["extraction"] = {"filters": {"log_sigma_mm": [], "wavelet": False}}
     cfg["robustness"]["min_pairs"] = 3
     cfg["modelling"].update(cv_folds=2, cv_repeats=1, inner_folds=2, max_features=[2], penalizer=[10.0],

@@ -88,7 +88,8 @@ def _refits(cfg: dict, results: Path) -> dict:
 
 def _planted_heterogeneity(r: Path, control: str) -> dict | None:
     """On the demo (``demo/truth.csv``): which of the control's candidate features still carries the
-    planted tumour heterogeneity (Spearman rho with ``heterogeneity_hu`` over the first scans), beside
+    planted tumour heterogeneity (Spearman rho with its score ``z_heterogeneity``, which sets the intensity
+    spread or, with ``demo.texture: grain``, the grain; over the first scans), beside
     its rho with log volume; the same for the real features. ``None`` without the truth table."""
     import pandas as pd
     from scipy.stats import spearmanr
@@ -104,7 +105,7 @@ def _planted_heterogeneity(r: Path, control: str) -> dict | None:
         if "session" in f.columns:
             f = f[f["session"] == f.groupby("patient_id")["session"].transform("min")]
         f = f.set_index("patient_id").reindex(truth.index)
-        rho = {c: spearmanr(f[c], truth["heterogeneity_hu"], nan_policy="omit")[0] for c in robust if c in f.columns}
+        rho = {c: spearmanr(f[c], truth["z_heterogeneity"], nan_policy="omit")[0] for c in robust if c in f.columns}
         best = max(rho, key=lambda c: abs(rho[c]))
         return {"feature": best, "rho heterogeneity": round(float(rho[best]), 2),
                 "rho log volume": round(float(spearmanr(f[best], truth["log_volume"], nan_policy="omit")[0]), 2),

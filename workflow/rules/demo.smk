@@ -17,5 +17,6 @@ rule demo_cohort:
         retest=config["demo"]["retest"],
         seed=config["seed"],
         scanners=config["demo"]["scanners"],
+        texture=config["demo"]["texture"],
     script:
         "../scripts/demo_cohort.py"

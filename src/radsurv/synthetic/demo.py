@@ -119,6 +119,7 @@ from radsurv.synthetic.dicom_writer import (
     write_rtstruct,
     write_series,
 )
+from radsurv.synthetic.grain import GRAIN_CONTRAST_HU, TEXTURES, grain_wavelength_mm
 from radsurv.synthetic.render import render_ct, roi_polygons
 from radsurv.synthetic.truth import (
     BETA,
@@ -241,9 +242,9 @@ def _ct_header(p: PatientTruth, scan: ScanTruth, geom: Geometry, seed: int) -> d
 # DICOM writing
 # ---------------------------------------------------------------------------
 def _write_ct(series_dir: Path, p: PatientTruth, scan: ScanTruth, geom: Geometry,
-              seed: int, scanners: int = 0) -> list[str]:
+              seed: int, scanners: int = 0, texture: str = "spread") -> list[str]:
     """Render the scan and write its CT series (``0001.dcm`` ...); the SOP instance UIDs, in slice order."""
-    hu = render_ct(p, scan, geom, noise=True, seed=seed)
+    hu = render_ct(p, scan, geom, noise=True, seed=seed, texture=texture)
     header = _ct_header(p, scan, geom, seed)
     if scanners:  # multi-centre demo (radsurv.synthetic.multicentre): the patient's centre's scanner
         from radsurv.synthetic.multicentre import apply_scanner, scanner_of
@@ -298,12 +299,12 @@ def _write_rtstruct(path: Path, p: PatientTruth, scan: ScanTruth, geom: Geometry
                    fmt=ds_str, stamp=STAMP)
 
 
-def _write_scan(job: tuple[Any, Any, Geometry, int, Path, int]) -> int:
+def _write_scan(job: tuple[Any, Any, Geometry, int, Path, int, str]) -> int:
     """Write one scan's CT series and RTSTRUCT; the number of files written."""
-    p, scan, geometry, seed, dicom_dir, scanners = job
+    p, scan, geometry, seed, dicom_dir, scanners, texture = job
     log.info("demo: writing %s scan %d", p.patient_id, scan.study)
     base = dicom_dir / p.patient_id / str(scan.study)
-    uids = _write_ct(base / "CT", p, scan, geometry, seed, scanners)
+    uids = _write_ct(base / "CT", p, scan, geometry, seed, scanners, texture)
     _write_rtstruct(base / "RTSTRUCT" / "0001.dcm", p, scan, geometry, seed, uids)
     return len(uids) + 1
 
@@ -311,8 +312,13 @@ def _write_scan(job: tuple[Any, Any, Geometry, int, Path, int]) -> int:
 # ---------------------------------------------------------------------------
 # cohort writer
 # ---------------------------------------------------------------------------
-def _readme(c: DemoCohort, n_retest: int) -> str:
+def _readme(c: DemoCohort, n_retest: int, texture: str = "spread") -> str:
     doc = __doc__ or ""
+    if texture == "grain":
+        from radsurv.synthetic import grain
+
+        title = "Tumour texture of this cohort (texture = grain, radsurv.synthetic.grain)"
+        doc += f"\n{title}\n{'-' * len(title)}\n{grain.__doc__ or ''}"
     freeze = COHORT_START + timedelta(days=int(round(c.data_freeze_months * DAYS_PER_MONTH)))
     g = c.geometry
     return (
@@ -340,7 +346,7 @@ def _readme(c: DemoCohort, n_retest: int) -> str:
 
 
 
-def _write_tables(out_dir: Path, cohort: DemoCohort, n_retest: int) -> dict[str, Path]:
+def _write_tables(out_dir: Path, cohort: DemoCohort, n_retest: int, texture: str = "spread") -> dict[str, Path]:
     """Write ``clinical.csv``, ``truth.csv``, ``phi_values.json`` and ``README.md``; their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"clinical_csv": out_dir / "clinical.csv", "truth_csv": out_dir / "truth.csv",
@@ -353,12 +359,13 @@ def _write_tables(out_dir: Path, cohort: DemoCohort, n_retest: int) -> dict[str,
         for scan in p.scans:
             phi.update(_phi(p.index, scan.study).values())
     paths["phi_values"].write_text(json.dumps(sorted(phi), indent=1) + "\n", encoding="utf-8")
-    paths["readme"].write_text(_readme(cohort, n_retest), encoding="utf-8")
+    paths["readme"].write_text(_readme(cohort, n_retest, texture), encoding="utf-8")
     return paths
 
 
 def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15,
-                         seed: int = 42, workers: int = 1, scanners: int = 0, **geometry: Any) -> dict[str, Any]:
+                         seed: int = 42, workers: int = 1, scanners: int = 0, texture: str = "spread",
+                         **geometry: Any) -> dict[str, Any]:
     """Write the synthetic cohort under ``out_dir`` and return a summary.
 
     ``geometry`` keywords are the fields of :class:`~radsurv.synthetic.truth.Geometry` (``rows``,
@@ -368,15 +375,25 @@ def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15
     from the seed alone, so the files are the same for any ``workers``).
     ``scanners`` (2 or 3): the multi-centre demo of :mod:`radsurv.synthetic.multicentre` (a
     ``centre`` column in ``clinical.csv``); 0: the single-centre demo, unchanged.
+    ``texture``: ``spread`` (default: the heterogeneity score sets the SD of the tumour's texture)
+    or ``grain`` (it sets only the spatial scale of a two-phase texture: :mod:`radsurv.synthetic.grain`;
+    ``truth.csv`` then has the planted ``grain_mm`` and the texture's SD as ``heterogeneity_hu``).
     """
     out_dir = Path(out_dir)
+    if texture not in TEXTURES:
+        raise ValueError(f"demo texture must be one of {TEXTURES}, got {texture!r}")
     cohort = simulate_cohort(n_patients, n_retest, seed, **geometry)
+    if texture == "grain":
+        cohort.truth["heterogeneity_hu"] = GRAIN_CONTRAST_HU
+        cohort.truth.insert(cohort.truth.columns.get_loc("z_heterogeneity") + 1, "grain_mm",
+                            [round(grain_wavelength_mm(p.z_heterogeneity), 4) for p in cohort.patients])
     if scanners:
         from radsurv.synthetic.multicentre import centre_column
 
         cohort.clinical["centre"] = centre_column(seed, [p.index for p in cohort.patients], scanners)
     dicom_dir = out_dir / "dicom"
-    jobs = [(p, scan, cohort.geometry, seed, dicom_dir, scanners) for p in cohort.patients for scan in p.scans]
+    jobs = [(p, scan, cohort.geometry, seed, dicom_dir, scanners, texture)
+            for p in cohort.patients for scan in p.scans]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -384,7 +401,7 @@ def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15
             n_files = sum(pool.map(_write_scan, jobs))
     else:
         n_files = sum(map(_write_scan, jobs))
-    paths = _write_tables(out_dir, cohort, n_retest)
+    paths = _write_tables(out_dir, cohort, n_retest, texture)
     return {
         "out_dir": out_dir,
         "dicom_dir": dicom_dir,
@@ -455,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--patients", type=int, default=40)
     ap.add_argument("--retest", type=int, default=15)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--texture", choices=TEXTURES, default="spread",
+                    help="where the heterogeneity score is planted (radsurv.synthetic.grain)")
     for f in fields(Geometry):
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -463,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     geom = {f.name: getattr(args, f.name) for f in fields(Geometry)}
     try:
-        summary = generate_demo_cohort(args.out, args.patients, args.retest, args.seed, **geom)
+        summary = generate_demo_cohort(args.out, args.patients, args.retest, args.seed,
+                                       texture=args.texture, **geom)
     except ValueError as e:
         ap.error(str(e))
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary.items()},

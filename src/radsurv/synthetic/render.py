@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import erfc
 
+from radsurv.synthetic.grain import TEXTURES, Grain, draw_grain
 from radsurv.synthetic.truth import LUNG_CENTRE, Geometry, PatientTruth, ScanTruth, patient_rng, texture_raw
 
 __all__ = ["render_ct", "roi_polygons"]
@@ -113,8 +114,9 @@ def _add_spine(img: np.ndarray, X2: np.ndarray, Y2: np.ndarray, k: float, dx: fl
 
 
 def _add_tumour(img: np.ndarray, patient: PatientTruth, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray,
-                vox: tuple[float, float, float]) -> None:
-    """Paint the textured tumour into ``img`` in place, evaluated in its bounding box only."""
+                vox: tuple[float, float, float], grain: Grain | None = None) -> None:
+    """Paint the textured tumour into ``img`` in place, evaluated in its bounding box only
+    (``grain``: the two-phase texture of :mod:`radsurv.synthetic.grain` instead of the blobs)."""
     dx, dy, dz = vox
     cx, cy, cz = patient.tumour_centre_mm
     rmax = max(patient.tumour_semi_axes_mm) + 3 * max(dx, dz)
@@ -128,19 +130,26 @@ def _add_tumour(img: np.ndarray, patient: PatientTruth, xs: np.ndarray, ys: np.n
     u = _to_tumour_frame(patient, Xb, Yb, Zb)
     occ = _ellipsoid_occ(u[..., 0], u[..., 1], u[..., 2], patient.tumour_semi_axes_mm,
                          patient.tumour_rotation_rad, (dx, dy, dz))
-    tex = texture_raw(u, patient.blob_centres_mm, patient.blob_sigmas_mm, patient.blob_weights)
-    val = TUMOUR_BASE_HU + patient.heterogeneity_hu * (tex - patient.texture_mean) / patient.texture_sd
+    if grain is not None:
+        val = grain.values_hu(u, TUMOUR_BASE_HU)
+    else:
+        tex = texture_raw(u, patient.blob_centres_mm, patient.blob_sigmas_mm, patient.blob_weights)
+        val = TUMOUR_BASE_HU + patient.heterogeneity_hu * (tex - patient.texture_mean) / patient.texture_sd
     img[sl] = img[sl] * (1 - occ) + val * occ
 
 
 def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
-              noise: bool = True, seed: int = 0) -> np.ndarray:
+              noise: bool = True, seed: int = 0, texture: str = "spread") -> np.ndarray:
     """The scan's HU volume, shape ``(n_slices, rows, cols)`` (z, y, x).
 
     Every value is evaluated at the voxel centre in patient mm after undoing
     the scan's rigid shift, so anatomy, texture and contours move together.
-    ``seed`` is the cohort seed (it selects the noise realisation).
+    ``seed`` is the cohort seed (it selects the noise realisation and the grain texture).
+    ``texture``: ``spread`` (the heterogeneity is the SD of the blob texture) or ``grain``
+    (the spatial scale of a two-phase texture; :mod:`radsurv.synthetic.grain`).
     """
+    if texture not in TEXTURES:
+        raise ValueError(f"demo texture must be one of {TEXTURES}, got {texture!r}")
     sx, sy, sz = scan.shift_mm
     xs = geometry.x() - sx
     ys = geometry.y() - sy
@@ -160,7 +169,8 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
 
     _add_lungs(img, patient, xs, ys, zs, k, (dx, dy, dz))
     img = _add_spine(img, X2, Y2, k, dx, dy)
-    _add_tumour(img, patient, xs, ys, zs, (dx, dy, dz))
+    _add_tumour(img, patient, xs, ys, zs, (dx, dy, dz),
+                draw_grain(seed, patient) if texture == "grain" else None)
 
     if noise:
         rng = patient_rng(seed, patient.index, 10 + scan.study)
