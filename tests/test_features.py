@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -82,9 +83,15 @@ def test_fixed_bin_size_counts_from_the_lower_bound(tmp_path):
 def test_filtered_images_count_bins_from_their_own_minimum(tmp_path):
     img, m = _uniform_roi(tmp_path, -940.0, n=10)
     cfg = {"bin_width": 25, "feature_classes": ["glszm"], "filters": {"log_sigma_mm": [2.0]}}
-    f, _ = feat.extract(img, m, feat.pyradiomics_params(cfg, {"resegment_range": [-1000, 400]}))
+    params = feat.pyradiomics_params(cfg, {"resegment_range": [-1000, 400]})
+    before = copy.deepcopy(params)
+    f, _ = feat.extract(img, m, params)
     assert f["original_glszm_HighGrayLevelZoneEmphasis"] == pytest.approx(9.0)
     assert f["log-sigma-2-0-mm-3D_glszm_LowGrayLevelZoneEmphasis"] <= 1.0  # lowest bin is 1
+    # the caller's parameters are left as they were, so they can be used again (pyradiomics keeps the
+    # image-type dicts it is given; the bin-origin key once leaked into them and failed validation)
+    assert params == before
+    assert feat.extract(img, m, params)[0] == f
 
 
 def test_shape_from_morphological_mask_rest_from_intensity_mask(sphere_case):

@@ -35,6 +35,7 @@ The cohort matrix built from the per-scan results lives in
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Mapping
@@ -175,7 +176,8 @@ def _extractor(params: Mapping[str, Any]) -> Any:
     """A pyradiomics extractor for ``params`` (validated once: construction parses pyradiomics' schema)."""
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    py = {k: params[k] for k in ("setting", "imageType", "featureClass")}
+    # a copy: pyradiomics keeps the image-type dicts it is given, and the bin origin is added to them below
+    py = copy.deepcopy({k: params[k] for k in ("setting", "imageType", "featureClass")})
     extractor = RadiomicsFeatureExtractor(py)
     origin = (params.get("radsurv") or {}).get("bin_origin")
     if origin is not None:  # set after pykwalify validation, which knows no such key
