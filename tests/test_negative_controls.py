@@ -127,8 +127,9 @@ def test_negative_controls_config_and_report_section(tmp_path):
 
 
 def test_control_verdicts_name_what_fell_what_kept_an_advantage_and_what_matched_the_real_model():
-    """The multi-centre demo's seed-42 numbers (README): the real model +0.013 over volume with a CI
-    reaching below 0; `randomized` +0.053 (CI above 0) and above the real model's C."""
+    """The multi-centre demo's seed-42 numbers with `demo.texture: spread` (README): the real model
+    +0.013 over volume with a CI reaching below 0; `randomized` +0.053 (CI above 0) and above the
+    real model's C."""
     from radsurv.report.harmonisation import control_verdicts
 
     def d(e: float, lo: float, hi: float) -> dict:
