@@ -10,19 +10,16 @@ from scipy.stats import spearmanr
 
 from radsurv.synthetic import demo
 from radsurv.synthetic.grain import GRAIN_CONTRAST_HU, draw_grain, grain_wavelength_mm
-from radsurv.synthetic.render import TUMOUR_BASE_HU, render_ct
+from radsurv.synthetic.render import TUMOUR_BASE_HU, _to_tumour_frame, render_ct
 from radsurv.synthetic.truth import simulate_cohort
 
 SEED = 42
 
 
-def _interior(p, geom, img: np.ndarray) -> np.ndarray:
-    """The voxels of ``img`` at least 3 mm inside the tumour (no partial volume with the lung)."""
+def _interior(p, geom) -> np.ndarray:
+    """The voxels of the grid at least 3 mm inside the tumour (no partial volume with the lung)."""
     zs, ys, xs = np.meshgrid(geom.z(), geom.y(), geom.x(), indexing="ij")
-    cx, cy, cz = p.tumour_centre_mm
-    c, s = np.cos(p.tumour_rotation_rad), np.sin(p.tumour_rotation_rad)
-    dx, dy = xs - cx, ys - cy
-    u = np.stack([c * dx + s * dy, -s * dx + c * dy, zs - cz], axis=-1)
+    u = _to_tumour_frame(p, xs, ys, zs)
     a, b, cc = (v - 3.0 for v in p.tumour_semi_axes_mm)
     return (u[..., 0] / a) ** 2 + (u[..., 1] / b) ** 2 + (u[..., 2] / cc) ** 2 <= 1.0
 
@@ -33,7 +30,7 @@ def rendered():
     out = []
     for p in cohort.patients:
         img = render_ct(p, p.scans[0], cohort.geometry, noise=False, seed=SEED, texture="grain")
-        out.append((p, img, _interior(p, cohort.geometry, img)))
+        out.append((p, img, _interior(p, cohort.geometry)))
     return out
 
 

@@ -119,7 +119,7 @@ from radsurv.synthetic.dicom_writer import (
     write_rtstruct,
     write_series,
 )
-from radsurv.synthetic.grain import GRAIN_CONTRAST_HU, TEXTURES, grain_wavelength_mm
+from radsurv.synthetic.grain import GRAIN_CONTRAST_HU, TEXTURES, check_texture, grain_wavelength_mm
 from radsurv.synthetic.render import render_ct, roi_polygons
 from radsurv.synthetic.truth import (
     BETA,
@@ -380,8 +380,7 @@ def generate_demo_cohort(out_dir: Path, n_patients: int = 40, n_retest: int = 15
     ``truth.csv`` then has the planted ``grain_mm`` and the texture's SD as ``heterogeneity_hu``).
     """
     out_dir = Path(out_dir)
-    if texture not in TEXTURES:
-        raise ValueError(f"demo texture must be one of {TEXTURES}, got {texture!r}")
+    check_texture(texture)  # before anything is written
     cohort = simulate_cohort(n_patients, n_retest, seed, **geometry)
     if texture == "grain":
         cohort.truth["heterogeneity_hu"] = GRAIN_CONTRAST_HU

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radsurv.synthetic.truth import PatientTruth, patient_rng
+from radsurv.synthetic.truth import PatientTruth, patient_rng, sample_in_ellipsoid
 
 __all__ = ["GRAIN_BASE_MM", "GRAIN_CONTRAST_HU", "GRAIN_LOG_SD", "GRAIN_STREAM", "GRAIN_WAVES", "Grain",
-           "TEXTURES", "draw_grain", "grain_wavelength_mm"]
+           "TEXTURES", "check_texture", "draw_grain", "grain_wavelength_mm"]
 
 #: the demo's tumour texture models (``demo.texture``)
 TEXTURES = ("spread", "grain")
@@ -48,6 +48,12 @@ GRAIN_CONTRAST_HU = 70.0
 GRAIN_WAVES = 48
 #: the patient's random stream of the grain texture (unused by the default demo)
 GRAIN_STREAM = 4
+
+
+def check_texture(texture: str) -> None:
+    """``ValueError`` unless ``texture`` is one of :data:`TEXTURES`."""
+    if texture not in TEXTURES:
+        raise ValueError(f"demo texture must be one of {TEXTURES}, got {texture!r}")
 
 
 def grain_wavelength_mm(z_het: float) -> float:
@@ -80,8 +86,5 @@ def draw_grain(seed: int, patient: PatientTruth) -> Grain:
     wavelength = grain_wavelength_mm(patient.z_heterogeneity) * rng.uniform(0.85, 1.15, GRAIN_WAVES)
     k = direction * (2.0 * math.pi / wavelength)[:, None]
     phases = rng.uniform(0.0, 2.0 * math.pi, GRAIN_WAVES)
-    v = rng.normal(size=(4000, 3))
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    pts = v * rng.uniform(size=(4000, 1)) ** (1.0 / 3.0) * np.asarray(patient.tumour_semi_axes_mm)
-    grain = Grain(k, phases, 0.0)
-    return Grain(k, phases, float(np.median(grain.field(pts))))
+    pts = sample_in_ellipsoid(rng, np.asarray(patient.tumour_semi_axes_mm), 4000)
+    return Grain(k, phases, float(np.median(Grain(k, phases, 0.0).field(pts))))

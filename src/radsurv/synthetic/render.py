@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import erfc
 
-from radsurv.synthetic.grain import TEXTURES, Grain, draw_grain
+from radsurv.synthetic.grain import Grain, check_texture, draw_grain
 from radsurv.synthetic.truth import LUNG_CENTRE, Geometry, PatientTruth, ScanTruth, patient_rng, texture_raw
 
 __all__ = ["render_ct", "roi_polygons"]
@@ -148,8 +148,7 @@ def render_ct(patient: PatientTruth, scan: ScanTruth, geometry: Geometry,
     ``texture``: ``spread`` (the heterogeneity is the SD of the blob texture) or ``grain``
     (the spatial scale of a two-phase texture; :mod:`radsurv.synthetic.grain`).
     """
-    if texture not in TEXTURES:
-        raise ValueError(f"demo texture must be one of {TEXTURES}, got {texture!r}")
+    check_texture(texture)
     sx, sy, sz = scan.shift_mm
     xs = geometry.x() - sx
     ys = geometry.y() - sy

@@ -243,7 +243,8 @@ def _blobs(rng: np.random.Generator, n: int, half: Sequence[float], sig: tuple[f
 
 
 
-def _sample_in_ellipsoid(rng: np.random.Generator, semi: np.ndarray, n: int) -> np.ndarray:
+def sample_in_ellipsoid(rng: np.random.Generator, semi: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points uniform in the axis-aligned ellipsoid with semi-axes ``semi`` (a direction, then a radius each)."""
     v = rng.normal(size=(n, 3))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     r = rng.uniform(size=(n, 1)) ** (1.0 / 3.0)
@@ -365,9 +366,9 @@ def _draw_tumour(rng: np.random.Generator, log_v: float, lung: tuple[float, floa
     )
     n_b = N_BLOBS
     b_sig = np.maximum(rng.uniform(0.22, 0.35, n_b) * r_eq, 2.5)
-    b_cen = _sample_in_ellipsoid(rng, 0.9 * semi, n_b)
+    b_cen = sample_in_ellipsoid(rng, 0.9 * semi, n_b)
     b_w = rng.normal(size=n_b)
-    pts = _sample_in_ellipsoid(rng, semi, 4000)
+    pts = sample_in_ellipsoid(rng, semi, 4000)
     raw = texture_raw(pts, b_cen, b_sig, b_w)
     return _Tumour(semi, rot, side, centre, b_cen, b_sig, b_w, float(raw.mean()), float(raw.std()))
 
