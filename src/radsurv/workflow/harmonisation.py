@@ -178,10 +178,9 @@ def _auc_row(a: Any) -> dict[str, Any]:
             "n_patients": a.n_patients, "n_batches": len(a.batches), "ci_method": a.ci_method}
 
 
-def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> pd.Series:
-    """log(tumour volume) per patient (``modelling.volume_feature``; NaN where the volume is
-    missing or not positive), for ``protect_volume``."""
-    import numpy as np
+def _volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> pd.Series:
+    """Tumour volume per patient (``modelling.volume_feature``; NaN where not a number), for
+    ``protect_volume``."""
     import pandas as pd
 
     from radsurv.modelling.data import resolve_volume_column
@@ -189,9 +188,7 @@ def _log_volume(X: pd.DataFrame, modelling: Mapping[str, Any]) -> pd.Series:
     col, note = resolve_volume_column(list(X.columns), modelling.get("volume_feature"))
     if col is None:
         raise ValueError(f"harmonisation.protect_volume needs the tumour volume: {note}")
-    v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return pd.Series(np.where(v > 0, np.log(v), np.nan), index=X.index)
+    return pd.to_numeric(X[col], errors="coerce")
 
 
 def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | list[str], batches: str | Path,
@@ -209,13 +206,16 @@ def harmonisation_diagnostics(*, features: str | Path, clinical: str | Path | li
     X.index = X.index.astype(str)
     protect = clin.assign(patient_id=clin["patient_id"].astype(str)).set_index("patient_id")
     if h.settings.protect_volume:
-        log_volume = _log_volume(X, modelling)
-        if log_volume.isna().any():  # as in the study: such patients are left out of every model
+        from radsurv.harmonisation.confounds import log_volume
+
+        volume = _volume(X, modelling)
+        positive = volume > 0
+        if not positive.all():  # as in the study: such patients are left out of every model
             log.warning("harmonisation diagnostics: %d patient(s) without a positive tumour volume left out "
-                        "(harmonisation.protect_volume)", int(log_volume.isna().sum()))
-            X = X.loc[log_volume.notna()]
+                        "(harmonisation.protect_volume)", int((~positive).sum()))
+            X = X.loc[positive]
         protect = protect.reindex(X.index)
-        protect[VOLUME_COVARIATE] = log_volume.reindex(X.index).to_numpy()
+        protect[VOLUME_COVARIATE] = log_volume(volume[positive])
     res = diagnostics_tables(X[candidates], h.batches, h.settings, derive_seed(seed, 19), pca, protect=protect)
     write_tsv(res.pop("site_auc"), site_auc)
     write_tsv(res.pop("kruskal"), kruskal)
